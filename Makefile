@@ -1,0 +1,37 @@
+# Every target creates .venv on first use, so a fresh clone needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+STAMP_RUN := $(VENV)/.installed
+
+.PHONY: demo test lint bench bench-all docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP_RUN): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN)
+	$(BIN)/python examples/backtest.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check rangememo tests examples benchmarks
+	$(BIN)/ruff format --check rangememo tests examples benchmarks
+	$(BIN)/mypy rangememo
+
+test: lint
+	$(BIN)/python -m pytest -m "not slow" --cov=rangememo --cov-branch --cov-report=term tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage*

@@ -1,0 +1,43 @@
+"""rangememo: a range-aware cache for slow, range-queried APIs.
+
+``@range_cached`` keeps, per key, a ledger of the intervals already fetched
+and calls the wrapped function only for the gaps of each request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._decorator import AsyncRangeCached, RangeCached, default_store, range_cached
+from ._entry import Entry, Fetched
+from ._errors import (
+    CacheWarning,
+    InvalidRange,
+    InvalidResult,
+    RangememoError,
+    SchemaMismatchError,
+)
+from ._memory import MemoryStore
+from ._stats import CacheInfo
+from ._store import Store
+
+__all__ = [
+    "AsyncRangeCached",
+    "CacheInfo",
+    "CacheWarning",
+    "Entry",
+    "Fetched",
+    "InvalidRange",
+    "InvalidResult",
+    "MemoryStore",
+    "RangeCached",
+    "RangememoError",
+    "SchemaMismatchError",
+    "Store",
+    "default_store",
+    "range_cached",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger("rangememo").addHandler(logging.NullHandler())

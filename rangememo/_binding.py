@@ -1,0 +1,117 @@
+"""Binding a call's arguments: which value is the key, the range, the step."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+__all__ = ["Binder", "KeySpec"]
+
+KeySpec = str | Sequence[str] | Callable[..., Hashable] | None
+
+_UNSET = object()
+
+
+class Binder:
+    """Precomputed knowledge of one function's signature."""
+
+    def __init__(self, fn: Callable[..., Any], key: KeySpec, start: str, end: str) -> None:
+        self.signature = sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        names = [p.name for p in params]
+        for role, name in (("start", start), ("end", end)):
+            if name not in sig.parameters:
+                raise TypeError(
+                    f"{role}={name!r} is not a parameter of {fn.__qualname__}{sig}; "
+                    f"pass {role}= naming the argument that carries the range"
+                )
+        self.start, self.end = start, end
+        skip = {start, end}
+        if params and params[0].name in ("self", "cls"):
+            skip.add(params[0].name)
+        self.key_fn: Callable[..., Hashable] | None = None
+        if callable(key):
+            self.key_fn = key
+            self.key_names: tuple[str, ...] = ()
+        else:
+            if key is None:
+                self.key_names = tuple(n for n in names if n not in skip)
+            elif isinstance(key, str):
+                self.key_names = (key,)
+            else:
+                self.key_names = tuple(key)
+            unknown = [n for n in self.key_names if n not in sig.parameters]
+            if unknown:
+                raise TypeError(f"key names unknown parameters {unknown} of {fn.__qualname__}{sig}")
+            clash = [n for n in self.key_names if n in (start, end)]
+            if clash:
+                raise TypeError(f"key must not include the range arguments {clash}")
+        self._var_kw = {p.name for p in params if p.kind is p.VAR_KEYWORD}
+        # For introspection calls: the signature without self and the range,
+        # so ``coverage("AAPL", "D")`` binds "D" to timeframe, not to start.
+        self.key_signature = sig.replace(parameters=[p for p in params if p.name not in skip])
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        """Bind like a real call (``TypeError`` for a bad call), defaults applied."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound
+
+    def bind_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bind key arguments only (for ``coverage``/``invalidate``)."""
+        bound = self.key_signature.bind_partial(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def key(self, arguments: dict[str, Any]) -> Hashable:
+        """The series key of a call; ``TypeError`` naming an unhashable value."""
+        if self.key_fn is not None:
+            value = self.key_fn(**_plain(arguments, self._var_kw))
+            names: Sequence[str] = ("<key callable>",)
+        else:
+            names = self.key_names
+            value = tuple(_freeze(arguments.get(n, _UNSET)) for n in names)
+            if _UNSET in value:
+                missing = [n for n, v in zip(names, value, strict=True) if v is _UNSET]
+                raise TypeError(f"missing key argument(s) {missing}")
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"the cache key {value!r} (from {list(names)}) is not hashable; "
+                "pass key= a callable returning a hashable value"
+            ) from None
+        return value
+
+    def with_range(
+        self, bound: inspect.BoundArguments, start: Any, end: Any
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """``(args, kwargs)`` of the same call asking for ``[start, end]``."""
+        arguments = dict(bound.arguments)
+        arguments[self.start], arguments[self.end] = start, end
+        new = inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type,unused-ignore]
+        return new.args, new.kwargs
+
+    def keywords(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The bound arguments as keywords (for ``key``/``step`` callables)."""
+        return _plain(arguments, self._var_kw)
+
+
+def _plain(arguments: dict[str, Any], var_kw: set[str]) -> dict[str, Any]:
+    if not var_kw:
+        return dict(arguments)
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name in var_kw:
+            out.update(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    # **kwargs bind as a dict: make it hashable, order-independent.
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    return value

@@ -1,0 +1,285 @@
+"""RangeCache: one cached function — binds calls, plans, fetches gaps, assembles.
+
+The async and sync paths share everything but the waiting: asyncio tasks and
+futures for ``async def`` functions, threads and ``concurrent.futures`` for
+plain ones (so a sync wrapper never needs, or touches, an event loop).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._axis import Axis, Closed, axis_of, parse_step
+from ._binding import Binder, KeySpec
+from ._entry import Entry, Fetched
+from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
+from ._frames import adapter_for
+from ._ledger import span
+from ._merge import normalize
+from ._planner import plan_gaps
+from ._stats import Stats
+from ._store import Store
+
+__all__ = ["Options", "RangeCache", "Request"]
+
+log = logging.getLogger("rangememo")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Everything ``range_cached`` was configured with."""
+
+    key: KeySpec = None
+    start: str = "start"
+    end: str = "end"
+    step: Any = None
+    closed: Closed = "both"
+    index: str | None = None
+    settle: Any = None
+    ttl: Any = None
+    max_concurrency: int = 4
+    namespace: str | None = None
+    version: int | str = 0
+    clock: Callable[[], dt.datetime] = _utcnow
+
+
+@dataclass(slots=True)
+class Request:
+    """One call, bound and encoded."""
+
+    bound: Any  # inspect.BoundArguments
+    key: Hashable
+    axis: Axis
+    lo: int
+    hi: int  # end of what a fetch of the request covers
+    rows_hi: int  # end of the rows the answer holds
+
+
+class RangeCache:
+    """The state behind one decorated function."""
+
+    def __init__(self, fn: Callable[..., Any], options: Options, store: Store) -> None:
+        if options.closed not in ("both", "left"):
+            raise InvalidRange(f"closed must be 'both' or 'left', got {options.closed!r}")
+        if options.max_concurrency < 1:
+            raise InvalidRange(f"max_concurrency must be >= 1, got {options.max_concurrency!r}")
+        self.fn = fn
+        self.options = options
+        self.store = store
+        self.binder = Binder(fn, options.key, options.start, options.end)
+        base = options.namespace or f"{fn.__module__}.{fn.__qualname__}"
+        self.namespace = f"{base}@v{options.version}"
+        self.stats = Stats()
+        self.settle = _span_ns(options.settle, "settle")
+        self.ttl = _span_ns(options.ttl, "ttl")
+        # In-flight fetches per key (interval-level single flight).
+        self.inflight: dict[Hashable, list[Any]] = {}
+        self.lock = threading.Lock()
+
+    # -- binding -------------------------------------------------------------
+    def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        binder = self.binder
+        bound = binder.bind(args, kwargs)
+        arguments = bound.arguments
+        step = self.options.step
+        if callable(step):
+            step = step(**binder.keywords(arguments))
+        axis = axis_of(arguments[binder.start], arguments[binder.end], step, self.options.closed)
+        lo, hi, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
+        return Request(bound, binder.key(arguments), axis, lo, hi, rows_hi)
+
+    def key_and_step(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, Any]:
+        """Key and step of a call given without its range (introspection)."""
+        binder = self.binder
+        arguments = binder.bind_key(args, kwargs)
+        step = self.options.step
+        if callable(step):
+            step = step(**binder.keywords(arguments))
+        return binder.key(arguments), step
+
+    def coverage(self, entry: Entry | None, step: Any) -> list[tuple[Any, Any]]:
+        """Final covered intervals of an entry, in the caller's convention."""
+        if entry is None or entry.axis is None:
+            return []
+        kind, aware = entry.axis
+        axis = Axis(
+            kind,
+            aware,
+            dt.UTC if aware else None,
+            parse_step(step, kind),
+            self.options.closed,
+            True,
+        )
+        return [axis.bounds(a, b) for a, b in entry.ledger.intervals()]
+
+    def forget_bounds(self, start: Any, end: Any, step: Any) -> tuple[int | None, int | None]:
+        """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded)."""
+        if start is None and end is None:
+            return None, None
+        axis = axis_of(
+            start if start is not None else end,
+            end if end is not None else start,
+            step,
+            self.options.closed,
+        )
+        lo = axis.encode(start) if start is not None else None
+        hi = axis.request(end, end)[1] if end is not None else None
+        return lo, hi
+
+    def now(self) -> float:
+        return self.options.clock().timestamp()
+
+    # -- the hot path ----------------------------------------------------------
+    def hit(self, req: Request, entry: Entry | None) -> tuple[bool, Any]:
+        """Serve ``req`` from ``entry`` if it is fully covered."""
+        if entry is None:
+            return False, None
+        entry.check_axis(req.axis.signature, req.key)
+        ledger = entry.ledger
+        now = self.now() if ledger.provisional else 0.0
+        if entry.rows is None or not ledger.covers(req.lo, req.hi, now):
+            return False, None
+        self.stats.count(hits=1)
+        return True, entry.read(req.lo, req.rows_hi)
+
+    def plan(self, req: Request, entry: Entry | None, make: Callable[[int, int], Any]) -> Any:
+        """Register new flights for the gaps; return ``(new, waits)``."""
+        ledger = entry.ledger if entry is not None else None
+        now = self.now() if ledger is not None and ledger.provisional else 0.0
+        with self.lock:
+            flights = self.inflight.setdefault(req.key, [])
+            plan = plan_gaps(req.lo, req.hi, ledger, flights, now)
+            new = [make(a, b) for a, b in plan.gaps]
+            flights.extend(new)
+        partial = (
+            ledger is not None
+            and (not ledger.empty)
+            and ledger.covered.overlaps(span(req.lo, req.hi))
+        )
+        self.stats.count(partial_hits=int(partial), misses=int(not partial))
+        return new, plan.waits
+
+    def land(self, req: Request, flight: Any) -> None:
+        """A flight is over (committed or failed): stop sharing it."""
+        with self.lock:
+            flights = self.inflight.get(req.key)
+            if flights is not None:
+                flights.remove(flight)
+                if not flights:
+                    del self.inflight[req.key]
+
+    # -- one provider call -------------------------------------------------------
+    def gap_call(self, req: Request, lo: int, hi: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        start, end = req.axis.bounds(lo, hi)
+        log.debug("fetch %s key=%r [%s, %s]", self.namespace, req.key, start, end)
+        self.stats.count(calls=1)
+        return self.binder.with_range(req.bound, start, end)
+
+    def digest(self, req: Request, lo: int, hi: int, result: Any, entry: Entry | None) -> Fetched:
+        """Validate a provider result and shape it into a commit for ``[lo, hi)``."""
+        adapter = entry.adapter if entry is not None and entry.adapter is not None else None
+        if adapter is None or not isinstance(result, adapter.types):
+            if adapter is not None:
+                adapter_for(result, self.options.index)  # TypeError for an alien type
+                raise _kind_changed(adapter.kind, result)
+            adapter = adapter_for(result, self.options.index)
+        positions = adapter.positions(result, req.axis)
+        rows_hi = hi - req.axis.step + 1 if req.axis.closed == "both" else hi
+        chunk = normalize(adapter, positions, result, lo, rows_hi)
+        dropped = len(positions) - len(chunk)
+        if dropped:
+            log.debug("dropped %d rows outside [%s, %s)", dropped, lo, hi)
+        fetched = Fetched(lo, hi, chunk, adapter.empty(result), adapter, req.axis.signature, hi)
+        self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
+        if self.settle is not None:
+            self._edge(req, fetched)
+        return fetched
+
+    def _edge(self, req: Request, fetched: Fetched) -> None:
+        """Hold back the live edge: only whole steps before ``now - settle`` are final."""
+        if req.axis.kind == "int":
+            raise InvalidRange("settle= needs datetime or date bounds, not ints")
+        clock = self.options.clock()
+        # A naive clock (and a naive axis) is read as UTC, the data-API convention.
+        now_ns = int(pd.Timestamp(clock).value)
+        cut = now_ns - (self.settle or 0)
+        step, lo = req.axis.step, fetched.lo
+        final_hi = min(fetched.hi, max(lo, lo + ((cut - lo) // step) * step))
+        fetched.final_hi = final_hi
+        fetched.fetched_at = clock.timestamp()
+        if self.ttl is not None and final_hi < fetched.hi:
+            fetched.expires = fetched.fetched_at + self.ttl / 1e9
+
+    def commit_failed(self, exc: OSError, req: Request) -> None:
+        warnings.warn(
+            CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"),
+            stacklevel=4,
+        )
+
+    # -- assembling the answer -------------------------------------------------------
+    def assemble(self, req: Request, entry: Entry | None, overlays: list[Fetched]) -> Any:
+        """The answer for ``req``: stored rows, with uncommitted pieces laid over."""
+        if not overlays:
+            assert entry is not None
+            return entry.read(req.lo, req.rows_hi)
+        base = overlays[0]
+        adapter = entry.adapter if entry is not None and entry.adapter is not None else base.adapter
+        template = (
+            entry.template if entry is not None and entry.template is not None else base.template
+        )
+        parts, cursor = [], req.lo
+        for f in sorted(overlays, key=lambda f: f.lo):
+            a, b = max(f.lo, req.lo), min(f.hi, req.rows_hi)
+            if a >= b:
+                continue
+            if cursor < a and entry is not None and entry.rows is not None:
+                parts += entry.rows.window(cursor, a)
+            pos = f.chunk.positions
+            i, j = (int(x) for x in np.searchsorted(pos, [a, b]))
+            if i < j:
+                parts.append(adapter.slice(f.chunk.data, i, j))
+            cursor = max(cursor, b)
+        if cursor < req.rows_hi and entry is not None and entry.rows is not None:
+            parts += entry.rows.window(cursor, req.rows_hi)
+        parts = [adapter.align(p, template) for p in parts]
+        if not parts:
+            out = adapter.empty(template)
+        else:
+            out = parts[0] if len(parts) == 1 else adapter.concat(parts)
+        return adapter.finish(out, template)
+
+
+def _span_ns(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            value = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
+        ns = int(pd.Timedelta(value).value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRange(
+            f"{name} must be a timedelta or an alias like '1h', got {value!r}: {exc}"
+        ) from None
+    if ns < 0:
+        raise InvalidRange(f"{name} must not be negative, got {value!r}")
+    return ns
+
+
+def _kind_changed(kind: str, result: Any) -> RangememoError:
+    return ResultTypeError(
+        f"the wrapped function returned a {type(result).__qualname__} "
+        f"where it returned a {kind} before"
+    )

@@ -1,0 +1,192 @@
+"""``range_cached``: the decorator, and the introspection it attaches."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from ._axis import Closed
+from ._binding import KeySpec
+from ._cache import Options, RangeCache, _utcnow
+from ._run import acall, call
+from ._stats import CacheInfo
+from ._store import Store
+
+__all__ = ["AsyncRangeCached", "RangeCached", "default_store", "range_cached"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co")
+
+
+class RangeCached(Protocol, Generic[P, R_co]):
+    """A plain function wrapped by :func:`range_cached`."""
+
+    __wrapped__: Callable[P, R_co]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    def coverage(self, *args: Any, **kwargs: Any) -> list[tuple[Any, Any]]: ...
+    def prefetch(self, *args: P.args, **kwargs: P.kwargs) -> None: ...
+    def invalidate(self, *args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None: ...
+
+
+class AsyncRangeCached(Protocol, Generic[P, R_co]):
+    """An ``async def`` function wrapped by :func:`range_cached`."""
+
+    __wrapped__: Callable[P, Awaitable[R_co]]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
+    def cache_info(self) -> CacheInfo: ...
+    def cache_clear(self) -> None: ...
+    async def coverage(self, *args: Any, **kwargs: Any) -> list[tuple[Any, Any]]: ...
+    async def prefetch(self, *args: P.args, **kwargs: P.kwargs) -> None: ...
+    async def invalidate(
+        self, *args: Any, start: Any = None, end: Any = None, **kwargs: Any
+    ) -> None: ...
+
+
+class _Decorator(Protocol):
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> AsyncRangeCached[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> RangeCached[P, R]: ...
+
+
+_DEFAULT: Store | None = None
+
+
+def default_store() -> Store:
+    """The store used when ``store=`` is not given (created on first use).
+
+    A :class:`~rangememo.ParquetStore` under ``$RANGEMEMO_CACHE_DIR``, else
+    under the platform's user cache directory.
+    """
+    global _DEFAULT
+    if _DEFAULT is None:
+        from ._parquet import ParquetStore, default_cache_dir
+
+        _DEFAULT = ParquetStore(default_cache_dir())
+    return _DEFAULT
+
+
+def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store:
+    if store is None:
+        return default_store()
+    if isinstance(store, Store):
+        return store
+    if isinstance(store, (str, os.PathLike)):
+        from ._parquet import ParquetStore
+
+        return ParquetStore(Path(store).expanduser())
+    raise TypeError(f"store must be a Store instance or a directory path, got {store!r}")
+
+
+def range_cached(
+    *,
+    key: KeySpec = None,
+    start: str = "start",
+    end: str = "end",
+    step: Any = None,
+    closed: Closed = "both",
+    index: str | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    settle: Any = None,
+    ttl: Any = None,
+    max_concurrency: int = 4,
+    namespace: str | None = None,
+    version: int | str = 0,
+    clock: Callable[[], dt.datetime] = _utcnow,
+) -> _Decorator:
+    """Cache a range-queried function by the intervals it has already fetched.
+
+    See the contract (docs/usage.md) for every option; in short: ``key`` names
+    what identifies a series, ``start``/``end`` the arguments carrying the
+    range, ``step`` the axis resolution, ``store`` where entries live.
+    """
+    options = Options(
+        key=key,
+        start=start,
+        end=end,
+        step=step,
+        closed=closed,
+        index=index,
+        settle=settle,
+        ttl=ttl,
+        max_concurrency=max_concurrency,
+        namespace=namespace,
+        version=version,
+        clock=clock,
+    )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        cache = RangeCache(fn, options, _resolve_store(store))
+        if inspect.iscoroutinefunction(fn):
+            wrapper = _async_wrapper(fn, cache)
+        else:
+            wrapper = _sync_wrapper(fn, cache)
+        wrapper.cache_info = cache.stats.info
+        wrapper.cache_clear = functools.partial(_clear, cache)
+        wrapper.cache = cache
+        return wrapper
+
+    return decorate
+
+
+def _clear(cache: RangeCache) -> None:
+    cache.store.clear(cache.namespace)
+    cache.stats.reset()
+
+
+def _async_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return await acall(cache, args, kwargs)
+
+    async def prefetch(*args: Any, **kwargs: Any) -> None:
+        await acall(cache, args, kwargs, answer=False)
+
+    async def coverage(*args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+        key, step = cache.key_and_step(args, kwargs)
+        return cache.coverage(await cache.store.aget(cache.namespace, key), step)
+
+    async def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
+        key, step = cache.key_and_step(args, kwargs)
+        lo, hi = cache.forget_bounds(start, end, step)
+        await cache.store.aforget(cache.namespace, key, lo, hi)
+
+    wrapper.prefetch = prefetch  # type: ignore[attr-defined]
+    wrapper.coverage = coverage  # type: ignore[attr-defined]
+    wrapper.invalidate = invalidate  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _sync_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return call(cache, args, kwargs)
+
+    def prefetch(*args: Any, **kwargs: Any) -> None:
+        call(cache, args, kwargs, answer=False)
+
+    def coverage(*args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
+        key, step = cache.key_and_step(args, kwargs)
+        return cache.coverage(cache.store.get(cache.namespace, key), step)
+
+    def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
+        key, step = cache.key_and_step(args, kwargs)
+        lo, hi = cache.forget_bounds(start, end, step)
+        cache.store.forget(cache.namespace, key, lo, hi)
+
+    wrapper.prefetch = prefetch  # type: ignore[attr-defined]
+    wrapper.coverage = coverage  # type: ignore[attr-defined]
+    wrapper.invalidate = invalidate  # type: ignore[attr-defined]
+    return wrapper

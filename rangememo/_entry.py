@@ -1,0 +1,130 @@
+"""One key's cached state: its ledger, its rows and its schema (pure, no I/O)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._axis import AxisKind
+from ._errors import BoundsTypeError
+from ._frames import Adapter
+from ._ledger import Ledger
+from ._merge import Chunk, Rows
+
+__all__ = ["Entry", "Fetched"]
+
+
+@dataclass(slots=True)
+class Fetched:
+    """The outcome of one provider call, ready to commit.
+
+    ``chunk`` holds the rows in ``[lo, hi)``; ``final`` is the part of the
+    range to record as final (the rest is the live edge), and ``expires`` the
+    time until which the live-edge part may be served (``None``: not at all).
+    """
+
+    lo: int
+    hi: int
+    chunk: Chunk
+    template: Any  # an empty object with the piece's schema
+    adapter: Adapter
+    axis: tuple[AxisKind, bool]
+    final_hi: int
+    fetched_at: float = 0.0
+    expires: float | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Is the whole range final?"""
+        return self.final_hi >= self.hi
+
+
+@dataclass(slots=True)
+class Entry:
+    """Ledger + rows + schema of one key, as a store holds it in memory."""
+
+    ledger: Ledger = field(default_factory=Ledger)
+    rows: Rows | None = None
+    adapter: Adapter | None = None
+    template: Any = None
+    axis: tuple[AxisKind, bool] | None = None
+    version: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def nbytes(self) -> int:
+        return 256 + (self.rows.nbytes if self.rows is not None else 0)
+
+    def check_axis(self, axis: tuple[AxisKind, bool], key: Any) -> None:
+        """Refuse bounds whose kind differs from what this key was cached with."""
+        if self.axis is not None and self.axis != axis:
+            raise BoundsTypeError(
+                f"key {key!r} was cached with {_axis_text(self.axis)} bounds, "
+                f"this call has {_axis_text(axis)} bounds"
+            )
+
+    def read(self, lo: int, hi: int) -> Any:
+        """The stored rows with ``lo <= position < hi``, as the caller's type."""
+        adapter, template = self.adapter, self.template
+        assert adapter is not None and self.rows is not None, "read() of an entry never written"
+        parts = [adapter.align(p, template) for p in self.rows.window(lo, hi)]
+        return adapter.finish(_join(adapter, parts, template), template)
+
+    def conform(self, fetched: Fetched) -> Fetched:
+        """Check a piece against this key's schema before anything is written."""
+        if self.adapter is None or self.rows is None or not len(self.rows):
+            return fetched
+        _, template = self.adapter.conform(fetched.template, self.template)
+        fetched.template = template
+        return fetched
+
+    def apply(self, fetched: Fetched) -> None:
+        """Commit a fetched piece: newest rows win over anything in its range."""
+        fetched = self.conform(fetched)
+        if self.adapter is None or self.rows is None:
+            self.adapter, self.rows, self.axis = (
+                fetched.adapter,
+                Rows(fetched.adapter),
+                fetched.axis,
+            )
+        if not len(self.rows) or self.template is None:
+            self.template = fetched.template
+        elif fetched.template is not self.template:
+            self.template = fetched.template  # widened by a new column
+        self.rows.replace(fetched.lo, fetched.hi, fetched.chunk)
+        # Rows before ledger: a reader that sees the new coverage finds the rows.
+        self.ledger.add(fetched.lo, fetched.final_hi)
+        if fetched.final_hi < fetched.hi:
+            expires = fetched.expires if fetched.expires is not None else fetched.fetched_at
+            self.ledger.add_provisional(fetched.final_hi, fetched.hi, fetched.fetched_at, expires)
+        self.version += 1
+
+    def forget(self, lo: int | None = None, hi: int | None = None) -> None:
+        """Drop coverage and rows of ``[lo, hi)`` (everything when unbounded)."""
+        if lo is None and hi is None:
+            self.ledger = Ledger()
+            if self.rows is not None:
+                self.rows.clear()
+        else:
+            a = lo if lo is not None else -(2**63)
+            b = hi if hi is not None else 2**63 - 1
+            self.ledger.remove(a, b)
+            if self.rows is not None:
+                self.rows.replace(a, b, None)
+        self.version += 1
+
+
+def _join(adapter: Adapter, parts: list[Any], template: Any) -> Any:
+    if not parts:
+        return adapter.empty(template)
+    if len(parts) == 1:
+        return parts[0]
+    return adapter.concat(parts)
+
+
+def _axis_text(axis: tuple[AxisKind, bool]) -> str:
+    kind, aware = axis
+    if kind == "datetime":
+        return "tz-aware datetime" if aware else "tz-naive datetime"
+    return kind

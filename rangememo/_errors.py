@@ -1,0 +1,43 @@
+"""rangememo's own exceptions and warnings.
+
+Every exception derives from :class:`RangememoError` *and* a builtin, so callers
+that already catch ``ValueError``/``TypeError`` keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheWarning",
+    "InvalidRange",
+    "InvalidResult",
+    "RangememoError",
+    "SchemaMismatchError",
+]
+
+
+class RangememoError(Exception):
+    """Base class of every exception raised by rangememo itself."""
+
+
+class InvalidRange(RangememoError, ValueError):
+    """The bounds of a call cannot form a range (``start > end``, bad step, ...)."""
+
+
+class BoundsTypeError(RangememoError, TypeError):
+    """The bounds are of different types, or naive mixed with tz-aware."""
+
+
+class InvalidResult(RangememoError, ValueError):
+    """The wrapped function returned something the cache cannot position."""
+
+
+class ResultTypeError(RangememoError, TypeError):
+    """The wrapped function returned an unsupported type."""
+
+
+class SchemaMismatchError(RangememoError, ValueError):
+    """A fetched piece changed the dtype/timezone of a column already cached."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry could not be read or written; it is dropped and refetched."""

@@ -1,0 +1,226 @@
+"""Result kinds: one small adapter per supported result type (pure, no I/O).
+
+The merge works on ``(positions, data)`` pairs where ``positions`` is a sorted
+int64 array and ``data`` the provider's own object (``DataFrame``, ``Series``
+or ``pyarrow.Table``). An adapter knows how to find positions in its type and
+how to slice, take, concatenate and empty it, so the merge never converts
+between types and the caller gets back exactly the type it would have got.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype
+
+from ._axis import Axis
+from ._errors import InvalidResult, ResultTypeError, SchemaMismatchError
+
+__all__ = ["Adapter", "adapter_for"]
+
+Positions = np.ndarray[Any, np.dtype[np.int64]]
+
+
+class Adapter:
+    """How to handle one result type; subclasses per type."""
+
+    kind = ""
+    types: tuple[type, ...] = ()
+
+    def __init__(self, index: str | None) -> None:
+        self.index = index
+
+    # -- positions -------------------------------------------------------
+    def positions(self, data: Any, axis: Axis) -> Positions:
+        raise NotImplementedError
+
+    # -- shape operations ------------------------------------------------
+    def take(self, data: Any, order: Positions) -> Any:
+        return data.take(order)
+
+    def slice(self, data: Any, i: int, j: int) -> Any:
+        return data.iloc[i:j]
+
+    def concat(self, parts: list[Any]) -> Any:
+        return pd.concat(parts)
+
+    def empty(self, data: Any) -> Any:
+        return self.slice(data, 0, 0)
+
+    def nbytes(self, data: Any) -> int:
+        return int(data.memory_usage(deep=True).sum()) if len(data) else 0
+
+    def finish(self, data: Any, template: Any) -> Any:
+        """Last touch before handing a result out (e.g. a fresh RangeIndex)."""
+        return data
+
+    # -- schema ----------------------------------------------------------
+    def schema(self, data: Any) -> dict[str, str]:
+        """Column name -> dtype text, the position first (for comparisons)."""
+        raise NotImplementedError
+
+    def conform(self, data: Any, template: Any) -> tuple[Any, Any]:
+        """Check ``data`` against the stored ``template``.
+
+        Returns ``(data, template)``, the template widened when the provider
+        added columns. A changed dtype or timezone of a shared column raises
+        :class:`SchemaMismatchError` naming the columns.
+        """
+        old, new = self.schema(template), self.schema(data)
+        changed = [c for c in old.keys() & new.keys() if old[c] != new[c]]
+        if changed:
+            detail = ", ".join(f"{c!r}: {old[c]} -> {new[c]}" for c in sorted(map(str, changed)))
+            raise SchemaMismatchError(f"provider changed the dtype of cached columns ({detail})")
+        if old.keys() == new.keys():
+            return data, template
+        return data, self.widen(template, data)
+
+    def widen(self, template: Any, data: Any) -> Any:
+        raise SchemaMismatchError(
+            f"{self.kind} results cannot change shape between fetches: "
+            f"{list(self.schema(template))} -> {list(self.schema(data))}"
+        )
+
+    def align(self, data: Any, template: Any) -> Any:
+        """Give stored rows the template's columns (null where missing)."""
+        return data
+
+
+def _check_positions(values: Any, axis: Axis, where: str) -> Positions:
+    dtype = values.dtype
+    if axis.kind == "int":
+        if not is_integer_dtype(dtype):
+            raise InvalidResult(f"{where} must hold integers for int bounds, got dtype {dtype}")
+        return np.asarray(values, dtype=np.int64)
+    if not is_datetime64_any_dtype(dtype):
+        raise InvalidResult(f"{where} must hold datetimes for {axis.kind} bounds, got {dtype}")
+    aware = isinstance(dtype, pd.DatetimeTZDtype)
+    if aware != axis.aware:
+        raise InvalidResult(
+            f"{where} is {'tz-aware' if aware else 'tz-naive'} ({dtype}) but the bounds are "
+            f"{'tz-aware' if axis.aware else 'tz-naive'}"
+        )
+    idx = pd.DatetimeIndex(values)
+    if idx.hasnans:
+        raise InvalidResult(f"{where} contains NaT")
+    return idx.as_unit("ns").asi8
+
+
+class FrameAdapter(Adapter):
+    kind = "DataFrame"
+    types = (pd.DataFrame,)
+
+    def __init__(self, index: str | None) -> None:
+        super().__init__(index)
+        self.range_index = False  # provider hands out a fresh 0..n-1 index
+
+    def positions(self, data: Any, axis: Axis) -> Positions:
+        if self.index is None:
+            return _check_positions(data.index, axis, "the result's index")
+        if self.index not in data.columns:
+            raise InvalidResult(
+                f"the result has no position column {self.index!r}; columns: {list(data.columns)}"
+            )
+        idx = data.index
+        self.range_index = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1
+        return _check_positions(data[self.index], axis, f"column {self.index!r}")
+
+    def finish(self, data: Any, template: Any) -> Any:
+        if self.range_index and self.index is not None:
+            data = data.reset_index(drop=True)
+            data.index.name = template.index.name
+        return data
+
+    def schema(self, data: Any) -> dict[str, str]:
+        out = {"<index>": str(data.index.dtype)}
+        out.update((str(c), str(t)) for c, t in data.dtypes.items())
+        return out
+
+    def widen(self, template: Any, data: Any) -> Any:
+        extra = [c for c in data.columns if c not in template.columns]
+        return pd.concat([template, data.iloc[:0][extra]], axis=1)
+
+    def align(self, data: Any, template: Any) -> Any:
+        if data.columns.equals(template.columns):
+            return data
+        return data.reindex(columns=template.columns)
+
+
+class SeriesAdapter(Adapter):
+    kind = "Series"
+    types = (pd.Series,)
+
+    def positions(self, data: Any, axis: Axis) -> Positions:
+        if self.index is not None:
+            raise InvalidResult(f"index={self.index!r} names a column, but the result is a Series")
+        return _check_positions(data.index, axis, "the result's index")
+
+    def schema(self, data: Any) -> dict[str, str]:
+        return {"<index>": str(data.index.dtype), "<values>": str(data.dtype)}
+
+
+class TableAdapter(Adapter):
+    kind = "pyarrow.Table"
+    types = (pa.Table,)
+
+    def positions(self, data: Any, axis: Axis) -> Positions:
+        if self.index is None:
+            raise InvalidResult("pyarrow.Table results need index= naming the position column")
+        if self.index not in data.column_names:
+            raise InvalidResult(
+                f"the result has no position column {self.index!r}; columns: {data.column_names}"
+            )
+        col = data.column(self.index)
+        if col.null_count:
+            raise InvalidResult(f"column {self.index!r} contains nulls")
+        if pa.types.is_date32(col.type) and axis.kind == "date":
+            col = col.cast(pa.timestamp("ns"))
+        values = pd.Series(col.to_pandas(types_mapper=None), copy=False)
+        return _check_positions(values, axis, f"column {self.index!r}")
+
+    def take(self, data: Any, order: Positions) -> Any:
+        return data.take(pa.array(order))
+
+    def slice(self, data: Any, i: int, j: int) -> Any:
+        return data.slice(i, j - i)
+
+    def concat(self, parts: list[Any]) -> Any:
+        return pa.concat_tables(parts, promote_options="default")
+
+    def nbytes(self, data: Any) -> int:
+        return int(data.nbytes)
+
+    def schema(self, data: Any) -> dict[str, str]:
+        return {f.name: str(f.type) for f in data.schema}
+
+    def widen(self, template: Any, data: Any) -> Any:
+        fields = list(template.schema) + [
+            f for f in data.schema if f.name not in template.schema.names
+        ]
+        return pa.schema(fields).empty_table()
+
+    def align(self, data: Any, template: Any) -> Any:
+        if data.schema.equals(template.schema, check_metadata=False):
+            return data
+        cols = [
+            data.column(f.name) if f.name in data.column_names else pa.nulls(len(data), f.type)
+            for f in template.schema
+        ]
+        return pa.Table.from_arrays(cols, schema=template.schema)
+
+
+_ADAPTERS: tuple[type[Adapter], ...] = (FrameAdapter, SeriesAdapter, TableAdapter)
+
+
+def adapter_for(data: Any, index: str | None) -> Adapter:
+    """The adapter for a first result; ``TypeError`` naming anything else."""
+    for cls in _ADAPTERS:
+        if isinstance(data, cls.types):
+            return cls(index)
+    raise ResultTypeError(
+        "the wrapped function must return a pandas DataFrame, Series or pyarrow Table, "
+        f"got {type(data).__module__}.{type(data).__qualname__}"
+    )

@@ -1,0 +1,158 @@
+"""The ledger: which half-open int64 ranges of one key are covered (pure, no I/O).
+
+Coverage is of *requests*, not rows: a fetched range is covered even where the
+provider returned nothing. Two states are kept:
+
+* *final* ranges (``covered``), never fetched again;
+* *provisional* ranges (the live edge), each with the time it was fetched and
+  the time it expires: served until then, refetched after.
+
+Bounds follow one convention, half-open ``[lo, hi)`` (``portion.closedopen``),
+so adjacent requests merge into one piece instead of leaving gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import portion as P
+
+__all__ = ["Ledger", "Provisional", "pairs", "span"]
+
+Pair = tuple[int, int]
+
+
+def span(lo: int, hi: int) -> P.Interval:
+    """The half-open interval ``[lo, hi)``."""
+    return P.closedopen(lo, hi)
+
+
+def pairs(interval: P.Interval) -> list[Pair]:
+    """The disjoint ``(lo, hi)`` pieces of a half-open interval, in order."""
+    return [(int(a.lower), int(a.upper)) for a in interval if not a.empty]
+
+
+@dataclass(frozen=True, slots=True)
+class Provisional:
+    """A fetched range at the live edge: served until ``expires``."""
+
+    lo: int
+    hi: int
+    fetched: float
+    expires: float
+
+
+@dataclass(slots=True)
+class Ledger:
+    """Covered ranges of one key. Mutated only under the key's write lock.
+
+    Readers may run concurrently (threads): every mutation *replaces* the
+    ``covered`` interval and ``provisional`` tuple rather than editing them, so
+    a reader always sees one consistent snapshot.
+    """
+
+    covered: P.Interval = field(default_factory=P.empty)
+    provisional: tuple[Provisional, ...] = ()
+
+    # -- queries ---------------------------------------------------------
+    def live(self, now: float) -> P.Interval:
+        """Final coverage plus provisional ranges that have not expired."""
+        cov = self.covered
+        for p in self.provisional:
+            if p.expires > now:
+                cov = cov | span(p.lo, p.hi)
+        return cov
+
+    def covers(self, lo: int, hi: int, now: float = 0.0) -> bool:
+        """Is all of ``[lo, hi)`` covered? (bisects: cheap at any size)"""
+        req = span(lo, hi)
+        if req in self.covered:
+            return True
+        return bool(self.provisional) and req in self.live(now)
+
+    def missing(self, lo: int, hi: int, now: float = 0.0) -> list[Pair]:
+        """The maximal sub-ranges of ``[lo, hi)`` not covered, in order."""
+        req = span(lo, hi)
+        cov = self.live(now) if self.provisional else self.covered
+        if req in cov:
+            return []
+        # ``req - cov`` builds cov's complement (O(k)); ``cov & req`` bisects.
+        return pairs(req - (cov & req))
+
+    def intervals(self) -> list[Pair]:
+        """Final covered pieces."""
+        return pairs(self.covered)
+
+    @property
+    def empty(self) -> bool:
+        return self.covered.empty and not self.provisional
+
+    # -- mutations -------------------------------------------------------
+    def add(self, lo: int, hi: int) -> None:
+        """Record ``[lo, hi)`` as final."""
+        if lo >= hi:
+            return
+        self.covered = self.covered | span(lo, hi)
+        if self.provisional:
+            self.provisional = _trim(self.provisional, lo, hi)
+
+    def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
+        """Record ``[lo, hi)`` as provisional, replacing older claims on it."""
+        if lo >= hi:
+            return
+        kept = _trim(self.provisional, lo, hi)
+        if expires > fetched:
+            kept = (*kept, Provisional(lo, hi, fetched, expires))
+        self.provisional = kept
+
+    def remove(self, lo: int, hi: int) -> None:
+        """Forget ``[lo, hi)`` (final and provisional)."""
+        if lo >= hi:
+            return
+        self.covered = self.covered - span(lo, hi)
+        self.provisional = _trim(self.provisional, lo, hi)
+
+    def prune(self, now: float) -> None:
+        """Drop provisional ranges that have expired."""
+        self.provisional = tuple(p for p in self.provisional if p.expires > now)
+
+    # -- persistence (plain JSON-able data; no pickle) -------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "covered": [list(p) for p in self.intervals()],
+            "provisional": [[p.lo, p.hi, p.fetched, p.expires] for p in self.provisional],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
+        ledger = cls()
+        ledger.covered = _union(span(int(a), int(b)) for a, b in data.get("covered", []))
+        ledger.provisional = tuple(
+            Provisional(int(a), int(b), float(f), float(e))
+            for a, b, f, e in data.get("provisional", [])
+        )
+        return ledger
+
+    def copy(self) -> Ledger:
+        return Ledger(self.covered, self.provisional)
+
+
+def _union(items: Iterable[P.Interval]) -> P.Interval:
+    # One ``P.Interval(*pieces)`` sorts once; a chain of ``|`` re-sorts each time.
+    return P.Interval(*items)
+
+
+def _trim(provisional: tuple[Provisional, ...], lo: int, hi: int) -> tuple[Provisional, ...]:
+    """Provisional ranges with ``[lo, hi)`` cut out of them."""
+    out: list[Provisional] = []
+    for p in provisional:
+        if p.hi <= lo or p.lo >= hi:
+            out.append(p)
+            continue
+        if p.lo < lo:
+            out.append(Provisional(p.lo, lo, p.fetched, p.expires))
+        if p.hi > hi:
+            out.append(Provisional(hi, p.hi, p.fetched, p.expires))
+    return tuple(out)

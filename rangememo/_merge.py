@@ -1,0 +1,169 @@
+"""The merge: fetched pieces in, one exact result out (pure, no I/O).
+
+A key's rows live in a short list of *chunks*: sorted, non-overlapping runs of
+``(positions, data)``. A new piece is inserted as its own chunk and adjacent
+chunks are consolidated geometrically (a chunk merges into its neighbour once
+it reaches half the neighbour's size), so appending a day to a 1e6-row key
+copies O(appended) rows amortised, not the whole key, while the chunk count
+stays O(log N). Reading a window slices the one or two chunks it touches.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._frames import Adapter, Positions
+
+__all__ = ["Chunk", "Rows", "normalize"]
+
+#: Above this many chunks, the smallest ones are merged regardless of ratio
+#: (middle inserts can defeat the geometric rule).
+MAX_CHUNKS = 48
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Sorted rows: ``positions[i]`` is the position of row ``i`` of ``data``."""
+
+    positions: Positions
+    data: Any
+    nbytes: int = 0
+
+    @property
+    def first(self) -> int:
+        return int(self.positions[0])
+
+    @property
+    def last(self) -> int:
+        return int(self.positions[-1])
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+def normalize(adapter: Adapter, positions: Positions, data: Any, lo: int, hi: int) -> Chunk:
+    """Sort a fetched piece by position and keep only rows in ``[lo, hi)``.
+
+    The sort is stable, so rows sharing a position keep the provider's order.
+    """
+    if len(positions) > 1 and bool(np.any(positions[1:] < positions[:-1])):
+        order = np.argsort(positions, kind="stable")
+        positions, data = positions[order], adapter.take(data, order)
+    i, j = np.searchsorted(positions, [lo, hi], side="left")
+    if i or j < len(positions):
+        positions, data = positions[i:j], adapter.slice(data, int(i), int(j))
+    return Chunk(positions, data, adapter.nbytes(data))
+
+
+class Rows:
+    """All stored rows of one key, as consolidated chunks.
+
+    Mutations build a new chunk list and swap it in, so a concurrent reader
+    (another thread) always sees a consistent list.
+    """
+
+    __slots__ = ("_adapter", "_state", "nbytes")
+
+    def __init__(self, adapter: Adapter) -> None:
+        self._adapter = adapter
+        # (chunks, first position of each): swapped together, never edited.
+        self._state: tuple[list[Chunk], list[int]] = ([], [])
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._state[0])
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return self._state[0]
+
+    # -- reading ---------------------------------------------------------
+    def window(self, lo: int, hi: int) -> list[Any]:
+        """The data pieces holding rows with ``lo <= position < hi``, in order."""
+        (chunks, firsts), out = self._state, []
+        k = max(bisect.bisect_right(firsts, lo) - 1, 0)
+        for chunk in chunks[k:]:
+            if chunk.first >= hi:
+                break
+            if chunk.last < lo:
+                continue
+            pos = chunk.positions
+            i = 0 if chunk.first >= lo else int(pos.searchsorted(lo, "left"))
+            j = len(pos) if chunk.last < hi else int(pos.searchsorted(hi, "left"))
+            if i < j:
+                out.append(
+                    self._adapter.slice(chunk.data, i, j) if j - i < len(pos) else chunk.data
+                )
+        return out
+
+    # -- writing ---------------------------------------------------------
+    def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
+        """Drop stored rows in ``[lo, hi)`` and insert ``piece`` (newest wins)."""
+        chunks = self._cut(lo, hi) if lo < hi else list(self._state[0])
+        if piece is not None and len(piece):
+            k = bisect.bisect_left([c.first for c in chunks], piece.first)
+            chunks.insert(k, piece)
+            chunks = self._consolidate(chunks, k)
+        self._set(chunks)
+
+    def clear(self) -> None:
+        self._set([])
+
+    def _set(self, chunks: list[Chunk]) -> None:
+        self._state = (chunks, [c.first for c in chunks])
+        self.nbytes = sum(c.nbytes for c in chunks)
+
+    def _cut(self, lo: int, hi: int) -> list[Chunk]:
+        """The chunk list without rows in ``[lo, hi)`` (views, no copies)."""
+        out: list[Chunk] = []
+        for chunk in self._state[0]:
+            if chunk.last < lo or chunk.first >= hi:
+                out.append(chunk)
+                continue
+            pos, n = chunk.positions, len(chunk)
+            i, j = (int(x) for x in pos.searchsorted([lo, hi], "left"))
+            # Slices are views; their size is estimated pro rata (a budget, not an audit).
+            if i > 0:
+                part = self._adapter.slice(chunk.data, 0, i)
+                out.append(Chunk(pos[:i], part, chunk.nbytes * i // n))
+            if j < n:
+                part = self._adapter.slice(chunk.data, j, n)
+                out.append(Chunk(pos[j:], part, chunk.nbytes * (n - j) // n))
+        return out
+
+    def _merge(self, a: Chunk, b: Chunk) -> Chunk:
+        if a.last > b.first:  # interleaved: should not happen, but stay exact
+            positions = np.concatenate([a.positions, b.positions])
+            order = np.argsort(positions, kind="stable")
+            data = self._adapter.take(self._adapter.concat([a.data, b.data]), order)
+            return Chunk(positions[order], data, a.nbytes + b.nbytes)
+        positions = np.concatenate([a.positions, b.positions])
+        return Chunk(positions, self._adapter.concat([a.data, b.data]), a.nbytes + b.nbytes)
+
+    def _consolidate(self, chunks: list[Chunk], k: int) -> list[Chunk]:
+        # Geometric rule around the insertion point: merge with a neighbour
+        # while the smaller of the two is at least half the larger.
+        while True:
+            merged = False
+            for left in (k - 1, k):
+                if left >= 0 and left + 1 < len(chunks):
+                    a, b = len(chunks[left]), len(chunks[left + 1])
+                    if 2 * min(a, b) >= max(a, b):
+                        chunks[left : left + 2] = [self._merge(chunks[left], chunks[left + 1])]
+                        k, merged = left, True
+                        break
+            if not merged:
+                break
+        while len(chunks) > MAX_CHUNKS:
+            k = min(range(len(chunks)), key=lambda i: len(chunks[i]))
+            left = (
+                k - 1
+                if k == len(chunks) - 1 or (k > 0 and len(chunks[k - 1]) <= len(chunks[k + 1]))
+                else k
+            )
+            chunks[left : left + 2] = [self._merge(chunks[left], chunks[left + 1])]
+        return chunks

@@ -1,0 +1,192 @@
+"""Driving a call: the async path (tasks) and the sync path (threads).
+
+Both follow the same steps: serve a hit; else plan gaps under the cache's
+lock (registering them as in-flight so overlapping callers wait for them),
+fetch the new gaps concurrently, commit each as it lands, then assemble the
+answer from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+from collections.abc import Callable
+from typing import Any
+
+from ._cache import RangeCache, Request
+from ._entry import Entry, Fetched
+
+__all__ = ["acall", "call"]
+
+
+class _Flight:
+    """One gap being fetched, shared by every caller that needs it."""
+
+    __slots__ = ("done", "entry", "hi", "lo", "overlays", "task", "waiters")
+
+    def __init__(self, lo: int, hi: int, done: Any) -> None:
+        self.lo, self.hi = lo, hi
+        self.done = done  # an asyncio.Future or a concurrent.futures.Future
+        self.task: asyncio.Task[None] | None = None
+        self.waiters = 0
+        self.entry: Entry | None = None  # the entry after commit
+        self.overlays: list[Fetched] = []  # fetched but not stored
+
+
+def _pieces(cache: RangeCache, entry: Entry | None, flight: _Flight, now: float) -> list[Any]:
+    """The parts of a flight still to fetch (a shared store may have them now)."""
+    if entry is None or not cache.store.shared:
+        return [(flight.lo, flight.hi)]
+    return entry.ledger.missing(flight.lo, flight.hi, now)
+
+
+def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> Any:
+    for f in mine:
+        if f.entry is not None and (entry is None or entry.version < f.entry.version):
+            entry = f.entry  # the store evicted or never had it: use what we committed
+    overlays = [o for f in mine for o in f.overlays]
+    return cache.assemble(req, entry, overlays)
+
+
+# -- async -------------------------------------------------------------------
+
+
+async def acall(
+    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool = True
+) -> Any:
+    """Run one call of an ``async def`` cached function."""
+    req = cache.request(args, kwargs)
+    store, ns = cache.store, cache.namespace
+    entry = await store.aget(ns, req.key)
+    served, result = cache.hit(req, entry)
+    if served:
+        return result if answer else None
+    loop = asyncio.get_running_loop()
+    new, waits = cache.plan(req, entry, lambda a, b: _Flight(a, b, loop.create_future()))
+    sem = asyncio.Semaphore(cache.options.max_concurrency)
+    for f in new:
+        f.task = loop.create_task(_afetch(cache, req, f, sem))
+        f.task.add_done_callback(_retrieve)
+    mine: list[_Flight] = [*new, *waits]
+    for f in mine:
+        f.waiters += 1
+    try:
+        await asyncio.gather(*(asyncio.shield(f.done) for f in mine))
+    finally:
+        for f in mine:
+            f.waiters -= 1
+            # Nobody waits for it any more: a cancelled fetch commits nothing.
+            if f.waiters == 0 and f.task is not None and not f.task.done():
+                f.task.cancel()
+    if not answer:
+        return None
+    return _finish(cache, req, await store.aget(ns, req.key), mine)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    # Failures reach callers through the flight's future; this keeps asyncio
+    # from logging "exception was never retrieved" for the task itself.
+    if not task.cancelled():
+        task.exception()
+
+
+async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore) -> None:
+    store, ns = cache.store, cache.namespace
+    try:
+        async with sem, store.alock(ns, req.key):
+            entry = await store.aget(ns, req.key) if store.shared else None
+            for lo, hi in _pieces(cache, entry, flight, cache.now()):
+                args, kwargs = cache.gap_call(req, lo, hi)
+                try:
+                    result = await cache.fn(*args, **kwargs)
+                except BaseException:
+                    cache.stats.count(errors=1)
+                    raise
+                fetched = cache.digest(req, lo, hi, result, entry or await store.aget(ns, req.key))
+                try:
+                    flight.entry = entry = await store.aput(ns, req.key, fetched)
+                except OSError as exc:
+                    cache.commit_failed(exc, req)
+                    flight.overlays.append(fetched)
+    except BaseException as exc:
+        if not flight.done.done():
+            if isinstance(exc, asyncio.CancelledError):
+                flight.done.cancel()
+            else:
+                flight.done.set_exception(exc)
+        raise
+    else:
+        flight.done.set_result(None)
+    finally:
+        cache.land(req, flight)
+
+
+# -- sync --------------------------------------------------------------------
+
+
+def call(
+    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool = True
+) -> Any:
+    """Run one call of a plain cached function (never touches an event loop)."""
+    req = cache.request(args, kwargs)
+    store, ns = cache.store, cache.namespace
+    entry = store.get(ns, req.key)
+    served, result = cache.hit(req, entry)
+    if served:
+        return result if answer else None
+    new, waits = cache.plan(req, entry, lambda a, b: _Flight(a, b, cf.Future()))
+    workers = min(cache.options.max_concurrency, len(new))
+    if workers > 1:
+        with cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
+            done = [pool.submit(_fetch, cache, req, f) for f in new]
+        errors = [e for e in (d.exception() for d in done) if e is not None]
+    else:
+        errors = []
+        for f in new:
+            if errors:  # stop at the first failure; release the rest
+                _fail(cache, req, f, errors[0])
+                continue
+            try:
+                _fetch(cache, req, f)
+            except BaseException as exc:
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    for f in waits:
+        f.done.result()  # re-raises the provider's error for waiters too
+    if not answer:
+        return None
+    return _finish(cache, req, store.get(ns, req.key), [*new, *waits])
+
+
+def _fail(cache: RangeCache, req: Request, flight: _Flight, exc: BaseException) -> None:
+    flight.done.set_exception(exc)
+    cache.land(req, flight)
+
+
+def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
+    store, ns = cache.store, cache.namespace
+    fn: Callable[..., Any] = cache.fn
+    try:
+        with store.lock(ns, req.key):
+            entry = store.get(ns, req.key) if store.shared else None
+            for lo, hi in _pieces(cache, entry, flight, cache.now()):
+                args, kwargs = cache.gap_call(req, lo, hi)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException:
+                    cache.stats.count(errors=1)
+                    raise
+                fetched = cache.digest(req, lo, hi, result, entry or store.get(ns, req.key))
+                try:
+                    flight.entry = entry = store.put(ns, req.key, fetched)
+                except OSError as exc:
+                    cache.commit_failed(exc, req)
+                    flight.overlays.append(fetched)
+    except BaseException as exc:
+        flight.done.set_exception(exc)
+        raise
+    else:
+        flight.done.set_result(None)
+    finally:
+        cache.land(req, flight)
