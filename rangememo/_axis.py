@@ -129,7 +129,7 @@ def axis_of(start: Any, end: Any, step: Any, closed: Closed) -> Axis:
     if pd.isna(start) or pd.isna(end):
         raise InvalidRange(f"bounds must not be NaT/NaN: start={start!r}, end={end!r}")
     if start > end:
-        raise InvalidRange(f"start must not be after end: start={start!r}, end={end!r}")
+        raise InvalidRange(f"start must not be after end: start={start} > end={end}")
     axis = Axis(
         kind=kind,
         aware=tz_start is not None,

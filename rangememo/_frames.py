@@ -51,7 +51,10 @@ class Adapter:
         return self.slice(data, 0, 0)
 
     def nbytes(self, data: Any) -> int:
-        return int(data.memory_usage(deep=True).sum()) if len(data) else 0
+        if not len(data):
+            return 0
+        usage = data.memory_usage(deep=True)  # a Series answers with an int
+        return int(usage.sum()) if isinstance(usage, pd.Series) else int(usage)
 
     def finish(self, data: Any, template: Any) -> Any:
         """Last touch before handing a result out (e.g. a fresh RangeIndex)."""

@@ -95,9 +95,9 @@ class Rows:
             i = 0 if chunk.first >= lo else int(pos.searchsorted(lo, "left"))
             j = len(pos) if chunk.last < hi else int(pos.searchsorted(hi, "left"))
             if i < j:
-                out.append(
-                    self._adapter.slice(chunk.data, i, j) if j - i < len(pos) else chunk.data
-                )
+                # Always a slice, even of a whole chunk: a new object (index and
+                # columns included) that the caller may mutate freely.
+                out.append(self._adapter.slice(chunk.data, i, j))
         return out
 
     # -- writing ---------------------------------------------------------
