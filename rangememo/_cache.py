@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ._axis import Axis, Closed, axis_of, parse_step
 from ._binding import Binder, KeySpec
@@ -24,8 +23,9 @@ from ._entry import Entry, Fetched
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
 from ._frames import adapter_for
 from ._ledger import span
-from ._merge import normalize
-from ._planner import plan_gaps
+from ._merge import Chunk, normalize
+from ._planner import Gap, Policy, plan_gaps
+from ._policy import RateLimit, SessionCalendar, clock_ns, span_ns, to_units
 from ._stats import Stats
 from ._store import Store
 
@@ -54,6 +54,20 @@ class Options:
     namespace: str | None = None
     version: int | str = 0
     clock: Callable[[], dt.datetime] = _utcnow
+    readahead: Any = None
+    lookback: Any = None
+    coalesce: Any = None
+    max_span: Any = None
+    rate_limit: tuple[int, float] | None = None
+    calendar: Any = None
+
+    @property
+    def plans(self) -> bool:
+        """Does planning need more than the ledger (so a Policy is built)?"""
+        return any(
+            v is not None
+            for v in (self.readahead, self.lookback, self.coalesce, self.max_span, self.calendar)
+        )
 
 
 @dataclass(slots=True)
@@ -83,8 +97,10 @@ class RangeCache:
         base = options.namespace or f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = f"{base}@v{options.version}"
         self.stats = Stats()
-        self.settle = _span_ns(options.settle, "settle")
-        self.ttl = _span_ns(options.ttl, "ttl")
+        self.settle = span_ns(options.settle, "settle")
+        self.ttl = span_ns(options.ttl, "ttl")
+        self.limit = RateLimit(*options.rate_limit) if options.rate_limit else None
+        self.calendar = SessionCalendar(options.calendar) if options.calendar is not None else None
         # In-flight fetches per key (interval-level single flight).
         self.inflight: dict[Hashable, list[Any]] = {}
         self.lock = threading.Lock()
@@ -155,22 +171,50 @@ class RangeCache:
         self.stats.count(hits=1)
         return True, entry.read(req.lo, req.rows_hi)
 
-    def plan(self, req: Request, entry: Entry | None, make: Callable[[int, int], Any]) -> Any:
+    def policy(self, req: Request, extend: bool = True) -> Policy:
+        """The planning options of this call in its axis' units."""
+        o, axis = self.options, req.axis
+        if not o.plans:
+            return Policy(step=axis.step)
+        timed = axis.kind != "int"
+        calendar = self.calendar if timed else None
+        return Policy(
+            step=axis.step,
+            max_span=to_units(o.max_span, axis, "max_span"),
+            coalesce=to_units(o.coalesce, axis, "coalesce"),
+            readahead=to_units(o.readahead, axis, "readahead") if extend else None,
+            lookback=to_units(o.lookback, axis, "lookback") if extend else None,
+            # Never read ahead into the future, nor past the live edge.
+            edge=clock_ns(o.clock()) - (self.settle or 0) if timed else None,
+            sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
+        )
+
+    def plan(self, req: Request, entry: Entry | None, make: Callable[[Gap], Any]) -> Any:
         """Register new flights for the gaps; return ``(new, waits)``."""
         ledger = entry.ledger if entry is not None else None
         now = self.now() if ledger is not None and ledger.provisional else 0.0
+        policy = self.policy(req)
         with self.lock:
             flights = self.inflight.setdefault(req.key, [])
-            plan = plan_gaps(req.lo, req.hi, ledger, flights, now)
-            new = [make(a, b) for a, b in plan.gaps]
+            plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
+            new = [make(g) for g in plan.gaps]
             flights.extend(new)
-        partial = (
-            ledger is not None
-            and (not ledger.empty)
-            and ledger.covered.overlaps(span(req.lo, req.hi))
+        partial = ledger is not None and ledger.covered.overlaps(span(req.lo, req.hi))
+        refetch = 0
+        if ledger is not None and ledger.provisional:
+            refetch = sum(
+                1 for g in plan.gaps for p in ledger.provisional if p.lo < g.hi and g.lo < p.hi
+            )
+        self.stats.count(
+            partial_hits=int(partial), misses=int(not partial), provisional_refetches=refetch
         )
-        self.stats.count(partial_hits=int(partial), misses=int(not partial))
         return new, plan.waits
+
+    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> list[Gap]:
+        """What of a planned gap is still missing once a shared store's lock is held."""
+        if entry is None:
+            return [gap]
+        return plan_gaps(gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)).gaps
 
     def land(self, req: Request, flight: Any) -> None:
         """A flight is over (committed or failed): stop sharing it."""
@@ -182,14 +226,14 @@ class RangeCache:
                     del self.inflight[req.key]
 
     # -- one provider call -------------------------------------------------------
-    def gap_call(self, req: Request, lo: int, hi: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        start, end = req.axis.bounds(lo, hi)
+    def gap_call(self, req: Request, gap: Gap) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        start, end = req.axis.bounds(gap.call_lo, gap.call_hi)
         log.debug("fetch %s key=%r [%s, %s]", self.namespace, req.key, start, end)
         self.stats.count(calls=1)
         return self.binder.with_range(req.bound, start, end)
 
-    def digest(self, req: Request, lo: int, hi: int, result: Any, entry: Entry | None) -> Fetched:
-        """Validate a provider result and shape it into a commit for ``[lo, hi)``."""
+    def digest(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
+        """Validate a provider result and shape it into a commit of ``gap``."""
         adapter = entry.adapter if entry is not None and entry.adapter is not None else None
         if adapter is None or not isinstance(result, adapter.types):
             if adapter is not None:
@@ -197,13 +241,29 @@ class RangeCache:
                 raise _kind_changed(adapter.kind, result)
             adapter = adapter_for(result, self.options.index)
         positions = adapter.positions(result, req.axis)
-        rows_hi = hi - req.axis.step + 1 if req.axis.closed == "both" else hi
-        chunk = normalize(adapter, positions, result, lo, rows_hi)
+        step = req.axis.step
+        rows_hi = gap.call_hi - step + 1 if req.axis.closed == "both" else gap.call_hi
+        chunk = normalize(adapter, positions, result, gap.call_lo, rows_hi)
         dropped = len(positions) - len(chunk)
         if dropped:
-            log.debug("dropped %d rows outside [%s, %s)", dropped, lo, hi)
-        fetched = Fetched(lo, hi, chunk, adapter.empty(result), adapter, req.axis.signature, hi)
+            log.debug("dropped %d rows outside the gap %s", dropped, gap)
+        fetched = Fetched(
+            gap.lo, gap.hi, chunk, adapter.empty(result), adapter, req.axis.signature, gap.hi
+        )
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
+        if self.settle is not None:
+            self._edge(req, fetched)
+        return fetched
+
+    def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
+        """A commit for a gap with no session (no call), if the schema is known."""
+        if gap.needs_call or entry is None or entry.adapter is None or entry.template is None:
+            return None
+        empty = entry.adapter.empty(entry.template)
+        chunk = Chunk(np.empty(0, dtype=np.int64), empty, 0)
+        log.debug("no session in %s: covered without a call", gap)
+        self.stats.count(calendar_skips=1)
+        fetched = Fetched(gap.lo, gap.hi, chunk, empty, entry.adapter, req.axis.signature, gap.hi)
         if self.settle is not None:
             self._edge(req, fetched)
         return fetched
@@ -214,8 +274,7 @@ class RangeCache:
             raise InvalidRange("settle= needs datetime or date bounds, not ints")
         clock = self.options.clock()
         # A naive clock (and a naive axis) is read as UTC, the data-API convention.
-        now_ns = int(pd.Timestamp(clock).value)
-        cut = now_ns - (self.settle or 0)
+        cut = clock_ns(clock) - (self.settle or 0)
         step, lo = req.axis.step, fetched.lo
         final_hi = min(fetched.hi, max(lo, lo + ((cut - lo) // step) * step))
         fetched.final_hi = final_hi
@@ -260,22 +319,6 @@ class RangeCache:
         else:
             out = parts[0] if len(parts) == 1 else adapter.concat(parts)
         return adapter.finish(out, template)
-
-
-def _span_ns(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            value = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
-        ns = int(pd.Timedelta(value).value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRange(
-            f"{name} must be a timedelta or an alias like '1h', got {value!r}: {exc}"
-        ) from None
-    if ns < 0:
-        raise InvalidRange(f"{name} must not be negative, got {value!r}")
-    return ns
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:

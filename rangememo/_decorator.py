@@ -105,12 +105,21 @@ def range_cached(
     namespace: str | None = None,
     version: int | str = 0,
     clock: Callable[[], dt.datetime] = _utcnow,
+    readahead: Any = None,
+    lookback: Any = None,
+    coalesce: Any = None,
+    max_span: Any = None,
+    rate_limit: tuple[int, float] | None = None,
+    calendar: Any = None,
 ) -> _Decorator:
     """Cache a range-queried function by the intervals it has already fetched.
 
-    See the contract (docs/usage.md) for every option; in short: ``key`` names
-    what identifies a series, ``start``/``end`` the arguments carrying the
-    range, ``step`` the axis resolution, ``store`` where entries live.
+    See docs/usage.md and docs/options.md for every option; in short: ``key``
+    names what identifies a series, ``start``/``end`` the arguments carrying
+    the range, ``step`` the axis resolution, ``store`` where entries live;
+    ``settle``/``ttl``/``clock`` govern the live edge; ``readahead``,
+    ``lookback``, ``coalesce``, ``max_span``, ``rate_limit`` and ``calendar``
+    shape the provider calls.
     """
     options = Options(
         key=key,
@@ -125,6 +134,12 @@ def range_cached(
         namespace=namespace,
         version=version,
         clock=clock,
+        readahead=readahead,
+        lookback=lookback,
+        coalesce=coalesce,
+        max_span=max_span,
+        rate_limit=rate_limit,
+        calendar=calendar,
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:
@@ -151,8 +166,8 @@ def _async_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         return await acall(cache, args, kwargs)
 
-    async def prefetch(*args: Any, **kwargs: Any) -> None:
-        await acall(cache, args, kwargs, answer=False)
+    async def prefetch(*args: Any, progress: bool | None = None, **kwargs: Any) -> None:
+        await acall(cache, args, kwargs, answer=False, progress=progress)
 
     async def coverage(*args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
         key, step = cache.key_and_step(args, kwargs)
@@ -174,8 +189,8 @@ def _sync_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return call(cache, args, kwargs)
 
-    def prefetch(*args: Any, **kwargs: Any) -> None:
-        call(cache, args, kwargs, answer=False)
+    def prefetch(*args: Any, progress: bool | None = None, **kwargs: Any) -> None:
+        call(cache, args, kwargs, answer=False, progress=progress)
 
     def coverage(*args: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
         key, step = cache.key_and_step(args, kwargs)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-from collections.abc import Callable
 from typing import Any
 
 from ._cache import RangeCache, Request
 from ._entry import Entry, Fetched
+from ._planner import Gap
+from ._progress import progress_bar
 
 __all__ = ["acall", "call"]
 
@@ -22,22 +23,15 @@ __all__ = ["acall", "call"]
 class _Flight:
     """One gap being fetched, shared by every caller that needs it."""
 
-    __slots__ = ("done", "entry", "hi", "lo", "overlays", "task", "waiters")
+    __slots__ = ("done", "entry", "gap", "hi", "lo", "overlays", "task", "waiters")
 
-    def __init__(self, lo: int, hi: int, done: Any) -> None:
-        self.lo, self.hi = lo, hi
+    def __init__(self, gap: Gap, done: Any) -> None:
+        self.gap, self.lo, self.hi = gap, gap.lo, gap.hi
         self.done = done  # an asyncio.Future or a concurrent.futures.Future
         self.task: asyncio.Task[None] | None = None
         self.waiters = 0
         self.entry: Entry | None = None  # the entry after commit
         self.overlays: list[Fetched] = []  # fetched but not stored
-
-
-def _pieces(cache: RangeCache, entry: Entry | None, flight: _Flight, now: float) -> list[Any]:
-    """The parts of a flight still to fetch (a shared store may have them now)."""
-    if entry is None or not cache.store.shared:
-        return [(flight.lo, flight.hi)]
-    return entry.ledger.missing(flight.lo, flight.hi, now)
 
 
 def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> Any:
@@ -52,7 +46,11 @@ def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Fl
 
 
 async def acall(
-    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool = True
+    cache: RangeCache,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    answer: bool = True,
+    progress: bool | None = False,
 ) -> Any:
     """Run one call of an ``async def`` cached function."""
     req = cache.request(args, kwargs)
@@ -62,17 +60,22 @@ async def acall(
     if served:
         return result if answer else None
     loop = asyncio.get_running_loop()
-    new, waits = cache.plan(req, entry, lambda a, b: _Flight(a, b, loop.create_future()))
+    new, waits = cache.plan(req, entry, lambda g: _Flight(g, loop.create_future()))
     sem = asyncio.Semaphore(cache.options.max_concurrency)
+    bar = progress_bar(len(new), progress)
     for f in new:
         f.task = loop.create_task(_afetch(cache, req, f, sem))
         f.task.add_done_callback(_retrieve)
+        if bar is not None:
+            f.task.add_done_callback(lambda _t: bar.update(1))
     mine: list[_Flight] = [*new, *waits]
     for f in mine:
         f.waiters += 1
     try:
         await asyncio.gather(*(asyncio.shield(f.done) for f in mine))
     finally:
+        if bar is not None:
+            bar.close()
         for f in mine:
             f.waiters -= 1
             # Nobody waits for it any more: a cancelled fetch commits nothing.
@@ -94,15 +97,20 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
     store, ns = cache.store, cache.namespace
     try:
         async with sem, store.alock(ns, req.key):
-            entry = await store.aget(ns, req.key) if store.shared else None
-            for lo, hi in _pieces(cache, entry, flight, cache.now()):
-                args, kwargs = cache.gap_call(req, lo, hi)
-                try:
-                    result = await cache.fn(*args, **kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                fetched = cache.digest(req, lo, hi, result, entry or await store.aget(ns, req.key))
+            entry = await store.aget(ns, req.key)
+            gaps = cache.replan(req, entry, flight.gap) if store.shared else [flight.gap]
+            for gap in gaps:
+                fetched = cache.skip(req, gap, entry)
+                if fetched is None:
+                    args, kwargs = cache.gap_call(req, gap)
+                    if cache.limit is not None:
+                        await cache.limit.aacquire()
+                    try:
+                        result = await cache.fn(*args, **kwargs)
+                    except BaseException:
+                        cache.stats.count(errors=1)
+                        raise
+                    fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = await store.aput(ns, req.key, fetched)
                 except OSError as exc:
@@ -125,7 +133,11 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
 
 
 def call(
-    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool = True
+    cache: RangeCache,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    answer: bool = True,
+    progress: bool | None = False,
 ) -> Any:
     """Run one call of a plain cached function (never touches an event loop)."""
     req = cache.request(args, kwargs)
@@ -134,22 +146,32 @@ def call(
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
-    new, waits = cache.plan(req, entry, lambda a, b: _Flight(a, b, cf.Future()))
+    new, waits = cache.plan(req, entry, lambda g: _Flight(g, cf.Future()))
+    bar = progress_bar(len(new), progress)
     workers = min(cache.options.max_concurrency, len(new))
-    if workers > 1:
-        with cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
-            done = [pool.submit(_fetch, cache, req, f) for f in new]
-        errors = [e for e in (d.exception() for d in done) if e is not None]
-    else:
-        errors = []
-        for f in new:
-            if errors:  # stop at the first failure; release the rest
-                _fail(cache, req, f, errors[0])
-                continue
-            try:
-                _fetch(cache, req, f)
-            except BaseException as exc:
-                errors.append(exc)
+    errors: list[BaseException] = []
+    try:
+        if workers > 1:
+            with cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
+                done = [pool.submit(_fetch, cache, req, f) for f in new]
+                for _ in cf.as_completed(done):
+                    if bar is not None:
+                        bar.update(1)
+            errors = [e for e in (d.exception() for d in done) if e is not None]
+        else:
+            for f in new:
+                if errors:  # stop at the first failure; release the rest
+                    _fail(cache, req, f, errors[0])
+                    continue
+                try:
+                    _fetch(cache, req, f)
+                except BaseException as exc:
+                    errors.append(exc)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     if errors:
         raise errors[0]
     for f in waits:
@@ -166,18 +188,22 @@ def _fail(cache: RangeCache, req: Request, flight: _Flight, exc: BaseException) 
 
 def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
     store, ns = cache.store, cache.namespace
-    fn: Callable[..., Any] = cache.fn
     try:
         with store.lock(ns, req.key):
-            entry = store.get(ns, req.key) if store.shared else None
-            for lo, hi in _pieces(cache, entry, flight, cache.now()):
-                args, kwargs = cache.gap_call(req, lo, hi)
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                fetched = cache.digest(req, lo, hi, result, entry or store.get(ns, req.key))
+            entry = store.get(ns, req.key)
+            gaps = cache.replan(req, entry, flight.gap) if store.shared else [flight.gap]
+            for gap in gaps:
+                fetched = cache.skip(req, gap, entry)
+                if fetched is None:
+                    args, kwargs = cache.gap_call(req, gap)
+                    if cache.limit is not None:
+                        cache.limit.acquire()
+                    try:
+                        result = cache.fn(*args, **kwargs)
+                    except BaseException:
+                        cache.stats.count(errors=1)
+                        raise
+                    fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = store.put(ns, req.key, fetched)
                 except OSError as exc:

@@ -18,6 +18,8 @@ class CacheInfo(NamedTuple):
     rows_fetched: int  # rows kept from those calls
     bytes_fetched: int  # their in-memory size
     errors: int  # provider calls that raised
+    calendar_skips: int  # gaps covered without a call: no session in them
+    provisional_refetches: int  # gaps refetched because live-edge data expired
 
 
 class Stats:
@@ -25,7 +27,17 @@ class Stats:
 
     __slots__ = ("_lock", "_values")
 
-    _FIELDS = ("hits", "partial_hits", "misses", "calls", "rows", "nbytes", "errors")
+    _FIELDS = (
+        "hits",
+        "partial_hits",
+        "misses",
+        "calls",
+        "rows",
+        "nbytes",
+        "errors",
+        "calendar_skips",
+        "provisional_refetches",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

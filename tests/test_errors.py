@@ -84,7 +84,7 @@ async def test_bounds_of_different_types(bars, provider):
 async def test_key_cached_naive_refuses_aware(bars, provider):
     """A key cached with naive bounds refuses aware ones (they mean other instants)."""
     await _warm(bars)
-    with pytest.raises(TypeError, match="tz-naive"):
+    with pytest.raises(TypeError, match=r"tz-naive"):
         await bars("AAPL", D(2024, 10, 1, tzinfo=UTC), D(2024, 10, 2, tzinfo=UTC))
     await _intact(bars, provider, 1)
 
@@ -137,7 +137,7 @@ async def test_unsupported_result_type():
         calls.append(1)
         return [1, 2, 3]
 
-    with pytest.raises(TypeError, match="builtins.list"):
+    with pytest.raises(TypeError, match=r"builtins\.list"):
         await bad("AAPL", day(1), day(2))
     assert await bad.coverage("AAPL") == []
     with pytest.raises(TypeError):
@@ -175,7 +175,7 @@ async def test_result_with_wrong_tz_awareness(provider):
     async def naive(symbol: str, start: D, end: D) -> pd.DataFrame:
         return make_bars(symbol, start.replace(tzinfo=None), end.replace(tzinfo=None))
 
-    with pytest.raises(InvalidResult, match="tz-naive"):
+    with pytest.raises(InvalidResult, match=r"tz-naive"):
         await naive("AAPL", D(2024, 10, 1, tzinfo=UTC), D(2024, 10, 2, tzinfo=UTC))
 
 
