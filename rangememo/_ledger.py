@@ -102,10 +102,9 @@ class Ledger:
         """Record ``[lo, hi)`` as provisional, replacing older claims on it."""
         if lo >= hi:
             return
-        kept = _trim(self.provisional, lo, hi)
-        if expires > fetched:
-            kept = (*kept, Provisional(lo, hi, fetched, expires))
-        self.provisional = kept
+        # Kept even when already expired: it records that the range is live
+        # data (served never, or until ``expires``) and when it was fetched.
+        self.provisional = (*_trim(self.provisional, lo, hi), Provisional(lo, hi, fetched, expires))
 
     def remove(self, lo: int, hi: int) -> None:
         """Forget ``[lo, hi)`` (final and provisional)."""

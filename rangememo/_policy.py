@@ -117,9 +117,11 @@ class RateLimit:
     """At most ``calls`` provider calls start in any window of ``seconds``.
 
     Shared by every call of one cached function, across tasks and threads.
-    Each caller reserves the earliest free slot under a lock, then sleeps
-    until it (``asyncio.sleep`` on the async path, ``time.sleep`` on the sync
-    one), so a long prefetch spreads its calls instead of bursting.
+    A caller is granted a start only when the ``calls``-th most recent start
+    is at least ``seconds`` old; otherwise it sleeps until then and asks again
+    (``asyncio.sleep`` on the async path, ``time.sleep`` on the sync one). The
+    grant time is recorded as the start, so late wake-ups never squeeze two
+    starts closer than the limit allows.
     """
 
     def __init__(self, calls: int, seconds: float) -> None:
@@ -128,29 +130,25 @@ class RateLimit:
                 f"rate_limit must be (calls >= 1, seconds > 0), got {(calls, seconds)!r}"
             )
         self.calls, self.seconds = int(calls), float(seconds)
-        self._starts: collections.deque[float] = collections.deque()
+        self._starts: collections.deque[float] = collections.deque(maxlen=self.calls)
         self._lock = threading.Lock()
 
-    def _reserve(self) -> float:
+    def _try(self) -> float:
+        """Grant a start now (0.0) or say how long to wait before asking again."""
         with self._lock:
             now = time.monotonic()
             starts = self._starts
-            slot = now
-            if len(starts) >= self.calls:
-                slot = max(now, starts[-self.calls] + self.seconds)
-            starts.append(slot)
-            while len(starts) > self.calls:
-                starts.popleft()
-            return slot - now
+            if len(starts) == self.calls and now < starts[0] + self.seconds:
+                return starts[0] + self.seconds - now
+            starts.append(now)
+            return 0.0
 
     def acquire(self) -> None:
-        wait = self._reserve()
-        if wait > 0:
+        while (wait := self._try()) > 0:
             time.sleep(wait)
 
     async def aacquire(self) -> None:
-        wait = self._reserve()
-        if wait > 0:
+        while (wait := self._try()) > 0:
             await asyncio.sleep(wait)
 
 
