@@ -148,7 +148,7 @@ class RateLimit:
             time.sleep(wait)
 
     async def aacquire(self) -> None:
-        while (wait := self._try()) > 0:
+        while (wait := self._try()) > 0:  # noqa: ASYNC110 - waits for a deadline, not an event
             await asyncio.sleep(wait)
 
 

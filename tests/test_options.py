@@ -231,7 +231,7 @@ def test_rate_limit_on_a_sync_function():
     assert all(starts[i + 2] - starts[i] >= 0.049 for i in range(4))
 
 
-# -- calendars --------------------------------------------------------------------------------------
+# -- calendars ---------------------------------------------------------------------
 
 
 async def test_calendar_weekend_makes_no_call():
@@ -288,7 +288,7 @@ async def test_custom_calendar_object():
     ]
 
 
-# -- prefetch ---------------------------------------------------------------------------------------
+# -- prefetch ---------------------------------------------------------------------
 
 
 async def test_prefetch_then_the_backtest_makes_no_call():
