@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ._cache import Coverage
 from ._decorator import AsyncRangeCached, RangeCached, default_store, range_cached
 from ._entry import Entry, Fetched
 from ._errors import (
@@ -25,6 +26,7 @@ __all__ = [
     "AsyncRangeCached",
     "CacheInfo",
     "CacheWarning",
+    "Coverage",
     "Entry",
     "Fetched",
     "InvalidRange",

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ._axis import Axis, Closed, axis_of, parse_step
 from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
-from ._frames import adapter_for
+from ._frames import Adapter, adapter_for
 from ._ledger import span
 from ._merge import Chunk, normalize
 from ._planner import Gap, Policy, plan_gaps
@@ -29,7 +29,7 @@ from ._policy import RateLimit, SessionCalendar, clock_ns, span_ns, to_units
 from ._stats import Stats
 from ._store import Store
 
-__all__ = ["Options", "RangeCache", "Request"]
+__all__ = ["Coverage", "Options", "RangeCache", "Request"]
 
 log = logging.getLogger("rangememo")
 
@@ -68,6 +68,20 @@ class Options:
             v is not None
             for v in (self.readahead, self.lookback, self.coalesce, self.max_span, self.calendar)
         )
+
+
+class Coverage(NamedTuple):
+    """One covered piece of a key, as ``coverage(..., detail=True)`` lists it."""
+
+    start: Any
+    end: Any
+    state: str  # "final", "empty" (fetched, no rows) or "provisional" (live edge)
+    fetched: dt.datetime | None
+    expires: dt.datetime | None
+
+
+def _when(ts: float | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(ts, dt.UTC) if ts else None
 
 
 @dataclass(slots=True)
@@ -126,8 +140,12 @@ class RangeCache:
             step = step(**binder.keywords(arguments))
         return binder.key(arguments), step
 
-    def coverage(self, entry: Entry | None, step: Any) -> list[tuple[Any, Any]]:
-        """Final covered intervals of an entry, in the caller's convention."""
+    def coverage(self, entry: Entry | None, step: Any, detail: bool = False) -> list[Any]:
+        """Covered intervals of an entry, in the caller's convention.
+
+        ``detail=True`` lists every piece as a :class:`Coverage` with its
+        state (final, empty, provisional) and fetch time.
+        """
         if entry is None or entry.axis is None:
             return []
         kind, aware = entry.axis
@@ -139,7 +157,12 @@ class RangeCache:
             self.options.closed,
             True,
         )
-        return [axis.bounds(a, b) for a, b in entry.ledger.intervals()]
+        if not detail:
+            return [axis.bounds(a, b) for a, b in entry.ledger.intervals()]
+        return [
+            Coverage(*axis.bounds(s.lo, s.hi), s.state, _when(s.fetched), _when(s.expires))
+            for s in entry.ledger.states()
+        ]
 
     def forget_bounds(self, start: Any, end: Any, step: Any) -> tuple[int | None, int | None]:
         """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded)."""
@@ -247,40 +270,38 @@ class RangeCache:
         dropped = len(positions) - len(chunk)
         if dropped:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
-        fetched = Fetched(
-            gap.lo, gap.hi, chunk, adapter.empty(result), adapter, req.axis.signature, gap.hi
-        )
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
-        if self.settle is not None:
-            self._edge(req, fetched)
-        return fetched
+        return self._fetched(req, gap, chunk, adapter.empty(result), adapter)
 
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
         """A commit for a gap with no session (no call), if the schema is known."""
         if gap.needs_call or entry is None or entry.adapter is None or entry.template is None:
             return None
         empty = entry.adapter.empty(entry.template)
-        chunk = Chunk(np.empty(0, dtype=np.int64), empty, 0)
         log.debug("no session in %s: covered without a call", gap)
         self.stats.count(calendar_skips=1)
-        fetched = Fetched(gap.lo, gap.hi, chunk, empty, entry.adapter, req.axis.signature, gap.hi)
-        if self.settle is not None:
-            self._edge(req, fetched)
-        return fetched
+        chunk = Chunk(np.empty(0, dtype=np.int64), empty, 0)
+        return self._fetched(req, gap, chunk, empty, entry.adapter)
 
-    def _edge(self, req: Request, fetched: Fetched) -> None:
-        """Hold back the live edge: only whole steps before ``now - settle`` are final."""
+    def _fetched(
+        self, req: Request, gap: Gap, chunk: Chunk, template: Any, adapter: Adapter
+    ) -> Fetched:
+        """The commit of ``gap``, with the live edge held back when ``settle`` is set."""
+        clock = self.options.clock()
+        fetched = Fetched(gap.lo, gap.hi, chunk, template, adapter, req.axis.signature, gap.hi)
+        fetched.fetched_at = clock.timestamp()
+        if self.settle is None:
+            return fetched
         if req.axis.kind == "int":
             raise InvalidRange("settle= needs datetime or date bounds, not ints")
-        clock = self.options.clock()
-        # A naive clock (and a naive axis) is read as UTC, the data-API convention.
-        cut = clock_ns(clock) - (self.settle or 0)
-        step, lo = req.axis.step, fetched.lo
-        final_hi = min(fetched.hi, max(lo, lo + ((cut - lo) // step) * step))
-        fetched.final_hi = final_hi
-        fetched.fetched_at = clock.timestamp()
-        if self.ttl is not None and final_hi < fetched.hi:
+        # Only whole steps ending before ``now - settle`` are final. A naive
+        # clock (and a naive axis) is read as UTC, the data-API convention.
+        cut = clock_ns(clock) - self.settle
+        step, lo = req.axis.step, gap.lo
+        fetched.final_hi = min(gap.hi, max(lo, lo + ((cut - lo) // step) * step))
+        if self.ttl is not None and fetched.final_hi < gap.hi:
             fetched.expires = fetched.fetched_at + self.ttl / 1e9
+        return fetched
 
     def commit_failed(self, exc: OSError, req: Request) -> None:
         warnings.warn(

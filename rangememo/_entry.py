@@ -94,7 +94,7 @@ class Entry:
             self.template = fetched.template  # widened by a new column
         self.rows.replace(fetched.lo, fetched.hi, fetched.chunk)
         # Rows before ledger: a reader that sees the new coverage finds the rows.
-        self.ledger.add(fetched.lo, fetched.final_hi)
+        self.ledger.add(fetched.lo, fetched.final_hi, fetched.fetched_at, not len(fetched.chunk))
         if fetched.final_hi < fetched.hi:
             expires = fetched.expires if fetched.expires is not None else fetched.fetched_at
             self.ledger.add_provisional(fetched.final_hi, fetched.hi, fetched.fetched_at, expires)

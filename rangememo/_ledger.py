@@ -14,12 +14,12 @@ so adjacent requests merge into one piece instead of leaving gaps.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import portion as P
 
-__all__ = ["Ledger", "Provisional", "pairs", "span"]
+__all__ = ["Ledger", "Provisional", "Stamp", "State", "pairs", "span"]
 
 Pair = tuple[int, int]
 
@@ -44,6 +44,27 @@ class Provisional:
     expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When a final range was fetched, and whether it held no rows."""
+
+    lo: int
+    hi: int
+    fetched: float
+    empty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One piece of coverage: ``"final"``, ``"empty"`` or ``"provisional"``."""
+
+    lo: int
+    hi: int
+    state: str
+    fetched: float | None
+    expires: float | None = None
+
+
 @dataclass(slots=True)
 class Ledger:
     """Covered ranges of one key. Mutated only under the key's write lock.
@@ -55,6 +76,7 @@ class Ledger:
 
     covered: P.Interval = field(default_factory=P.empty)
     provisional: tuple[Provisional, ...] = ()
+    stamps: tuple[Stamp, ...] = ()
 
     # -- queries ---------------------------------------------------------
     def live(self, now: float) -> P.Interval:
@@ -89,12 +111,31 @@ class Ledger:
     def empty(self) -> bool:
         return self.covered.empty and not self.provisional
 
+    def states(self) -> list[State]:
+        """Every covered piece with its state and fetch time, in order."""
+        out: list[State] = []
+        for lo, hi in self.intervals():
+            cursor = lo
+            for st in sorted(self.stamps, key=lambda x: x.lo):
+                a, b = max(st.lo, lo), min(st.hi, hi)
+                if a >= b:
+                    continue
+                if cursor < a:
+                    out.append(State(cursor, a, "final", None))
+                out.append(State(a, b, "empty" if st.empty else "final", st.fetched))
+                cursor = b
+            if cursor < hi:
+                out.append(State(cursor, hi, "final", None))
+        out += [State(p.lo, p.hi, "provisional", p.fetched, p.expires) for p in self.provisional]
+        return sorted(out, key=lambda x: x.lo)
+
     # -- mutations -------------------------------------------------------
-    def add(self, lo: int, hi: int) -> None:
-        """Record ``[lo, hi)`` as final."""
+    def add(self, lo: int, hi: int, fetched: float = 0.0, empty: bool = False) -> None:
+        """Record ``[lo, hi)`` as final (``empty``: the provider had no rows)."""
         if lo >= hi:
             return
         self.covered = self.covered | span(lo, hi)
+        self.stamps = (*_trim(self.stamps, lo, hi), Stamp(lo, hi, fetched, empty))
         if self.provisional:
             self.provisional = _trim(self.provisional, lo, hi)
 
@@ -112,6 +153,7 @@ class Ledger:
             return
         self.covered = self.covered - span(lo, hi)
         self.provisional = _trim(self.provisional, lo, hi)
+        self.stamps = _trim(self.stamps, lo, hi)
 
     def prune(self, now: float) -> None:
         """Drop provisional ranges that have expired."""
@@ -122,6 +164,7 @@ class Ledger:
         return {
             "covered": [list(p) for p in self.intervals()],
             "provisional": [[p.lo, p.hi, p.fetched, p.expires] for p in self.provisional],
+            "stamps": [[t.lo, t.hi, t.fetched, t.empty] for t in self.stamps],
         }
 
     @classmethod
@@ -132,10 +175,13 @@ class Ledger:
             Provisional(int(a), int(b), float(f), float(e))
             for a, b, f, e in data.get("provisional", [])
         )
+        ledger.stamps = tuple(
+            Stamp(int(a), int(b), float(f), bool(e)) for a, b, f, e in data.get("stamps", [])
+        )
         return ledger
 
     def copy(self) -> Ledger:
-        return Ledger(self.covered, self.provisional)
+        return Ledger(self.covered, self.provisional, self.stamps)
 
 
 def _union(items: Iterable[P.Interval]) -> P.Interval:
@@ -143,15 +189,18 @@ def _union(items: Iterable[P.Interval]) -> P.Interval:
     return P.Interval(*items)
 
 
-def _trim(provisional: tuple[Provisional, ...], lo: int, hi: int) -> tuple[Provisional, ...]:
-    """Provisional ranges with ``[lo, hi)`` cut out of them."""
-    out: list[Provisional] = []
-    for p in provisional:
-        if p.hi <= lo or p.lo >= hi:
-            out.append(p)
+_T = TypeVar("_T", Provisional, Stamp)
+
+
+def _trim(records: tuple[_T, ...], lo: int, hi: int) -> tuple[_T, ...]:
+    """Records with ``[lo, hi)`` cut out of them."""
+    out: list[_T] = []
+    for r in records:
+        if r.hi <= lo or r.lo >= hi:
+            out.append(r)
             continue
-        if p.lo < lo:
-            out.append(Provisional(p.lo, lo, p.fetched, p.expires))
-        if p.hi > hi:
-            out.append(Provisional(hi, p.hi, p.fetched, p.expires))
+        if r.lo < lo:
+            out.append(replace(r, hi=lo))
+        if r.hi > hi:
+            out.append(replace(r, lo=hi))
     return tuple(out)

@@ -310,3 +310,30 @@ async def test_prefetch_with_progress_and_chunks():
         (pd.Timestamp(2020, 1, 1), pd.Timestamp(2024, 12, 31))
     ]
     assert provider.call_count == len(pd.date_range("2020-01-01", "2024-12-31", freq="30D"))
+
+
+async def test_default_seed_workload_makes_at_most_63_calls():
+    """No options: the 62-day backtest costs at most 63 calls, each day asked once."""
+    provider = FakeProvider()
+    get_bars = cached(provider)
+    await seed_backtest(get_bars)
+    assert provider.call_count <= 63
+    assert max(positions_fetched(provider).values()) == 1
+
+
+async def test_coverage_detail_shows_three_states():
+    """coverage(detail=True): final data, confirmed empty and provisional, with fetch times."""
+    clock = Clock(D(2024, 10, 7, 15, tzinfo=UTC))
+    provider = FakeProvider()
+    get_bars = cached(provider, settle="1h", ttl="10min", clock=clock)
+    await get_bars("AAPL", D(2024, 10, 3, tzinfo=UTC), D(2024, 10, 4, tzinfo=UTC))
+    await get_bars("AAPL", D(2024, 10, 5, tzinfo=UTC), D(2024, 10, 6, tzinfo=UTC))
+    await get_bars("AAPL", D(2024, 10, 7, tzinfo=UTC), D(2024, 10, 7, tzinfo=UTC))
+    pieces = await get_bars.coverage("AAPL", "D", detail=True)
+    assert [(p.start.day, p.end.day, p.state) for p in pieces] == [
+        (3, 4, "final"),
+        (5, 6, "empty"),
+        (7, 7, "provisional"),
+    ]
+    assert all(p.fetched == clock.now for p in pieces)
+    assert pieces[-1].expires == clock.now + dt.timedelta(minutes=10)
