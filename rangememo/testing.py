@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
@@ -100,12 +100,14 @@ def make_bars(
     *,
     tz: Tz = None,
     skip_weekends: bool = True,
+    holidays: Iterable[Bound] = (),
 ) -> pd.DataFrame:
     """Deterministic OHLCV bars on the ``timeframe`` grid for ``start <= t <= end``.
 
     The grid is anchored at the epoch in the bounds' wall-clock time; Saturday and Sunday
     positions produce no rows unless ``skip_weekends`` is False. ``tz`` localises naive
     bounds (or converts aware ones); by default the index takes the bounds' timezone.
+    ``holidays`` are calendar dates without rows (e.g. an exchange's closures).
     """
     step = _step_ns(timeframe)
     t0, t1 = _to_ts(start, tz), _to_ts(end, tz)
@@ -120,6 +122,9 @@ def make_bars(
     if skip_weekends:
         weekday = ((positions * step) // _DAY_NS + 3) % 7  # 1970-01-01 was a Thursday
         positions = positions[weekday < 5]
+    closed = [pd.Timestamp(d).value // _DAY_NS for d in holidays]
+    if closed:
+        positions = positions[~np.isin((positions * step) // _DAY_NS, closed)]
     index = pd.DatetimeIndex((positions * step).view("M8[ns]"), name="time")
     if zone is not None:
         # Wall-clock grid: DST gaps have no bars; repeated hours take the first occurrence.
@@ -178,11 +183,17 @@ class FakeProvider:
     """A recording, failure-injecting fake of a range-queried data API."""
 
     def __init__(
-        self, *, latency: float = 0.0, fail: FailSpec = None, empty_weekends: bool = True
+        self,
+        *,
+        latency: float = 0.0,
+        fail: FailSpec = None,
+        empty_weekends: bool = True,
+        holidays: Iterable[Bound] = (),
     ) -> None:
         self.latency = latency
         self.fail = fail
         self.empty_weekends = empty_weekends
+        self.holidays = tuple(holidays)
         self.calls: list[Call] = []
         self.rows_returned = 0
         self.in_flight = 0
@@ -230,7 +241,14 @@ class FakeProvider:
         return self._enter(name, args, pd.Timestamp(start), pd.Timestamp(end), (symbol, timeframe))
 
     def _bars(self, symbol: str, start: Bound, end: Bound, timeframe: str) -> pd.DataFrame:
-        return make_bars(symbol, start, end, timeframe, skip_weekends=self.empty_weekends)
+        return make_bars(
+            symbol,
+            start,
+            end,
+            timeframe,
+            skip_weekends=self.empty_weekends,
+            holidays=self.holidays,
+        )
 
     # -- API -----------------------------------------------------------------------------
     async def get_bars(

@@ -261,10 +261,13 @@ async def test_calendar_trims_gaps_to_sessions():
 
 async def test_calendar_seed_workload():
     """calendar="XNYS": the backtest makes no call for a day without a session (<= 44)."""
-    provider = FakeProvider()
+    provider = FakeProvider(holidays=[D(2024, 9, 2), D(2024, 11, 28)])
     get_bars = cached(provider, calendar="XNYS")
     await seed_backtest(get_bars)
     assert provider.call_count <= 44
+    for a, b in [(D(2024, 8, 25), D(2024, 12, 1)), (D(2024, 11, 27), D(2024, 11, 29))]:
+        want = make_bars("AAPL", a, b, holidays=provider.holidays)
+        assert_frame_equal(await get_bars("AAPL", a, b), want)
     days = {pd.Timestamp(a).day_of_week for a, _ in provider.ranges()}
     assert days.isdisjoint({5, 6})
 
