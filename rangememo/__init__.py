@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from ._cache import Coverage
 from ._decorator import AsyncRangeCached, RangeCached, default_store, range_cached
 from ._entry import Entry, Fetched
 from ._errors import (
@@ -18,6 +17,7 @@ from ._errors import (
     RangememoError,
     SchemaMismatchError,
 )
+from ._introspect import Coverage
 from ._memory import MemoryStore
 from ._stats import CacheInfo
 from ._store import Store

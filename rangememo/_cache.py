@@ -13,11 +13,11 @@ import threading
 import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._axis import Axis, Closed, axis_of, parse_step
+from ._axis import Axis, Closed, axis_of
 from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
@@ -29,7 +29,7 @@ from ._policy import RateLimit, SessionCalendar, clock_ns, span_ns, to_units
 from ._stats import Stats
 from ._store import Store
 
-__all__ = ["Coverage", "Options", "RangeCache", "Request"]
+__all__ = ["Options", "RangeCache", "Request"]
 
 log = logging.getLogger("rangememo")
 
@@ -68,20 +68,6 @@ class Options:
             v is not None
             for v in (self.readahead, self.lookback, self.coalesce, self.max_span, self.calendar)
         )
-
-
-class Coverage(NamedTuple):
-    """One covered piece of a key, as ``coverage(..., detail=True)`` lists it."""
-
-    start: Any
-    end: Any
-    state: str  # "final", "empty" (fetched, no rows) or "provisional" (live edge)
-    fetched: dt.datetime | None
-    expires: dt.datetime | None
-
-
-def _when(ts: float | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(ts, dt.UTC) if ts else None
 
 
 @dataclass(slots=True)
@@ -130,53 +116,6 @@ class RangeCache:
         axis = axis_of(arguments[binder.start], arguments[binder.end], step, self.options.closed)
         lo, hi, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
         return Request(bound, binder.key(arguments), axis, lo, hi, rows_hi)
-
-    def key_and_step(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, Any]:
-        """Key and step of a call given without its range (introspection)."""
-        binder = self.binder
-        arguments = binder.bind_key(args, kwargs)
-        step = self.options.step
-        if callable(step):
-            step = step(**binder.keywords(arguments))
-        return binder.key(arguments), step
-
-    def coverage(self, entry: Entry | None, step: Any, detail: bool = False) -> list[Any]:
-        """Covered intervals of an entry, in the caller's convention.
-
-        ``detail=True`` lists every piece as a :class:`Coverage` with its
-        state (final, empty, provisional) and fetch time.
-        """
-        if entry is None or entry.axis is None:
-            return []
-        kind, aware = entry.axis
-        axis = Axis(
-            kind,
-            aware,
-            dt.UTC if aware else None,
-            parse_step(step, kind),
-            self.options.closed,
-            True,
-        )
-        if not detail:
-            return [axis.bounds(a, b) for a, b in entry.ledger.intervals()]
-        return [
-            Coverage(*axis.bounds(s.lo, s.hi), s.state, _when(s.fetched), _when(s.expires))
-            for s in entry.ledger.states()
-        ]
-
-    def forget_bounds(self, start: Any, end: Any, step: Any) -> tuple[int | None, int | None]:
-        """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded)."""
-        if start is None and end is None:
-            return None, None
-        axis = axis_of(
-            start if start is not None else end,
-            end if end is not None else start,
-            step,
-            self.options.closed,
-        )
-        lo = axis.encode(start) if start is not None else None
-        hi = axis.request(end, end)[1] if end is not None else None
-        return lo, hi
 
     def now(self) -> float:
         return self.options.clock().timestamp()

@@ -13,6 +13,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from ._axis import Closed
 from ._binding import KeySpec
 from ._cache import Options, RangeCache, _utcnow
+from ._introspect import coverage as coverage_of
+from ._introspect import forget_bounds, key_and_step
 from ._run import acall, call
 from ._stats import CacheInfo
 from ._store import Store
@@ -170,12 +172,12 @@ def _async_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
         await acall(cache, args, kwargs, answer=False, progress=progress)
 
     async def coverage(*args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
-        key, step = cache.key_and_step(args, kwargs)
-        return cache.coverage(await cache.store.aget(cache.namespace, key), step, detail)
+        key, step = key_and_step(cache, args, kwargs)
+        return coverage_of(cache, await cache.store.aget(cache.namespace, key), step, detail)
 
     async def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
-        key, step = cache.key_and_step(args, kwargs)
-        lo, hi = cache.forget_bounds(start, end, step)
+        key, step = key_and_step(cache, args, kwargs)
+        lo, hi = forget_bounds(cache, start, end, step)
         await cache.store.aforget(cache.namespace, key, lo, hi)
 
     wrapper.prefetch = prefetch  # type: ignore[attr-defined]
@@ -193,12 +195,12 @@ def _sync_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
         call(cache, args, kwargs, answer=False, progress=progress)
 
     def coverage(*args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
-        key, step = cache.key_and_step(args, kwargs)
-        return cache.coverage(cache.store.get(cache.namespace, key), step, detail)
+        key, step = key_and_step(cache, args, kwargs)
+        return coverage_of(cache, cache.store.get(cache.namespace, key), step, detail)
 
     def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
-        key, step = cache.key_and_step(args, kwargs)
-        lo, hi = cache.forget_bounds(start, end, step)
+        key, step = key_and_step(cache, args, kwargs)
+        lo, hi = forget_bounds(cache, start, end, step)
         cache.store.forget(cache.namespace, key, lo, hi)
 
     wrapper.prefetch = prefetch  # type: ignore[attr-defined]
