@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._axis import AxisKind
@@ -75,7 +75,9 @@ class Entry:
         """Check a piece against this key's schema before anything is written."""
         if self.adapter is None or self.rows is None or not len(self.rows):
             return fetched
-        _, template = self.adapter.conform(fetched.template, self.template)
+        data, template = self.adapter.conform(fetched.chunk.data, self.template)
+        if data is not fetched.chunk.data:  # recast to the stored datetime units
+            fetched.chunk = replace(fetched.chunk, data=data)
         fetched.template = template
         return fetched
 

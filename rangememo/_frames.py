@@ -19,7 +19,7 @@ from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype
 from ._axis import Axis
 from ._errors import InvalidResult, ResultTypeError, SchemaMismatchError
 
-__all__ = ["Adapter", "adapter_for"]
+__all__ = ["Adapter", "adapter_for", "adapter_named"]
 
 Positions = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -75,11 +75,21 @@ class Adapter:
         old, new = self.schema(template), self.schema(data)
         changed = [c for c in old.keys() & new.keys() if old[c] != new[c]]
         if changed:
+            # pandas 3 parses datetimes at varying units (s, us, ns): a unit
+            # change alone is cast back to the stored unit when lossless.
+            data = self.recast(data, {c: old[c] for c in changed})
+            new = self.schema(data)
+            changed = [c for c in changed if old[c] != new[c]]
+        if changed:
             detail = ", ".join(f"{c!r}: {old[c]} -> {new[c]}" for c in sorted(map(str, changed)))
             raise SchemaMismatchError(f"provider changed the dtype of cached columns ({detail})")
         if old.keys() == new.keys():
             return data, template
         return data, self.widen(template, data)
+
+    def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
+        """``data`` with datetime units cast to ``dtypes`` where lossless."""
+        return data
 
     def widen(self, template: Any, data: Any) -> Any:
         raise SchemaMismatchError(
@@ -112,6 +122,23 @@ def _check_positions(values: Any, axis: Axis, where: str) -> Positions:
     return idx.as_unit("ns").asi8
 
 
+def _same_instants(values: Any, dtype: str) -> Any:
+    """``values`` at the datetime unit of ``dtype``; ``None`` if lossy or not a unit change."""
+    if not is_datetime64_any_dtype(values.dtype):
+        return None
+    target = pd.api.types.pandas_dtype(dtype)
+    if not is_datetime64_any_dtype(target):
+        return None
+    if getattr(values.dtype, "tz", None) != getattr(target, "tz", None):
+        return None
+    idx = pd.DatetimeIndex(values)
+    unit: Any = getattr(target, "unit", None) or np.datetime_data(target)[0]  # type: ignore[arg-type]
+    cast = idx.as_unit(unit)
+    if not np.array_equal(cast.as_unit(idx.unit).asi8, idx.asi8):
+        return None
+    return cast
+
+
 class FrameAdapter(Adapter):
     kind = "DataFrame"
     types = (pd.DataFrame,)
@@ -142,6 +169,18 @@ class FrameAdapter(Adapter):
         out.update((str(c), str(t)) for c, t in data.dtypes.items())
         return out
 
+    def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
+        for name, dtype in dtypes.items():
+            if name == "<index>":
+                cast = _same_instants(data.index, dtype)
+                if cast is not None:
+                    data = data.set_axis(cast.rename(data.index.name), axis=0)
+            elif name in data.columns:
+                cast = _same_instants(data[name], dtype)
+                if cast is not None:
+                    data = data.assign(**{name: cast.to_numpy() if cast.tz is None else cast})
+        return data
+
     def widen(self, template: Any, data: Any) -> Any:
         extra = [c for c in data.columns if c not in template.columns]
         return pd.concat([template, data.iloc[:0][extra]], axis=1)
@@ -163,6 +202,17 @@ class SeriesAdapter(Adapter):
 
     def schema(self, data: Any) -> dict[str, str]:
         return {"<index>": str(data.index.dtype), "<values>": str(data.dtype)}
+
+    def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
+        if "<index>" in dtypes:
+            cast = _same_instants(data.index, dtypes["<index>"])
+            if cast is not None:
+                data = data.set_axis(cast.rename(data.index.name))
+        if "<values>" in dtypes:
+            cast = _same_instants(data, dtypes["<values>"])
+            if cast is not None:
+                data = pd.Series(cast, index=data.index, name=data.name)
+        return data
 
 
 class TableAdapter(Adapter):
@@ -227,3 +277,11 @@ def adapter_for(data: Any, index: str | None) -> Adapter:
         "the wrapped function must return a pandas DataFrame, Series or pyarrow Table, "
         f"got {type(data).__module__}.{type(data).__qualname__}"
     )
+
+
+def adapter_named(kind: str, index: str | None) -> Adapter:
+    """The adapter whose ``kind`` is ``kind`` (a store reopening a key from disk)."""
+    for cls in _ADAPTERS:
+        if cls.kind == kind:
+            return cls(index)
+    raise ValueError(f"unknown result kind {kind!r}; known: {[c.kind for c in _ADAPTERS]}")

@@ -281,3 +281,21 @@ def test_numpy_datetime_bounds():
 
     a = get("AAPL", np.datetime64("2024-10-01"), np.datetime64("2024-10-05"))
     assert_frame_equal(a, make_bars("AAPL", day(1), day(5)))
+
+
+async def test_a_datetime_unit_change_is_cast_back(provider):
+    """A provider switching ns -> s units (pandas 3 parsing) is cast to the stored unit."""
+    coarse = {"on": False}
+
+    @range_cached(key="symbol", step="1D", store=MemoryStore())
+    async def units(symbol: str, start: D, end: D) -> pd.DataFrame:
+        frame = await provider.get_bars(symbol, start, end)
+        if coarse["on"]:
+            frame.index = frame.index.as_unit("s")
+        return frame
+
+    await units("AAPL", day(1), day(4))
+    coarse["on"] = True
+    got = await units("AAPL", day(1), day(10))
+    assert_frame_equal(got, make_bars("AAPL", day(1), day(10)))
+    assert str(got.index.dtype) == "datetime64[ns]"
