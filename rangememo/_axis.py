@@ -45,6 +45,44 @@ class Axis:
     closed: Closed
     timestamp_out: bool  # decode to pd.Timestamp (else datetime.datetime)
 
+    # -- the grid ------------------------------------------------------------
+    # Positions are assumed to lie on a grid of ``step`` anchored at the epoch:
+    # in wall time for naive axes, in UTC for aware ones, and at *local*
+    # midnights for whole-day steps on aware axes (local days are 23 or 25
+    # hours long across a DST change). Coverage is claimed only up to the
+    # next grid point, so an off-grid request never claims a row it was not
+    # asked for.
+    @property
+    def local_days(self) -> int:
+        """Whole days per step on a tz-aware axis (else 0)."""
+        if self.aware and self.kind == "datetime" and self.step % _DAY_NS == 0:
+            return self.step // _DAY_NS
+        return 0
+
+    def grid_floor(self, pos: int) -> int:
+        """The last grid point at or before ``pos``."""
+        days = self.local_days
+        if not days:
+            return pos - pos % self.step
+        return _local_floor(pos, self.tz, days)
+
+    def grid_next(self, pos: int) -> int:
+        """The first grid point after ``pos``."""
+        days = self.local_days
+        if not days:
+            return pos - pos % self.step + self.step
+        return _local_next(pos, self.tz, days)
+
+    def last(self, lo: int, hi: int) -> int:
+        """The inclusive end of ``[lo, hi)`` in a closed="both" call.
+
+        The last grid point in the range; for a sliver holding none (left by
+        off-grid requests) the last representable position, so a gap is
+        never handed over with its end before its start.
+        """
+        last = self.grid_floor(hi - 1)
+        return last if last >= lo else hi - 1
+
     @property
     def signature(self) -> tuple[AxisKind, bool]:
         """What must agree between every call of one key."""
@@ -77,17 +115,35 @@ class Axis:
         """
         lo, e = self.encode(start), self.encode(end)
         if self.closed == "both":
-            return lo, e + self.step, e + 1
+            return lo, self.grid_next(e), e + 1
         return lo, e, e
 
     def bounds(self, lo: int, hi: int) -> tuple[Any, Any]:
         """A covered ``[lo, hi)`` in the caller's own convention."""
         if self.closed == "both":
-            return self.decode(lo), self.decode(hi - self.step)
+            return self.decode(lo), self.decode(self.last(lo, hi))
         return self.decode(lo), self.decode(hi)
 
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+# Local-midnight arithmetic costs ~30 µs in pandas; calls repeat the same
+# bounds (a hit re-asks what it asked before), so memoise it.
+@functools.lru_cache(maxsize=4096)
+def _local_floor(pos: int, tz: Any, days: int) -> int:
+    local = pd.Timestamp(pos, unit="ns", tz="UTC").tz_convert(tz)
+    midnight = local.normalize()
+    back = (midnight.tz_localize(None).value // _DAY_NS) % days
+    if back:
+        midnight = (midnight - pd.DateOffset(days=back)).normalize()
+    return int(midnight.value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_next(pos: int, tz: Any, days: int) -> int:
+    local = pd.Timestamp(_local_floor(pos, tz, days), unit="ns", tz="UTC").tz_convert(tz)
+    return int((local + pd.DateOffset(days=days)).normalize().value)
 
 
 def _kind_of(value: Any) -> AxisKind | None:

@@ -147,7 +147,7 @@ class RangeCache:
             readahead=to_units(o.readahead, axis, "readahead") if extend else None,
             lookback=to_units(o.lookback, axis, "lookback") if extend else None,
             # Never read ahead into the future, nor past the live edge.
-            edge=clock_ns(o.clock()) - (self.settle or 0) if timed else None,
+            edge=axis.grid_floor(clock_ns(o.clock()) - (self.settle or 0)) if timed else None,
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
         )
 
@@ -203,8 +203,8 @@ class RangeCache:
                 raise _kind_changed(adapter.kind, result)
             adapter = adapter_for(result, self.options.index)
         positions = adapter.positions(result, req.axis)
-        step = req.axis.step
-        rows_hi = gap.call_hi - step + 1 if req.axis.closed == "both" else gap.call_hi
+        axis = req.axis
+        rows_hi = axis.last(gap.call_lo, gap.call_hi) + 1 if axis.closed == "both" else gap.call_hi
         chunk = normalize(adapter, positions, result, gap.call_lo, rows_hi)
         dropped = len(positions) - len(chunk)
         if dropped:
@@ -233,11 +233,10 @@ class RangeCache:
             return fetched
         if req.axis.kind == "int":
             raise InvalidRange("settle= needs datetime or date bounds, not ints")
-        # Only whole steps ending before ``now - settle`` are final. A naive
+        # Only bars ending by ``now - settle`` (grid points before its floor) are final. A naive
         # clock (and a naive axis) is read as UTC, the data-API convention.
-        cut = clock_ns(clock) - self.settle
-        step, lo = req.axis.step, gap.lo
-        fetched.final_hi = min(gap.hi, max(lo, lo + ((cut - lo) // step) * step))
+        cut = req.axis.grid_floor(clock_ns(clock) - self.settle)
+        fetched.final_hi = min(gap.hi, max(gap.lo, cut))
         if self.ttl is not None and fetched.final_hi < gap.hi:
             fetched.expires = fetched.fetched_at + self.ttl / 1e9
         return fetched

@@ -61,7 +61,7 @@ class Policy:
     coalesce: int | None = None
     readahead: int | None = None
     lookback: int | None = None
-    edge: int | None = None  # the live edge: never read ahead past it
+    edge: int | None = None  # the live edge, a grid point: never read ahead past it
     sessions: Sessions | None = None
 
 
@@ -124,9 +124,8 @@ def _extend(todo: list[Pair], lo: int, hi: int, taken: P.Interval, policy: Polic
     out = list(todo)
     if policy.readahead and out[-1][1] == hi:
         limit = hi + policy.readahead
-        if policy.edge is not None:
-            # Whole steps only, so the extension stays on the request's grid.
-            limit = min(limit, hi + max(0, (policy.edge - hi) // policy.step) * policy.step)
+        if policy.edge is not None:  # a grid point: bars before it are complete
+            limit = min(limit, policy.edge)
         if limit > hi:
             free = span(hi, limit) - (taken & span(hi, limit))
             first = next(iter(free), None)

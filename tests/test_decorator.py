@@ -345,3 +345,36 @@ def module_level(symbol: str, start: D, end: D) -> pd.DataFrame:
 def test_pickles_by_reference():
     """A decorated module-level function pickles as a reference to itself."""
     assert pickle.loads(pickle.dumps(module_level)) is module_level
+
+
+async def test_daily_steps_are_calendar_days_across_dst(provider):
+    """New York daily bars across the Nov 3 DST change: 63 calls, no hole, exact."""
+
+    @range_cached(key="symbol", step="1D", store=MemoryStore())
+    async def get_bars(symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        assert start <= end, (start, end)
+        return await provider.get_bars(symbol, start, end)
+
+    tz = "America/New_York"
+    first, last = pd.Timestamp("2024-10-01", tz=tz), pd.Timestamp("2024-12-01", tz=tz)
+    for now in pd.date_range(first, last, freq="D"):
+        await get_bars("AAPL", now, now)
+        await get_bars("AAPL", now - pd.DateOffset(days=30), now)
+    got = await get_bars("AAPL", first, last)
+    assert provider.call_count == 63
+    assert_frame_equal(got, make_bars("AAPL", first, last))
+
+
+async def test_a_sliver_gap_is_never_handed_over_backwards(provider):
+    """Off-grid requests can leave a gap narrower than a step: its end stays >= its start."""
+    seen = []
+
+    @range_cached(key="symbol", step="1D", store=MemoryStore())
+    async def get_bars(symbol: str, start: D, end: D) -> pd.DataFrame:
+        seen.append((start, end))
+        return await provider.get_bars(symbol, start, end)
+
+    await get_bars("AAPL", D(2024, 10, 1, 16), D(2024, 10, 1, 16))
+    got = await get_bars("AAPL", D(2024, 10, 2), D(2024, 10, 2, 12))
+    assert all(a <= b for a, b in seen)
+    assert_frame_equal(got, make_bars("AAPL", D(2024, 10, 2), D(2024, 10, 2, 12)))
