@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import logging
 
-from ._decorator import AsyncRangeCached, RangeCached, default_store, range_cached
+from ._decorator import AsyncRangeCached, RangeCached, range_cached
 from ._entry import Entry, Fetched
 from ._errors import (
+    BoundsTypeError,
     CacheWarning,
     InvalidRange,
     InvalidResult,
     RangememoError,
+    ResultTypeError,
     SchemaMismatchError,
 )
 from ._introspect import Coverage
 from ._memory import MemoryStore
 from ._stats import CacheInfo
-from ._store import Store
+from ._store import Store, default_store
 
 __all__ = [
     "AsyncRangeCached",
+    "BoundsTypeError",
     "CacheInfo",
     "CacheWarning",
     "Coverage",
@@ -34,6 +37,7 @@ __all__ = [
     "MemoryStore",
     "RangeCached",
     "RangememoError",
+    "ResultTypeError",
     "SchemaMismatchError",
     "Store",
     "default_store",

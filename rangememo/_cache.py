@@ -27,7 +27,7 @@ from ._merge import Chunk, normalize
 from ._planner import Gap, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, span_ns, to_units
 from ._stats import Stats
-from ._store import Store
+from ._store import Store, default_store
 
 __all__ = ["Options", "RangeCache", "Request"]
 
@@ -85,14 +85,14 @@ class Request:
 class RangeCache:
     """The state behind one decorated function."""
 
-    def __init__(self, fn: Callable[..., Any], options: Options, store: Store) -> None:
+    def __init__(self, fn: Callable[..., Any], options: Options, store: Store | None) -> None:
         if options.closed not in ("both", "left"):
             raise InvalidRange(f"closed must be 'both' or 'left', got {options.closed!r}")
         if options.max_concurrency < 1:
             raise InvalidRange(f"max_concurrency must be >= 1, got {options.max_concurrency!r}")
         self.fn = fn
         self.options = options
-        self.store = store
+        self._store = store  # None: the default store, opened on first use
         self.binder = Binder(fn, options.key, options.start, options.end)
         base = options.namespace or f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = f"{base}@v{options.version}"
@@ -104,6 +104,13 @@ class RangeCache:
         # In-flight fetches per key (interval-level single flight).
         self.inflight: dict[Hashable, list[Any]] = {}
         self.lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        store = self._store
+        if store is None:
+            store = self._store = default_store()
+        return store
 
     # -- binding -------------------------------------------------------------
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:

@@ -17,7 +17,7 @@ from ._introspect import coverage as coverage_of
 from ._introspect import forget_bounds, key_and_step
 from ._run import acall, call
 from ._stats import CacheInfo
-from ._store import Store
+from ._store import Store, default_store
 
 __all__ = ["AsyncRangeCached", "RangeCached", "default_store", "range_cached"]
 
@@ -63,32 +63,17 @@ class _Decorator(Protocol):
     def __call__(self, fn: Callable[P, R]) -> RangeCached[P, R]: ...
 
 
-_DEFAULT: Store | None = None
-
-
-def default_store() -> Store:
-    """The store used when ``store=`` is not given (created on first use).
-
-    A :class:`~rangememo.ParquetStore` under ``$RANGEMEMO_CACHE_DIR``, else
-    under the platform's user cache directory.
-    """
-    global _DEFAULT
-    if _DEFAULT is None:
-        from ._parquet import ParquetStore, default_cache_dir
-
-        _DEFAULT = ParquetStore(default_cache_dir())
-    return _DEFAULT
-
-
-def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store:
+def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store | None:
+    """The store to use; ``None`` for the default, opened on first use (not at import)."""
     if store is None:
-        return default_store()
+        return None
     if isinstance(store, Store):
         return store
     if isinstance(store, (str, os.PathLike)):
         from ._parquet import ParquetStore
 
-        return ParquetStore(Path(store).expanduser())
+        parquet: Store = ParquetStore(Path(store).expanduser())
+        return parquet
     raise TypeError(f"store must be a Store instance or a directory path, got {store!r}")
 
 

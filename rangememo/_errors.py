@@ -7,10 +7,12 @@ that already catch ``ValueError``/``TypeError`` keep working.
 from __future__ import annotations
 
 __all__ = [
+    "BoundsTypeError",
     "CacheWarning",
     "InvalidRange",
     "InvalidResult",
     "RangememoError",
+    "ResultTypeError",
     "SchemaMismatchError",
 ]
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Hashable, Iterator
 
 from ._entry import Entry, Fetched
 
-__all__ = ["Store"]
+__all__ = ["Store", "default_store"]
 
 
 class Store(ABC):
@@ -85,3 +85,20 @@ class Store(ABC):
 
     def close(self) -> None:
         """Release resources (files, connections). The store stays usable."""
+
+
+_DEFAULT: Store | None = None
+
+
+def default_store() -> Store:
+    """The store used when ``store=`` is not given (created on first use).
+
+    A :class:`~rangememo.ParquetStore` under ``$RANGEMEMO_CACHE_DIR``, else
+    under the platform's user cache directory.
+    """
+    global _DEFAULT
+    if _DEFAULT is None:
+        from ._parquet import ParquetStore, default_cache_dir
+
+        _DEFAULT = ParquetStore(default_cache_dir())
+    return _DEFAULT
