@@ -45,13 +45,16 @@ class Axis:
     closed: Closed
     timestamp_out: bool  # decode to pd.Timestamp (else datetime.datetime)
 
+    ref: int | None = None  # a known row position of the key (a grid point)
+
     # -- the grid ------------------------------------------------------------
-    # Positions are assumed to lie on a grid of ``step`` anchored at the epoch:
-    # in wall time for naive axes, in UTC for aware ones, and at *local*
-    # midnights for whole-day steps on aware axes (local days are 23 or 25
-    # hours long across a DST change). Coverage is claimed only up to the
-    # next grid point, so an off-grid request never claims a row it was not
-    # asked for.
+    # With a step, positions lie on a grid: through ``ref`` (a row the key
+    # already holds) when there is one, else through the bound at hand, which
+    # is the contract's ``[a, b] -> [a, b + step)``. Whole-day steps on
+    # tz-aware axes count *local* calendar days (wall time), since local
+    # midnights are 23 or 25 hours apart across a DST change. Coverage is
+    # claimed up to the next grid point, so an off-grid request never claims
+    # a row it was not asked for.
     @property
     def local_days(self) -> int:
         """Whole days per step on a tz-aware axis (else 0)."""
@@ -59,28 +62,37 @@ class Axis:
             return self.step // _DAY_NS
         return 0
 
-    def grid_floor(self, pos: int) -> int:
-        """The last grid point at or before ``pos``."""
+    def _grid(self, pos: int) -> tuple[int, int]:
+        """``pos`` in grid coordinates (wall ns for local days), and the span."""
         days = self.local_days
         if not days:
-            return pos - pos % self.step
-        return _local_floor(pos, self.tz, days)
+            return pos, self.step
+        return _wall(pos, self.tz), days * _DAY_NS
+
+    def _ungrid(self, g: int) -> int:
+        return _unwall(g, self.tz) if self.local_days else g
+
+    def grid_floor(self, pos: int, through: int) -> int:
+        """The last grid point at or before ``pos`` (grid through ``ref``, else ``through``)."""
+        g, span = self._grid(pos)
+        r, _ = self._grid(self.ref if self.ref is not None else through)
+        return self._ungrid(g - (g - r) % span)
 
     def grid_next(self, pos: int) -> int:
-        """The first grid point after ``pos``."""
-        days = self.local_days
-        if not days:
-            return pos - pos % self.step + self.step
-        return _local_next(pos, self.tz, days)
+        """The first grid point after ``pos`` (grid through ``ref``, else ``pos``)."""
+        g, span = self._grid(pos)
+        r, _ = self._grid(self.ref) if self.ref is not None else (g, span)
+        return self._ungrid(g + span - (g - r) % span)
 
     def last(self, lo: int, hi: int) -> int:
         """The inclusive end of ``[lo, hi)`` in a closed="both" call.
 
-        The last grid point in the range; for a sliver holding none (left by
-        off-grid requests) the last representable position, so a gap is
-        never handed over with its end before its start.
+        The last grid point in the range (``hi - step`` when the grid runs
+        through ``hi``); for a sliver holding none (left by off-grid
+        requests) the last representable position, so a gap is never handed
+        over with its end before its start.
         """
-        last = self.grid_floor(hi - 1)
+        last = self.grid_floor(hi - 1, hi)
         return last if last >= lo else hi - 1
 
     @property
@@ -128,22 +140,19 @@ class Axis:
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
-# Local-midnight arithmetic costs ~30 µs in pandas; calls repeat the same
-# bounds (a hit re-asks what it asked before), so memoise it.
+# Wall-time conversion costs ~20 µs in pandas; calls repeat the same bounds
+# (a hit re-asks what it asked before), so memoise it.
 @functools.lru_cache(maxsize=4096)
-def _local_floor(pos: int, tz: Any, days: int) -> int:
-    local = pd.Timestamp(pos, unit="ns", tz="UTC").tz_convert(tz)
-    midnight = local.normalize()
-    back = (midnight.tz_localize(None).value // _DAY_NS) % days
-    if back:
-        midnight = (midnight - pd.DateOffset(days=back)).normalize()
-    return int(midnight.value)
+def _wall(pos: int, tz: Any) -> int:
+    return int(pd.Timestamp(pos, unit="ns", tz="UTC").tz_convert(tz).tz_localize(None).value)
 
 
 @functools.lru_cache(maxsize=4096)
-def _local_next(pos: int, tz: Any, days: int) -> int:
-    local = pd.Timestamp(_local_floor(pos, tz, days), unit="ns", tz="UTC").tz_convert(tz)
-    return int((local + pd.DateOffset(days=days)).normalize().value)
+def _unwall(wall: int, tz: Any) -> int:
+    local = pd.Timestamp(wall, unit="ns").tz_localize(
+        tz, ambiguous=True, nonexistent="shift_forward"
+    )
+    return int(local.value)
 
 
 def _kind_of(value: Any) -> AxisKind | None:

@@ -7,6 +7,7 @@ plain ones (so a sync wrapper never needs, or touches, an event loop).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -124,6 +125,16 @@ class RangeCache:
         lo, hi, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
         return Request(bound, binder.key(arguments), axis, lo, hi, rows_hi)
 
+    def attach(self, req: Request, entry: Entry | None) -> None:
+        """Put the request on the key's grid: through a row the key already holds."""
+        axis = req.axis
+        if entry is None or entry.rows is None or axis.closed != "both" or axis.step == 1:
+            return
+        ref = entry.rows.grid_ref()
+        if ref is not None:
+            req.axis = axis = dataclasses.replace(axis, ref=ref)
+            req.hi = axis.grid_next(req.rows_hi - 1)
+
     def now(self) -> float:
         return self.options.clock().timestamp()
 
@@ -154,7 +165,9 @@ class RangeCache:
             readahead=to_units(o.readahead, axis, "readahead") if extend else None,
             lookback=to_units(o.lookback, axis, "lookback") if extend else None,
             # Never read ahead into the future, nor past the live edge.
-            edge=axis.grid_floor(clock_ns(o.clock()) - (self.settle or 0)) if timed else None,
+            edge=axis.grid_floor(clock_ns(o.clock()) - (self.settle or 0), req.lo)
+            if timed
+            else None,
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
         )
 
@@ -217,6 +230,12 @@ class RangeCache:
         if dropped:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
+        if axis.ref is None and len(chunk) and axis.closed == "both" and gap.call_hi == gap.hi:
+            # The key's first rows show where its grid lies: claim only up to
+            # the grid point after what was asked, as later requests will.
+            on_grid = dataclasses.replace(axis, ref=chunk.first)
+            hi = max(gap.lo + 1, min(gap.hi, on_grid.grid_next(rows_hi - 1)))
+            gap = Gap(gap.lo, hi, gap.call_lo, min(gap.call_hi, hi))
         return self._fetched(req, gap, chunk, adapter.empty(result), adapter)
 
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
@@ -242,7 +261,7 @@ class RangeCache:
             raise InvalidRange("settle= needs datetime or date bounds, not ints")
         # Only bars ending by ``now - settle`` (grid points before its floor) are final. A naive
         # clock (and a naive axis) is read as UTC, the data-API convention.
-        cut = req.axis.grid_floor(clock_ns(clock) - self.settle)
+        cut = req.axis.grid_floor(clock_ns(clock) - self.settle, gap.lo)
         fetched.final_hi = min(gap.hi, max(gap.lo, cut))
         if self.ttl is not None and fetched.final_hi < gap.hi:
             fetched.expires = fetched.fetched_at + self.ttl / 1e9

@@ -81,6 +81,11 @@ class Rows:
     def chunks(self) -> list[Chunk]:
         return self._state[0]
 
+    def grid_ref(self) -> int | None:
+        """A stored row's position (a point of the key's grid), if any."""
+        chunks = self._state[0]
+        return chunks[0].first if chunks else None
+
     # -- reading ---------------------------------------------------------
     def window(self, lo: int, hi: int) -> list[Any]:
         """The data pieces holding rows with ``lo <= position < hi``, in order."""

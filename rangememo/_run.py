@@ -56,6 +56,7 @@ async def acall(
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
     entry = await store.aget(ns, req.key)
+    cache.attach(req, entry)
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
@@ -143,6 +144,7 @@ def call(
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
     entry = store.get(ns, req.key)
+    cache.attach(req, entry)
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
