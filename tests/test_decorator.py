@@ -366,7 +366,7 @@ async def test_daily_steps_are_calendar_days_across_dst(provider):
 
 
 async def test_a_sliver_gap_is_never_handed_over_backwards(provider):
-    """Off-grid requests on a key with rows claim only up to the next bar; gaps never go backwards."""
+    """Off-grid requests on a key with rows claim only up to the next bar; no backwards gaps."""
     seen = []
 
     @range_cached(key="symbol", step="1D", store=MemoryStore())
