@@ -225,6 +225,10 @@ def parse_step(step: Any, kind: AxisKind) -> int:
     """
     if step is None:
         return _DAY_NS if kind == "date" else 1
+    if isinstance(step, np.timedelta64):  # a subclass of np.integer, but a span
+        if kind == "int":
+            raise InvalidRange(f"step for an integer axis must be a positive int, got {step!r}")
+        step = pd.Timedelta(step)
     if kind == "int":
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
             raise InvalidRange(f"step for an integer axis must be a positive int, got {step!r}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Hashable, MutableMapping
 from typing import Any
 
 import cachetools
 
 from ._entry import Entry, Fetched
+from ._errors import CacheWarning
 from ._store import Store
 
 __all__ = ["MemoryStore"]
@@ -63,8 +65,20 @@ class MemoryStore(Store):
                 entry = Entry()
             with entry.lock:
                 entry.apply(fetched)
-            # Re-setting the item lets a size-bounded mapping re-measure it.
-            self._map[(namespace, key)] = entry
+            try:
+                # Re-setting the item lets a size-bounded mapping re-measure it.
+                self._map[(namespace, key)] = entry
+            except ValueError:
+                # cachetools: "value too large" for the whole budget. Serve the
+                # call from this entry, but keep nothing of a key this big.
+                self._map.pop((namespace, key), None)
+                warnings.warn(
+                    CacheWarning(
+                        f"key {key!r} ({entry.nbytes:,} bytes) exceeds the store's budget; "
+                        "it is not cached"
+                    ),
+                    stacklevel=3,
+                )
             return entry
 
     def forget(

@@ -60,6 +60,10 @@ async def acall(
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
+    if req.lo >= req.hi:
+        # An empty half-open request on a key without a schema yet: nothing to
+        # cover, and only the provider knows what its empty answer looks like.
+        return await cache.fn(*args, **kwargs) if answer else None
     loop = asyncio.get_running_loop()
     new, waits = cache.plan(req, entry, lambda g: _Flight(g, loop.create_future()))
     sem = asyncio.Semaphore(cache.options.max_concurrency)
@@ -148,6 +152,8 @@ def call(
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
+    if req.lo >= req.hi:  # empty, and no schema yet: as in acall
+        return cache.fn(*args, **kwargs) if answer else None
     new, waits = cache.plan(req, entry, lambda g: _Flight(g, cf.Future()))
     bar = progress_bar(len(new), progress)
     workers = min(cache.options.max_concurrency, len(new))

@@ -312,11 +312,6 @@ def test_bad_step_message_names_the_step(step, kind):
     assert names(step, str(info.value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="np.timedelta64 subclasses np.integer: parse_step reads it as an int step "
-    "(refused for datetimes as 'an int', bare TypeError from int() for int bounds)",
-)
 def test_numpy_timedelta_step_is_a_timedelta():
     """``np.timedelta64`` is a span like ``pd.Timedelta``; an int axis refuses it cleanly."""
     assert parse_step(np.timedelta64(2, "m"), "datetime") == 120 * 10**9

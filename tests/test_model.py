@@ -276,12 +276,6 @@ def test_threaded_requests_share_fetches(closed, reqs):
 # -- gaps the model found --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="closed='left' with start == end plans no gap; on a key with nothing cached "
-    "_finish/assemble hits `assert entry is not None` (AssertionError) instead of "
-    "returning the provider's empty result",
-)
 @pytest.mark.parametrize("is_async", [False, True])
 def test_empty_half_open_request_on_a_fresh_key(is_async):
     """``[a, a)`` with ``closed="left"`` returns what the uncached call returns: no rows."""
