@@ -82,6 +82,11 @@ class Request:
     hi: int  # end of what a fetch of the request covers
     rows_hi: int  # end of the rows the answer holds
 
+    @property
+    def tz(self) -> str | None:
+        """The timezone of the caller's bounds, as text (``None``: naive)."""
+        return str(self.axis.tz) if self.axis.aware else None
+
 
 class RangeCache:
     """The state behind one decorated function."""
@@ -149,7 +154,7 @@ class RangeCache:
         if entry.rows is None or not ledger.covers(req.lo, req.hi, now):
             return False, None
         self.stats.count(hits=1)
-        return True, entry.read(req.lo, req.rows_hi)
+        return True, entry.read(req.lo, req.rows_hi, req.tz)
 
     def policy(self, req: Request, extend: bool = True) -> Policy:
         """The planning options of this call in its axis' units."""
@@ -254,6 +259,7 @@ class RangeCache:
         """The commit of ``gap``, with the live edge held back when ``settle`` is set."""
         clock = self.options.clock()
         fetched = Fetched(gap.lo, gap.hi, chunk, template, adapter, req.axis.signature, gap.hi)
+        fetched.tz = req.tz
         fetched.fetched_at = clock.timestamp()
         if self.settle is None:
             return fetched
@@ -278,7 +284,7 @@ class RangeCache:
         """The answer for ``req``: stored rows, with uncommitted pieces laid over."""
         if not overlays:
             assert entry is not None
-            return entry.read(req.lo, req.rows_hi)
+            return entry.read(req.lo, req.rows_hi, req.tz)
         base = overlays[0]
         adapter = entry.adapter if entry is not None and entry.adapter is not None else base.adapter
         template = (
@@ -303,7 +309,8 @@ class RangeCache:
             out = adapter.empty(template)
         else:
             out = parts[0] if len(parts) == 1 else adapter.concat(parts)
-        return adapter.finish(out, template)
+        out = adapter.finish(out, template)
+        return entry.present(out, req.tz) if entry is not None else out
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:

@@ -33,6 +33,7 @@ class Fetched:
     final_hi: int
     fetched_at: float = 0.0
     expires: float | None = None
+    tz: str | None = None  # the timezone of the request's bounds (aware axes)
 
     @property
     def settled(self) -> bool:
@@ -50,6 +51,9 @@ class Entry:
     template: Any = None
     axis: tuple[AxisKind, bool] | None = None
     version: int = 0
+    # Does the provider index its answers in the caller's timezone? Then a
+    # request in another zone gets the stored rows shown in its own zone.
+    follows_tz: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -64,12 +68,19 @@ class Entry:
                 f"this call has {_axis_text(axis)} bounds"
             )
 
-    def read(self, lo: int, hi: int) -> Any:
+    def read(self, lo: int, hi: int, tz: str | None = None) -> Any:
         """The stored rows with ``lo <= position < hi``, as the caller's type."""
         adapter, template = self.adapter, self.template
         assert adapter is not None and self.rows is not None, "read() of an entry never written"
         parts = [adapter.align(p, template) for p in self.rows.window(lo, hi)]
-        return adapter.finish(_join(adapter, parts, template), template)
+        return self.present(adapter.finish(_join(adapter, parts, template), template), tz)
+
+    def present(self, data: Any, tz: str | None) -> Any:
+        """Show positions in the caller's zone when the provider does so."""
+        if self.follows_tz and tz is not None and self.adapter is not None:
+            if self.adapter.position_tz(data) != tz:
+                return self.adapter.convert_tz(data, tz)
+        return data
 
     def conform(self, fetched: Fetched) -> Fetched:
         """Check a piece against this key's schema before anything is written."""
@@ -83,6 +94,8 @@ class Entry:
 
     def apply(self, fetched: Fetched) -> None:
         """Commit a fetched piece: newest rows win over anything in its range."""
+        if fetched.tz is not None and len(fetched.chunk):
+            self.follows_tz = fetched.adapter.position_tz(fetched.chunk.data) == fetched.tz
         fetched = self.conform(fetched)
         if self.adapter is None or self.rows is None:
             self.adapter, self.rows, self.axis = (

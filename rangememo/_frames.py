@@ -103,6 +103,14 @@ class Adapter:
         """``data`` with datetime units cast to ``dtypes`` where lossless."""
         return data
 
+    def position_tz(self, data: Any) -> str | None:
+        """The timezone of the positions, as text (``None``: naive or unknown)."""
+        return None
+
+    def convert_tz(self, data: Any, tz: str) -> Any:
+        """``data`` with its positions shown in ``tz`` (the same instants)."""
+        return data
+
     def widen(self, template: Any, data: Any) -> Any:
         raise SchemaMismatchError(
             f"{self.kind} results cannot change shape between fetches: "
@@ -134,16 +142,23 @@ def _check_positions(values: Any, axis: Axis, where: str) -> Positions:
     return idx.as_unit("ns").asi8
 
 
-def _same_instants(values: Any, dtype: str) -> Any:
-    """``values`` at the datetime unit of ``dtype``; ``None`` if lossy or not a unit change."""
+def _same_instants(values: Any, dtype: str, any_tz: bool = False) -> Any:
+    """``values`` at the datetime unit of ``dtype``; ``None`` if lossy or not a unit change.
+
+    ``any_tz``: a timezone change is a conversion too (the same instants), which
+    holds for positions, but not for a value column whose tz is its meaning.
+    """
     if not is_datetime64_any_dtype(values.dtype):
         return None
     target = pd.api.types.pandas_dtype(dtype)
     if not is_datetime64_any_dtype(target):
         return None
-    if getattr(values.dtype, "tz", None) != getattr(target, "tz", None):
+    tz, target_tz = getattr(values.dtype, "tz", None), getattr(target, "tz", None)
+    if tz != target_tz and not (any_tz and tz is not None and target_tz is not None):
         return None
     idx = pd.DatetimeIndex(values)
+    if tz != target_tz:
+        idx = idx.tz_convert(target_tz)
     unit: Any = getattr(target, "unit", None) or np.datetime_data(target)[0]  # type: ignore[arg-type]
     cast = idx.as_unit(unit)
     if not np.array_equal(cast.as_unit(idx.unit).asi8, idx.asi8):
@@ -184,11 +199,11 @@ class FrameAdapter(Adapter):
     def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
         for name, dtype in dtypes.items():
             if name == "<index>":
-                cast = _same_instants(data.index, dtype)
+                cast = _same_instants(data.index, dtype, any_tz=self.index is None)
                 if cast is not None:
                     data = data.set_axis(cast.rename(data.index.name), axis=0)
             elif name in data.columns:
-                cast = _same_instants(data[name], dtype)
+                cast = _same_instants(data[name], dtype, any_tz=name == self.index)
                 if cast is not None:
                     data = data.assign(**{name: cast.to_numpy() if cast.tz is None else cast})
         return data
@@ -201,6 +216,16 @@ class FrameAdapter(Adapter):
         if data.columns.equals(template.columns):
             return data
         return data.reindex(columns=template.columns)
+
+    def position_tz(self, data: Any) -> str | None:
+        values = data.index if self.index is None else data[self.index]
+        tz = getattr(values.dtype, "tz", None)
+        return None if tz is None else str(tz)
+
+    def convert_tz(self, data: Any, tz: str) -> Any:
+        if self.index is None:
+            return data.tz_convert(tz)
+        return data.assign(**{self.index: data[self.index].dt.tz_convert(tz)})
 
 
 class SeriesAdapter(Adapter):
@@ -217,7 +242,7 @@ class SeriesAdapter(Adapter):
 
     def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
         if "<index>" in dtypes:
-            cast = _same_instants(data.index, dtypes["<index>"])
+            cast = _same_instants(data.index, dtypes["<index>"], any_tz=True)
             if cast is not None:
                 data = data.set_axis(cast.rename(data.index.name))
         if "<values>" in dtypes:
@@ -225,6 +250,13 @@ class SeriesAdapter(Adapter):
             if cast is not None:
                 data = pd.Series(cast, index=data.index, name=data.name)
         return data
+
+    def position_tz(self, data: Any) -> str | None:
+        tz = getattr(data.index.dtype, "tz", None)
+        return None if tz is None else str(tz)
+
+    def convert_tz(self, data: Any, tz: str) -> Any:
+        return data.tz_convert(tz)
 
 
 class TableAdapter(Adapter):

@@ -323,13 +323,6 @@ def test_off_grid_bounds_never_lose_bars():
         assert call.start <= call.end
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bounds' timezone is not part of the key or the stored schema: for a provider "
-    "that returns the same instants in the caller's zone, a New York request on a key first "
-    "fetched with UTC bounds is served UTC-indexed rows on a hit, and raises "
-    "SchemaMismatchError (index tz UTC -> America/New_York) on a partial hit",
-)
 @pytest.mark.parametrize("last", ["2024-01-05", "2024-01-20"], ids=["hit", "partial-hit"])
 def test_one_key_asked_in_two_timezones(last):
     """Bars at fixed instants, indexed in the caller's zone: each zone gets its own index tz."""
