@@ -77,9 +77,9 @@ class Entry:
 
     def present(self, data: Any, tz: str | None) -> Any:
         """Show positions in the caller's zone when the provider does so."""
-        if self.follows_tz and tz is not None and self.adapter is not None:
-            if self.adapter.position_tz(data) != tz:
-                return self.adapter.convert_tz(data, tz)
+        adapter = self.adapter
+        if self.follows_tz and tz is not None and adapter is not None:
+            return adapter.convert_tz(data, tz) if adapter.position_tz(data) != tz else data
         return data
 
     def conform(self, fetched: Fetched) -> Fetched:
