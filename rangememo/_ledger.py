@@ -135,7 +135,18 @@ class Ledger:
         if lo >= hi:
             return
         self.covered = self.covered | span(lo, hi)
-        self.stamps = (*_trim(self.stamps, lo, hi), Stamp(lo, hi, fetched, empty))
+        # Adjacent stamps of the same kind merge, keeping the older fetch time
+        # ("fetched no later than"), so a key grown a bar at a time keeps a
+        # handful of stamps, not one per fetch.
+        kept, new = [], Stamp(lo, hi, fetched, empty)
+        for st in _trim(self.stamps, lo, hi):
+            if st.empty == empty and (st.hi == new.lo or st.lo == new.hi):
+                new = Stamp(
+                    min(st.lo, new.lo), max(st.hi, new.hi), min(st.fetched, new.fetched), empty
+                )
+            else:
+                kept.append(st)
+        self.stamps = (*kept, new)
         if self.provisional:
             self.provisional = _trim(self.provisional, lo, hi)
 
