@@ -186,6 +186,8 @@ class RangeCache:
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
             new = [make(g) for g in plan.gaps]
             flights.extend(new)
+            if not flights:  # covered meanwhile (another thread): keep no empty list
+                del self.inflight[req.key]
         partial = ledger is not None and ledger.covered.overlaps(span(req.lo, req.hi))
         refetch = 0
         if ledger is not None and ledger.provisional:
