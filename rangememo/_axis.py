@@ -20,7 +20,7 @@ import pandas as pd
 
 from ._errors import BoundsTypeError, InvalidRange
 
-__all__ = ["Axis", "AxisKind", "Closed", "Span", "axis_of", "parse_step"]
+__all__ = ["Axis", "AxisKind", "Closed", "Span", "axis_of", "parse_step", "span_ns"]
 
 Closed = Literal["both", "left"]
 AxisKind = Literal["datetime", "date", "int"]
@@ -235,17 +235,31 @@ def parse_step(step: Any, kind: AxisKind) -> int:
         return int(step)
     if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
         raise InvalidRange(f"step {step!r} is an int but the bounds are {kind}s; use a timedelta")
-    try:
-        if isinstance(step, str):
-            step = pd.Timedelta(pd.tseries.frequencies.to_offset(step))  # type: ignore[arg-type]
-        ns = int(pd.Timedelta(step).value)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRange(
-            f"step must be a fixed span (a timedelta or an alias like '1D', '1min'), "
-            f"got {step!r}: {exc}"
-        ) from None
-    if ns < 1:
+    ns = span_ns(step, "step")
+    if ns is None or ns < 1:
         raise InvalidRange(f"step must be positive, got {step!r}")
     if kind == "date" and ns % _DAY_NS:
         raise InvalidRange(f"step for date bounds must be whole days, got {step!r}")
+    return ns
+
+
+def span_ns(value: Any, name: str) -> int | None:
+    """A timedelta-like option in nanoseconds (``None`` stays ``None``).
+
+    Accepts a ``timedelta``, ``pd.Timedelta``, ``np.timedelta64`` or a fixed
+    pandas alias (``"1D"``, ``"15min"``); ``InvalidRange`` names anything else.
+    """
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            value = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
+        ns = int(pd.Timedelta(value).value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRange(
+            f"{name} must be a fixed span (a timedelta or an alias like '1D', '15min'), "
+            f"got {value!r}: {exc}"
+        ) from None
+    if ns < 0:
+        raise InvalidRange(f"{name} must not be negative, got {value!r}")
     return ns

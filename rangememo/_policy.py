@@ -12,30 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._axis import Axis
+from ._axis import Axis, span_ns
 from ._errors import InvalidRange
 from ._ledger import Pair
 
 __all__ = ["RateLimit", "SessionCalendar", "span_ns", "to_units"]
 
 _DAY = pd.Timedelta(days=1)
-
-
-def span_ns(value: Any, name: str) -> int | None:
-    """A timedelta-like option in nanoseconds (``None`` stays ``None``)."""
-    if value is None:
-        return None
-    try:
-        if isinstance(value, str):
-            value = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
-        ns = int(pd.Timedelta(value).value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRange(
-            f"{name} must be a timedelta or an alias like '1h', got {value!r}: {exc}"
-        ) from None
-    if ns < 0:
-        raise InvalidRange(f"{name} must not be negative, got {value!r}")
-    return ns
 
 
 def to_units(value: Any, axis: Axis, name: str) -> int | None:
