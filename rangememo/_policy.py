@@ -16,7 +16,7 @@ from ._axis import Axis, span_ns
 from ._errors import InvalidRange
 from ._ledger import Pair
 
-__all__ = ["RateLimit", "SessionCalendar", "span_ns", "to_units"]
+__all__ = ["RateLimit", "SessionCalendar", "to_units"]
 
 _DAY = pd.Timedelta(days=1)
 
