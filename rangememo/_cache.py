@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._axis import Axis, Closed, axis_of
+from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
@@ -26,7 +26,7 @@ from ._frames import Adapter, adapter_for
 from ._ledger import span
 from ._merge import Chunk, normalize
 from ._planner import Gap, Policy, plan_gaps
-from ._policy import RateLimit, SessionCalendar, clock_ns, span_ns, to_units
+from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
 from ._stats import Stats
 from ._store import Store, default_store
 
