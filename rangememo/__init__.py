@@ -21,6 +21,7 @@ from ._errors import (
 )
 from ._introspect import Coverage
 from ._memory import MemoryStore
+from ._parquet import ParquetStore
 from ._stats import CacheInfo
 from ._store import Store, default_store
 
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRange",
     "InvalidResult",
     "MemoryStore",
+    "ParquetStore",
     "RangeCached",
     "RangememoError",
     "ResultTypeError",

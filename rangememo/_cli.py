@@ -1,0 +1,219 @@
+"""``rangememo``: look into a store directory, check it, tidy it.
+
+::
+
+    rangememo [--dir PATH] ls [NAMESPACE]       namespaces and keys: rows, coverage, bytes
+    rangememo [--dir PATH] show NAMESPACE KEY   one key: coverage, gaps, segments, schema
+    rangememo [--dir PATH] verify               read everything; exit 1 naming any problem
+    rangememo [--dir PATH] gc                   remove orphans, temp files, retired parts
+    rangememo [--dir PATH] compact              merge each key's segments
+    rangememo [--dir PATH] clear [NAMESPACE [KEY]]
+
+``--dir`` defaults to the default store (``$RANGEMEMO_CACHE_DIR``, else the
+user cache directory). NAMESPACE is a namespace name (``pkg.mod.fn@v0``), its
+directory, or a prefix of either; KEY is the key's repr as ``ls`` shows it, or
+a prefix of its hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ._maintain import KeyInfo, clear_keys, collect, compact_all, find, verify
+from ._parquet import ParquetStore, default_cache_dir
+
+__all__ = ["main"]
+
+
+def _console() -> Console:
+    # Not a terminal (a pipe, a test runner): wide enough that keys stay on one line.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False, soft_wrap=True)
+
+
+def _e(value: object) -> str:
+    """Text from the store (keys, paths, problems) is shown as is, never as markup."""
+    return escape(str(value))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _covered(info: KeyInfo) -> str:
+    pieces = info.ledger.intervals()
+    if not pieces:
+        return "-"
+    text = f"{info.position(pieces[0][0])} → {info.position(pieces[-1][1])}"
+    return text + (f" ({len(pieces)} pieces)" if len(pieces) > 1 else "")
+
+
+def _root(ctx: click.Context) -> Path:
+    root: Path = ctx.obj
+    if not root.is_dir():
+        raise click.ClickException(f"no store directory at {root}")
+    return root
+
+
+@click.group()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The store directory (default: $RANGEMEMO_CACHE_DIR or the user cache dir).",
+)
+@click.pass_context
+def main(ctx: click.Context, directory: Path | None) -> None:
+    """Inspect and maintain a rangememo Parquet store."""
+    ctx.obj = directory if directory is not None else default_cache_dir()
+
+
+@main.command("ls")
+@click.argument("namespace", required=False)
+@click.pass_context
+def ls(ctx: click.Context, namespace: str | None) -> None:
+    """List namespaces and keys: rows, covered range, segments, bytes, last write."""
+    infos = find(_root(ctx), namespace)
+    table = Table(title=f"rangememo store {_e(ctx.obj)}")
+    for name, justify in [("namespace", "left"), ("key", "left"), ("rows", "right")]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name in ("covered", "segments", "bytes", "last write"):
+        table.add_column(name, justify="right" if name in ("segments", "bytes") else "left")
+    for info in infos:
+        if info.doc is None:
+            table.add_row(_e(info.namespace), _e(info.key), "-", f"[red]{_e(info.problem)}[/]")
+            continue
+        updated = info.updated
+        table.add_row(
+            _e(info.namespace),
+            _e(info.key),
+            f"{info.rows:,}",
+            _covered(info),
+            str(len(info.doc.segments)),
+            _size(info.nbytes),
+            updated.strftime("%Y-%m-%d %H:%M:%S") if updated else "-",
+        )
+    console = _console()
+    console.print(table)
+    namespaces = len({i.namespace for i in infos})
+    console.print(f"{_count(namespaces, 'namespace')}, {_count(len(infos), 'key')}")
+
+
+@main.command()
+@click.argument("namespace")
+@click.argument("key")
+@click.pass_context
+def show(ctx: click.Context, namespace: str, key: str) -> None:
+    """One key: its coverage with states and fetch times, the gaps, the segments."""
+    infos = find(_root(ctx), namespace, key)
+    if not infos:
+        raise click.ClickException(f"no key {key!r} in namespace {namespace!r}")
+    if len(infos) > 1:
+        names = ", ".join(f"{i.namespace} {i.key}" for i in infos)
+        raise click.ClickException(f"{len(infos)} keys match: {names}")
+    info, console = infos[0], _console()
+    console.print(f"[bold]{_e(info.namespace)}[/] {_e(info.key)}\n{_e(info.paths.keydir)}")
+    if info.doc is None:
+        raise click.ClickException(info.problem)  # click prints it as is
+    schema = info.doc.schema or {}
+    console.print(f"kind {schema.get('kind')}, axis {_e(schema.get('axis'))}, rows {info.rows:,}")
+    coverage = Table(title="coverage")
+    for name in ("from", "to", "state", "fetched"):
+        coverage.add_column(name)
+    states = info.ledger.states()
+    for s in states:
+        fetched = "-" if not s.fetched else f"{dt.datetime.fromtimestamp(s.fetched):%Y-%m-%d %H:%M}"
+        coverage.add_row(info.position(s.lo), info.position(s.hi), s.state, fetched)
+    console.print(coverage)
+    gaps = Table(title="gaps")
+    gaps.add_column("from")
+    gaps.add_column("to")
+    pieces = info.ledger.intervals()
+    for (_, a), (b, _) in itertools.pairwise(pieces):
+        gaps.add_row(info.position(a), info.position(b))
+    console.print(gaps if len(pieces) > 1 else "gaps: none")
+    segments = Table(title="segments (oldest first; newest wins)")
+    for name in ("file", "rows", "first", "last", "bytes"):
+        segments.add_column(name)
+    for seg in info.doc.segments:
+        first, last = (info.position(seg.first), info.position(seg.last)) if seg.rows else ("", "")
+        segments.add_row(seg.file or "(no rows)", f"{seg.rows:,}", first, last, _size(seg.nbytes))
+    console.print(segments)
+
+
+@main.command("verify")
+@click.pass_context
+def verify_command(ctx: click.Context) -> None:
+    """Read every ledger and segment; exit 1 naming any problem."""
+    report, console = verify(_root(ctx)), _console()
+    for where, note in report.notes:
+        console.print(f"[yellow]note[/] {_e(where)}: {_e(note)}")
+    for where, problem in report.problems:
+        console.print(f"[red]PROBLEM[/] {_e(where)}: {_e(problem)}")
+    if report.problems:
+        problems = _count(len(report.problems), "problem")
+        console.print(f"{problems} in {_count(report.checked, 'key')}")
+        ctx.exit(1)
+    console.print(f"OK: {_count(report.checked, 'key')} verified")
+
+
+@main.command()
+@click.option("--grace", default=300.0, show_default=True, help="Keep retired parts this long (s).")
+@click.pass_context
+def gc(ctx: click.Context, grace: float) -> None:
+    """Remove orphan segments, temp files and retired parts past their grace period."""
+    removed, console = collect(_root(ctx), grace), _console()
+    for path in removed:
+        console.print(f"removed {_e(path)}")
+    console.print(f"{_count(len(removed), 'file')} removed")
+
+
+@main.command()
+@click.option(
+    "--grace", default=300.0, show_default=True, help="Keep replaced parts this long (s)."
+)
+@click.pass_context
+def compact(ctx: click.Context, grace: float) -> None:
+    """Merge each key's segments into large ones (readers are never blocked)."""
+    keys, merged = compact_all(_root(ctx), grace)
+    _console().print(f"compacted {_count(keys, 'key')}: {_count(merged, 'segment')} merged away")
+
+
+@main.command()
+@click.argument("namespace", required=False)
+@click.argument("key", required=False)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before clearing everything.")
+@click.pass_context
+def clear(ctx: click.Context, namespace: str | None, key: str | None, yes: bool) -> None:
+    """Delete everything, one namespace, or one key."""
+    root = _root(ctx)
+    if namespace is None:
+        if not yes:
+            click.confirm(f"Delete every cached entry in {root}?", abort=True)
+        ParquetStore(root).clear()
+        _console().print(f"cleared {_e(root)}")
+        return
+    infos = find(root, namespace, key)
+    names = sorted({i.namespace for i in infos})
+    if not infos:
+        raise click.ClickException(f"nothing matches {namespace!r}" + (f" {key!r}" if key else ""))
+    if key is None and len(names) > 1:
+        raise click.ClickException(f"{len(names)} namespaces match: {', '.join(names)}")
+    count = clear_keys(infos)
+    _console().print(f"cleared {_count(count, 'key')}")

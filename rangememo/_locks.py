@@ -1,0 +1,210 @@
+"""Per-key locks across threads, event loops and processes.
+
+One lock file per key (``filelock``, an ``flock`` on POSIX) keeps processes
+apart. Inside a process a :class:`Mutex` comes first: ``filelock`` instances
+are reentrant (``thread_local=False`` shares one hold between threads), so they
+cannot keep two threads of one process apart, and two instances on one path
+would trip filelock's deadlock guard. One :class:`KeyLock` per lock path per
+process, shared by every store instance, does both.
+
+A hold is reentrant along one logical flow: the held paths live in a context
+variable, which ``asyncio`` tasks and ``asyncio.to_thread`` carry along, so a
+store's ``put`` inside the cache's ``lock()`` (or ``alock()``, with ``aput``
+running in a worker thread) does not wait for itself. Waiting never occupies
+a thread of the event loop's executor: ``alock`` awaits a future for the
+in-process part and polls the file lock without blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+
+import filelock
+
+__all__ = ["KeyLock", "LockTimeout", "Mutex", "hold", "ahold", "held"]
+
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "rangememo_held_locks", default=frozenset()
+)
+_POLL = (0.001, 0.02)  # first and longest pause between file lock attempts
+
+
+class LockTimeout(TimeoutError):
+    """A key's lock was not free in time."""
+
+
+class _Waiter:
+    __slots__ = ("event", "future", "granted", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.granted = False
+        self.loop = loop
+        self.event = threading.Event() if loop is None else None
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop else None
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Mutex:
+    """A FIFO lock that threads and coroutines (of any loop) can both wait for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owned = False
+        self._waiters: deque[_Waiter] = deque()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if not self._owned:
+                self._owned = True
+                return True
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        assert waiter.event is not None
+        waiter.event.wait(timeout)
+        with self._lock:
+            if waiter.granted:
+                return True
+            self._waiters.remove(waiter)
+            return False
+
+    async def aacquire(self) -> None:
+        with self._lock:
+            if not self._owned:
+                self._owned = True
+                return
+            waiter = _Waiter(asyncio.get_running_loop())
+            self._waiters.append(waiter)
+        assert waiter.future is not None
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            with self._lock:
+                granted = waiter.granted
+                if not granted:
+                    self._waiters.remove(waiter)
+            if granted:  # handed over as we were cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if waiter.event is not None:
+                    waiter.granted = True
+                    waiter.event.set()
+                    return
+                assert waiter.loop is not None and waiter.future is not None
+                try:
+                    waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                except RuntimeError:  # its loop is closed: nobody is waiting there
+                    continue
+                waiter.granted = True
+                return
+            self._owned = False
+
+
+class KeyLock:
+    """The in-process mutex and the lock file of one key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.mutex = Mutex()
+        # thread_local=False: acquired by one thread, released by another is fine.
+        self.file = filelock.FileLock(path, thread_local=False)
+
+    def _try_file(self) -> bool:
+        try:
+            self.file.acquire(blocking=False)
+        except filelock.Timeout:
+            return False
+        return True
+
+
+_REGISTRY: dict[str, KeyLock] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A forked child must not inherit holds of its parent's threads.
+    global _REGISTRY_LOCK
+    _REGISTRY.clear()
+    _REGISTRY_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def key_lock(path: str) -> KeyLock:
+    with _REGISTRY_LOCK:
+        lock = _REGISTRY.get(path)
+        if lock is None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            lock = _REGISTRY[path] = KeyLock(path)
+        return lock
+
+
+def held(path: str) -> bool:
+    """Does the current thread or task hold the lock at ``path``?"""
+    return path in _HELD.get()
+
+
+@contextlib.contextmanager
+def hold(path: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold the key lock at ``path`` (reentrant); :class:`LockTimeout` after ``timeout``."""
+    if held(path):
+        yield
+        return
+    lock = key_lock(path)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if not lock.mutex.acquire(timeout):
+        raise LockTimeout(f"lock {path} is held by another thread")
+    try:
+        remaining = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            lock.file.acquire(timeout=remaining, poll_interval=_POLL[1])
+        except filelock.Timeout:
+            raise LockTimeout(f"lock {path} is held by another process") from None
+        token = _HELD.set(_HELD.get() | {path})
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            lock.file.release()
+    finally:
+        lock.mutex.release()
+
+
+@contextlib.asynccontextmanager
+async def ahold(path: str) -> AsyncIterator[None]:
+    """:func:`hold` for coroutines: waits without blocking the loop or its executor."""
+    if held(path):
+        yield
+        return
+    lock = key_lock(path)
+    await lock.mutex.aacquire()
+    try:
+        pause = _POLL[0]
+        while not lock._try_file():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _POLL[1])
+        token = _HELD.set(_HELD.get() | {path})
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            lock.file.release()
+    finally:
+        lock.mutex.release()

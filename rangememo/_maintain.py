@@ -1,0 +1,278 @@
+"""A store directory as a whole: list, verify, collect garbage, compact, clear.
+
+These work on directories, not on keys: they need no provider and no key
+objects (a key whose value has no JSON form is found by its hash), so the
+``rangememo`` command can run them against any store directory. Writers'
+locks are honoured: anything that changes a key holds that key's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._codec import decode, template_from_json
+from ._compact import compact, plan, sweep
+from ._layout import (
+    LOCKS,
+    QUARANTINE,
+    TRASH,
+    Doc,
+    KeyPaths,
+    NewerLedger,
+    key_dirs,
+    namespace_dirs,
+    read_doc,
+    read_key,
+    remove_tree,
+    write_doc,
+)
+from ._ledger import Ledger
+from ._locks import LockTimeout, hold
+from ._segments import Damaged, read_segment
+
+__all__ = [
+    "KeyInfo",
+    "clear_keys",
+    "clear_store",
+    "collect",
+    "compact_all",
+    "find",
+    "scan",
+    "verify",
+]
+
+#: How long maintenance waits for a key that a writer holds before skipping it.
+LOCK_WAIT = 10.0
+
+
+def paths_of(root: Path, keydir: Path) -> KeyPaths:
+    nsdir = keydir.parent
+    lock = str(root / LOCKS / f"{nsdir.name}.{keydir.name}.lock")
+    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock)
+
+
+@dataclass
+class KeyInfo:
+    """One key directory, as ``ls``/``show`` present it."""
+
+    namespace: str
+    key: str  # the key's repr
+    paths: KeyPaths
+    doc: Doc | None = None
+    problem: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.doc.segments) if self.doc else 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.doc.segments) if self.doc else 0
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger.from_json(self.doc.ledger) if self.doc else Ledger()
+
+    @property
+    def updated(self) -> dt.datetime | None:
+        return dt.datetime.fromtimestamp(self.doc.updated) if self.doc else None
+
+    def position(self, pos: int) -> str:
+        """A position in the key's own terms (a date, a UTC time, an int)."""
+        axis = (self.doc.schema or {}).get("axis") if self.doc else None
+        if axis is None or axis[0] == "int" or abs(pos) >= 2**62:
+            return "-inf" if pos <= -(2**62) else "+inf" if pos >= 2**62 else str(pos)
+        ts = pd.Timestamp(pos, unit="ns", tz="UTC" if axis[1] else None)
+        if axis[0] == "date" or (ts.hour, ts.minute, ts.second, ts.nanosecond) == (0, 0, 0, 0):
+            return str(ts.date())
+        return str(ts)
+
+
+def scan(root: Path) -> Iterator[KeyInfo]:
+    """Every key directory with its ledger (or the reason it cannot be read)."""
+    for namespace, nsdir in namespace_dirs(root):
+        for keydir in key_dirs(nsdir):
+            info = KeyInfo(namespace, read_key(keydir)[0], paths_of(root, keydir))
+            try:
+                loaded = read_doc(info.paths.ledger)
+            except Damaged as exc:
+                info.problem = exc.reason
+            except NewerLedger as exc:
+                info.problem = f"{exc} (left alone)"
+            else:
+                if loaded is None:
+                    info.problem = "no ledger.json (a first write did not finish)"
+                else:
+                    info.doc = loaded[0]
+            yield info
+
+
+def find(root: Path, namespace: str | None = None, key: str | None = None) -> list[KeyInfo]:
+    """Keys matching a namespace (name or directory, or a prefix of either) and a key
+    (its repr, or a prefix of its hash)."""
+    out = []
+    for info in scan(root):
+        if namespace is not None and not _matches(namespace, info.namespace, info.paths.nsdir.name):
+            continue
+        if (
+            key is not None
+            and key != info.key
+            and not (len(key) >= 4 and info.paths.keydir.name.startswith(key))
+        ):
+            continue
+        out.append(info)
+    if namespace is not None:  # an exact name wins over prefixes of other names
+        exact = [i for i in out if namespace in (i.namespace, i.paths.nsdir.name)]
+        out = exact or out
+    return out
+
+
+def _matches(query: str, name: str, dirname: str) -> bool:
+    return query in (name, dirname) or name.startswith(query) or dirname.startswith(query)
+
+
+@dataclass
+class Report:
+    """What ``verify`` found: problems (exit non-zero) and notes (harmless)."""
+
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    checked: int = 0
+
+
+def verify(root: Path) -> Report:
+    """Read every ledger and every segment it names, as a reader would."""
+    report = Report()
+    for info in scan(root):
+        where = f"{info.namespace} {info.key}"
+        report.checked += 1
+        if info.doc is None:
+            harmless = "did not finish" in info.problem or "newer rangememo" in info.problem
+            bucket = report.notes if harmless else report.problems
+            bucket.append((where, f"{info.paths.ledger}: {info.problem}"))
+            continue
+        for problem in _check(info.paths, info.doc):
+            report.problems.append((where, problem))
+        files = {e.name for e in os.scandir(info.paths.keydir) if e.is_file()}
+        for name in sorted(files - info.doc.files() - {"ledger.json", "key.json"}):
+            kind = "temp file" if name.endswith(".tmp") else "orphan file (gc removes it)"
+            report.notes.append((where, f"{info.paths.keydir / name}: {kind}"))
+    return report
+
+
+def _check(paths: KeyPaths, doc: Doc) -> Iterator[str]:
+    schema = doc.schema
+    template: Any = None
+    if schema is not None:
+        try:
+            template = template_from_json(schema["kind"], schema["template"])
+        except (KeyError, TypeError, ValueError) as exc:
+            yield f"{paths.ledger}: unreadable schema ({exc})"
+            return
+    for seg in doc.segments:
+        if any(a >= b for a, b in seg.claims):
+            yield f"{paths.ledger}: segment {seg.file} claims an empty range"
+        if seg.file is None:
+            continue
+        path = paths.keydir / seg.file
+        try:
+            _, _, _, table = read_segment(path, seg, 0, 0, whole=True)
+            if schema is not None:
+                decode(schema["kind"], table, template)
+        except Damaged as exc:
+            yield str(exc)
+        except (ValueError, TypeError, KeyError) as exc:
+            yield f"{path}: rows do not decode ({exc})"
+
+
+def collect(root: Path, grace: float = 300.0) -> list[Path]:
+    """Remove what no ledger needs: orphans, temp files, retired parts past ``grace``."""
+    removed: list[Path] = []
+    trash = root / TRASH
+    if trash.exists():
+        removed += [trash / name for name in os.listdir(trash)]
+        shutil.rmtree(trash, ignore_errors=True)
+    now = time.time()
+    for _, nsdir in namespace_dirs(root):
+        for entry in os.scandir(nsdir):  # a crashed namespace.json write
+            if entry.name.endswith(".tmp") and now - entry.stat().st_mtime > 60:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        for keydir in key_dirs(nsdir):
+            paths = paths_of(root, keydir)
+            try:
+                with hold(paths.lock, timeout=LOCK_WAIT):
+                    removed += _collect_key(paths, now, grace)
+            except (LockTimeout, Damaged, NewerLedger):
+                continue  # busy, damaged or not ours: verify reports it
+    return removed
+
+
+def _collect_key(paths: KeyPaths, now: float, grace: float) -> list[Path]:
+    loaded = read_doc(paths.ledger)
+    if loaded is None:  # a first write that never committed: nothing to keep
+        remove_tree(paths.root, paths.keydir)
+        return [paths.keydir]
+    doc = loaded[0]
+    expired = [f for f, t in doc.retired if now - t >= grace]
+    if expired:
+        doc.retired = [(f, t) for f, t in doc.retired if now - t < grace]
+        doc.generation += 1
+        write_doc(paths, doc)
+    return [paths.keydir / name for name in sweep(paths.keydir, doc)]
+
+
+def compact_all(root: Path, grace: float = 300.0) -> tuple[int, int]:
+    """Merge every key's same-schema runs of segments; ``(keys, segments merged away)``."""
+    keys = merged = 0
+    for info in scan(root):
+        if info.doc is None:
+            continue
+        try:
+            with hold(info.paths.lock, timeout=LOCK_WAIT):
+                loaded = read_doc(info.paths.ledger)
+                if loaded is None:
+                    continue
+                doc = loaded[0]
+                runs = plan(doc.segments, 2, full=True)
+                if runs:
+                    new = compact(info.paths, doc, runs, grace=grace)[0]
+                    keys, merged = keys + 1, merged + len(doc.segments) - len(new.segments)
+                    doc = new
+                sweep(info.paths.keydir, doc)
+        except (LockTimeout, Damaged, OSError):
+            continue
+    return keys, merged
+
+
+def clear_store(root: Path, nsdir: Path | None = None) -> None:
+    """Delete one namespace directory (each key under its lock), or everything."""
+    nsdirs = [nsdir] if nsdir is not None else [d for _, d in namespace_dirs(root)]
+    for directory in nsdirs:
+        for keydir in key_dirs(directory):
+            with hold(paths_of(root, keydir).lock):
+                remove_tree(root, keydir)
+        if not key_dirs(directory):
+            remove_tree(root, directory)
+    if nsdir is None:
+        remove_tree(root, root / QUARANTINE)
+        shutil.rmtree(root / TRASH, ignore_errors=True)
+
+
+def clear_keys(infos: list[KeyInfo]) -> int:
+    """Delete the given keys (each under its lock); how many were deleted."""
+    for info in infos:
+        with hold(info.paths.lock):
+            remove_tree(info.paths.root, info.paths.keydir)
+        if not key_dirs(info.paths.nsdir):
+            remove_tree(info.paths.root, info.paths.nsdir)
+    return len(infos)

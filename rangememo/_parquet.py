@@ -1,0 +1,333 @@
+"""ParquetStore: entries on disk (Parquet + JSON), shared by processes, crash-safe.
+
+Each key is a directory of immutable Parquet *segments* (one per committed
+fetch) and a ``ledger.json`` naming them with the coverage and the schema
+(layout in :mod:`rangememo._layout`). A commit writes the segment first
+(temp file, fsync, rename, fsync dir) and only then replaces the ledger the
+same way, so a ledger never names data that is not on disk.
+
+In front sits a memory layer: a cachetools LRU of recently used keys bounded
+by bytes. A hit costs a ``stat`` of ledger.json: a changed signature (another
+process committed) reloads the ledger, in place when it only grew. A key
+reopened from disk loads its rows lazily, only the segments (and row groups)
+a window touches. Writers of a key hold its lock (a lock file per key);
+readers never wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator, Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ._codec import encode, template_to_json
+from ._compact import sweep
+from ._entry import Entry, Fetched
+from ._keystate import KeyState
+from ._layout import (
+    NOT_JSON,
+    KeyPaths,
+    NewerLedger,
+    ensure_dirs,
+    key_dirs,
+    key_paths,
+    namespace_dirname,
+    namespace_dirs,
+    read_doc,
+    read_key,
+    remove_tree,
+    stat_sig,
+)
+from ._locks import ahold, hold
+from ._maintain import clear_store
+from ._memlayer import MemoryLayer
+from ._repair import bad_ledger
+from ._segments import MAX_POS, MIN_POS, Damaged, Segment, write_segment
+from ._store import Store
+
+__all__ = ["ParquetStore", "default_cache_dir"]
+
+log = logging.getLogger("rangememo")
+
+DEFAULT_MEMORY = 256 * 2**20
+_ALL: Any = object()  # "every key" for compact()
+
+
+def default_cache_dir() -> Path:
+    """``$RANGEMEMO_CACHE_DIR``, else the platform's user cache directory."""
+    env = os.environ.get("RANGEMEMO_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("rangememo", appauthor=False))
+
+
+def _unlocked(exc: OSError) -> None:
+    # No lock file, so no write either: put() takes the lock itself and fails
+    # the same way, and the cache answers the call uncached with a warning.
+    log.warning("cannot lock the store (%s): fetching without storing", exc)
+
+
+def _reopen(path: Path, options: dict[str, Any]) -> ParquetStore:
+    return ParquetStore(path, **options)
+
+
+class ParquetStore(Store):
+    """Entries in a directory: Parquet segments and a JSON ledger per key.
+
+    ``memory`` bounds the in-memory layer (bytes of rows held, LRU; 0 turns it
+    off). A key is compacted once it has ``compact_at`` segments; replaced
+    files stay ``grace`` seconds for readers of the previous ledger.
+    ``durable=False`` skips fsync (tests, throwaway caches). A key reopened
+    from disk with at most ``eager_rows`` rows loads whole on first use; a
+    larger one window by window.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        memory: int = DEFAULT_MEMORY,
+        *,
+        compact_at: int = 32,
+        grace: float = 300.0,
+        durable: bool = True,
+        eager_rows: int = 50_000,
+    ) -> None:
+        self.path = Path(os.path.abspath(Path(path).expanduser()))
+        self.memory = memory
+        self.compact_at = max(compact_at, 2)
+        self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
+        self._memory = MemoryLayer(memory)
+        self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
+
+    def __repr__(self) -> str:
+        return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        options = {
+            "memory": self.memory,
+            "compact_at": self.compact_at,
+            "grace": self.grace,
+            "durable": self.durable,
+            "eager_rows": self.eager_rows,
+        }
+        return _reopen, (self.path, options)
+
+    # -- paths and locks -------------------------------------------------------------
+    def _paths(self, namespace: str, key: Hashable) -> KeyPaths:
+        # joblib.hash costs ~10 us: once per key, not per call.
+        paths = self._paths_seen.get((namespace, key))
+        if paths is None:
+            if len(self._paths_seen) > 100_000:
+                self._paths_seen.clear()
+            paths = self._paths_seen[(namespace, key)] = key_paths(self.path, namespace, key)
+        return paths
+
+    def _lockfile(self, namespace: str, key: Hashable) -> str:
+        return self._paths(namespace, key).lock
+
+    @contextlib.contextmanager
+    def lock(self, namespace: str, key: Hashable) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(hold(self._lockfile(namespace, key)))
+            except OSError as exc:
+                _unlocked(exc)
+            yield
+
+    @contextlib.asynccontextmanager
+    async def alock(self, namespace: str, key: Hashable) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(ahold(self._lockfile(namespace, key)))
+            except OSError as exc:
+                _unlocked(exc)
+            yield
+
+    def _state(self, namespace: str, key: Hashable, paths: KeyPaths) -> KeyState:
+        return KeyState(namespace, key, paths, durable=self.durable, on_load=self._memory.keep)
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, namespace: str, key: Hashable) -> Entry | None:
+        state = self._current(namespace, key, eager=True)
+        return state.entry if state is not None else None
+
+    async def aget(self, namespace: str, key: Hashable) -> Entry | None:
+        state = self._memory.get(namespace, key)
+        if state is not None:  # the hit path: one stat, no thread hop
+            with contextlib.suppress(OSError):
+                if stat_sig(state.paths.ledger) == state.sig:
+                    return state.entry
+        return await asyncio.to_thread(self.get, namespace, key)
+
+    def _current(self, namespace: str, key: Hashable, eager: bool) -> KeyState | None:
+        """The key as on disk now (from memory while ledger.json is unchanged)."""
+        state = self._memory.get(namespace, key)
+        paths = state.paths if state is not None else self._paths(namespace, key)
+        try:
+            sig = stat_sig(paths.ledger)
+        except OSError:  # not there (or not reachable): nothing cached
+            self._memory.drop(namespace, key)
+            return None
+        if state is not None and state.sig == sig:
+            return state
+        try:
+            loaded = read_doc(paths.ledger)
+        except Damaged as exc:
+            bad_ledger(paths, exc)
+            loaded = None
+        except NewerLedger as exc:
+            if not eager:  # a writer: never overwrite what a newer version wrote
+                raise
+            log.warning("%s: %s; not used", paths.ledger, exc)
+            loaded = None
+        if loaded is None:
+            self._memory.drop(namespace, key)
+            return None
+        doc, sig = loaded
+        fresh = None
+        if state is not None:
+            with state.lock:
+                if state.sig == sig or state.extend(doc, sig):
+                    fresh = state
+        if fresh is None:
+            try:
+                fresh = self._state(namespace, key, paths).open(doc, sig)
+            except Damaged as exc:
+                bad_ledger(paths, exc)
+                self._memory.drop(namespace, key)
+                return None
+        if eager:  # readers: a small key loads whole (writers never load)
+            fresh.load_small(self.eager_rows)
+        self._memory.keep(fresh)
+        return fresh
+
+    def keys(self, namespace: str) -> list[Hashable]:
+        seen = list(self._paths_seen.items())
+        mine = {p.keydir.name: k for (ns, k), p in seen if ns == namespace}
+        out: list[Hashable] = []
+        for keydir in key_dirs(self.path / namespace_dirname(namespace)):
+            if not (keydir / "ledger.json").exists():
+                continue
+            key = read_key(keydir)[1]
+            if key is NOT_JSON:  # no JSON form on disk: known only if this process saw it
+                key = mine.get(keydir.name, NOT_JSON)
+            if key is not NOT_JSON:
+                out.append(key)
+        return out
+
+    # -- writing -------------------------------------------------------------------
+    def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
+        with hold(self._lockfile(namespace, key)):
+            paths = self._paths(namespace, key)
+            state = self._current(namespace, key, eager=False)
+            if state is None:
+                state = self._state(namespace, key, paths)
+            state.start(fetched.adapter, fetched.axis)
+            entry = state.entry
+            # SchemaMismatchError: nothing written. On a copy: apply() must see
+            # the piece as fetched (it reads the provider's timezone off it).
+            checked = entry.conform(dataclasses.replace(fetched))
+            assert entry.adapter is not None
+            kind, chunk, template = entry.adapter.kind, checked.chunk, checked.template
+            # The template apply() keeps; UnstorableError (an OSError) if Parquet
+            # cannot hold it exactly: nothing written, the call still answers.
+            tdoc = state.tdoc if template is state.tobj else template_to_json(kind, template)
+            claims = ((fetched.lo, fetched.hi),)
+            ensure_dirs(paths, namespace, key, durable=self.durable)
+            seg = Segment(None, claims)
+            if len(chunk):
+                table = encode(kind, chunk.data, chunk.positions)
+                seg = write_segment(paths.keydir, table, claims, durable=self.durable)
+            self._commit(state, seg, lambda: entry.apply(fetched), tdoc)
+            if len(state.doc.segments) >= self.compact_at:
+                state.compact(self.compact_at, False, self.grace)
+            return entry
+
+    def _commit(self, state: KeyState, seg: Segment, change: Any, tdoc: Any) -> None:
+        try:
+            state.commit(seg, change, tdoc)
+        except BaseException:
+            # The entry may hold the change while the disk does not: drop it;
+            # the segment no ledger names goes too (gc would sweep it anyway).
+            self._memory.drop(state.namespace, state.key)
+            if seg.file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(state.paths.keydir / seg.file)
+            raise
+        self._memory.keep(state)
+
+    def forget(
+        self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
+    ) -> None:
+        with hold(self._lockfile(namespace, key)):
+            if lo is None and hi is None:
+                self._memory.drop(namespace, key)
+                remove_tree(self.path, self._paths(namespace, key).keydir)
+                return
+            state = self._current(namespace, key, eager=False)
+            if state is None or state.doc.schema is None:
+                return
+            a = lo if lo is not None else MIN_POS
+            b = hi if hi is not None else MAX_POS
+            entry = state.entry
+            self._commit(state, Segment(None, ((a, b),)), lambda: entry.forget(lo, hi), state.tdoc)
+
+    def clear(self, namespace: str | None = None) -> None:
+        nsdir = None if namespace is None else self.path / namespace_dirname(namespace)
+        clear_store(self.path, nsdir)
+        self._memory.drop_all(namespace)
+
+    # -- maintenance ------------------------------------------------------------------
+    def compact(
+        self, namespace: str | None = None, key: Hashable = _ALL, *, full: bool = True
+    ) -> int:
+        """Compact one key, a namespace or everything; the number of segments merged away.
+
+        ``full`` merges every run of same-schema segments; otherwise only when a
+        key has ``compact_at`` segments (what a write does by itself).
+        """
+        merged = 0
+        for ns, k in self._targets(namespace, key):
+            with hold(self._lockfile(ns, k)):
+                try:
+                    state = self._current(ns, k, eager=False)
+                except NewerLedger:
+                    continue
+                if state is not None:
+                    merged += state.compact(self.compact_at, full, self.grace)
+                    self._memory.keep(state)
+                    sweep(state.paths.keydir, state.doc)
+        return merged
+
+    def _targets(self, namespace: str | None, key: Hashable) -> list[tuple[str, Hashable]]:
+        if namespace is not None and key is not _ALL:
+            return [(namespace, key)]
+        names = [namespace] if namespace is not None else [n for n, _ in namespace_dirs(self.path)]
+        return [(ns, k) for ns in names for k in self.keys(ns)]
+
+    def close(self) -> None:
+        self._memory.drop_all()
+
+    # -- async mirrors: file I/O runs in a worker thread ---------------------------
+    async def aput(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
+        return await asyncio.to_thread(self.put, namespace, key, fetched)
+
+    async def aforget(
+        self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
+    ) -> None:
+        await asyncio.to_thread(self.forget, namespace, key, lo, hi)
+
+    async def aclear(self, namespace: str | None = None) -> None:
+        await asyncio.to_thread(self.clear, namespace)
+
+    async def akeys(self, namespace: str) -> list[Hashable]:
+        return await asyncio.to_thread(self.keys, namespace)

@@ -1,0 +1,274 @@
+"""The parts under ParquetStore: locks, the compaction plan, lazy rows, the key codec."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tempfile
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pandas.testing import assert_frame_equal
+
+from rangememo import MemoryStore, ParquetStore
+from rangememo._axis import axis_of
+from rangememo._compact import plan
+from rangememo._entry import Fetched
+from rangememo._frames import FrameAdapter
+from rangememo._keyjson import key_from_json, key_to_json
+from rangememo._lazy import shown, visible
+from rangememo._locks import LockTimeout, Mutex, ahold, held, hold
+from rangememo._merge import normalize
+from rangememo._segments import ROW_GROUP, Segment
+from rangememo.testing import make_blocks
+
+# -- locks --------------------------------------------------------------------------------
+
+
+def test_mutex_keeps_threads_apart_in_order():
+    """Threads waiting for a Mutex get it one at a time, first come first served."""
+    mutex, order, inside = Mutex(), [], []
+    mutex.acquire()
+
+    def worker(i: int) -> None:
+        mutex.acquire()
+        inside.append(i)
+        assert len(inside) == 1
+        order.append(i)
+        inside.pop()
+        mutex.release()
+
+    threads = []
+    for i in range(5):
+        threads.append(threading.Thread(target=worker, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.02)
+    mutex.release()
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_mutex_hands_over_to_coroutines_and_survives_cancellation():
+    """A coroutine waits without blocking its loop; a cancelled waiter passes the lock on."""
+    mutex = Mutex()
+    assert mutex.acquire(timeout=0)
+    first = asyncio.ensure_future(mutex.aacquire())
+    second = asyncio.ensure_future(mutex.aacquire())
+    await asyncio.sleep(0.01)
+    assert not first.done() and not second.done()
+    first.cancel()
+    mutex.release()
+    await asyncio.wait_for(second, 2)
+    assert first.cancelled()
+    assert not mutex.acquire(timeout=0.05)
+    mutex.release()
+    assert mutex.acquire(timeout=0)
+
+
+def test_hold_is_reentrant_and_times_out_for_others(tmp_path):
+    """The holder may take the key again (put inside lock); another thread times out."""
+    path = str(tmp_path / "locks" / "k.lock")
+    errors: list[BaseException] = []
+    with hold(path):
+        assert held(path)
+        with hold(path):
+            assert held(path)
+
+        def other() -> None:
+            try:
+                with hold(path, timeout=0.1):
+                    pass
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(5)
+    assert not held(path)
+    assert len(errors) == 1 and isinstance(errors[0], LockTimeout)
+
+
+async def test_ahold_reaches_put_in_a_worker_thread(tmp_path):
+    """Held in a task, the lock counts as held in ``asyncio.to_thread`` (the aput path)."""
+    path = str(tmp_path / "k.lock")
+    async with ahold(path):
+        assert await asyncio.to_thread(held, path)
+        assert await asyncio.wait_for(asyncio.to_thread(_reenter, path), 2)
+    assert not held(path)
+
+
+def _reenter(path: str) -> bool:
+    with hold(path, timeout=0.5):
+        return True
+
+
+# -- the compaction plan -----------------------------------------------------------------------
+
+
+def seg(rows: int, schema: str | None = "s") -> Segment:
+    return Segment("seg-x" if rows else None, ((0, 1),), rows, 0, 0, 0, schema if rows else None)
+
+
+def test_plan_waits_for_tens_of_segments():
+    assert plan([seg(10)] * 31, 32) == []
+    assert plan([seg(10)] * 32, 32) == [(0, 32)]
+
+
+def test_plan_leaves_a_big_base_alone():
+    """Small parts after a big one merge among themselves; the base is not rewritten."""
+    assert plan([seg(1_000_000)] + [seg(1440)] * 31, 32) == [(1, 32)]
+    assert plan([seg(10_000)] + [seg(1440)] * 31, 32) == [(0, 32)]
+
+
+def test_plan_stops_at_a_schema_change_but_takes_tombstones():
+    segments = [seg(10, "a")] * 10 + [seg(0)] + [seg(10, "b")] * 21
+    assert plan(segments, 32) == [(10, 32)]
+    assert plan(segments, 2, full=True) == [(0, 11), (11, 32)]
+
+
+def test_plan_rewrites_each_row_a_logarithmic_number_of_times():
+    """Appending 2,000 one-day parts: each row is rewritten O(log n) times, in total."""
+    sizes: list[int] = []
+    rewritten = 0
+    for _ in range(2000):
+        sizes.append(ROW_GROUP // 40)
+        for i, j in plan([seg(n) for n in sizes], 32):
+            rewritten += sum(sizes[i:j])
+            sizes[i:j] = [sum(sizes[i:j])]
+        assert len(sizes) < 32
+    assert rewritten <= 6 * sum(sizes)
+
+
+def test_visible_newest_wins_and_shown_ranges():
+    """Later claims hide earlier rows; ``shown`` is a part's claims minus later ones."""
+    old = Segment("seg-a", ((0, 100),), 50, 0, 98)
+    new = Segment("seg-b", ((40, 60),), 5, 41, 59)
+    gone = Segment(None, ((90, 200),))
+    assert [(a, b, s.file) for a, b, s in visible([old, new, gone])] == [
+        (0, 40, "seg-a"),
+        (41, 60, "seg-b"),
+        (60, 90, "seg-a"),
+    ]
+    assert shown([old, new, gone], "seg-a") == [(0, 40), (60, 90)]
+
+
+# -- lazy rows behave like in-memory rows ------------------------------------------------------
+
+
+def piece(rev: int, a: int, b: int, sparse: bool) -> Fetched:
+    """A commit of blocks ``[a, b)`` (every other one when sparse), tagged ``rev``."""
+    frame = make_blocks("c", a, b - 1).assign(rev=rev)
+    if sparse:
+        frame = frame.iloc[::2]
+    adapter = FrameAdapter(None)
+    axis = axis_of(a, max(a, b - 1), 1, "both")
+    chunk = normalize(adapter, adapter.positions(frame, axis), frame, a, b)
+    return Fetched(a, b, chunk, adapter.empty(frame), adapter, axis.signature, b)
+
+
+step = st.one_of(
+    st.tuples(st.just("put"), st.integers(0, 300), st.integers(1, 120), st.booleans()),
+    st.tuples(st.just("forget"), st.integers(0, 300), st.integers(1, 60), st.booleans()),
+    st.tuples(st.just("reopen"), st.just(0), st.just(0), st.booleans()),
+    st.tuples(st.just("compact"), st.just(0), st.just(0), st.booleans()),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(step, min_size=1, max_size=12),
+    windows=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 150)), min_size=1, max_size=4),
+)
+def test_stored_key_reads_like_the_memory_store(steps, windows):
+    """Any sequence of commits, forgets, reopens and compactions: every window reads the
+    same as MemoryStore's, and the coverage is the same."""
+    root = tempfile.mkdtemp(prefix="rangememo-prop-")
+    memory = MemoryStore()
+    stored = ParquetStore(root, durable=False, compact_at=3, grace=0.0, eager_rows=0)
+    for rev, (op, a, n, flag) in enumerate(steps):
+        if op == "put":
+            memory.put("ns", "k", piece(rev, a, a + n, flag))
+            stored.put("ns", "k", piece(rev, a, a + n, flag))
+        elif op == "forget":
+            memory.forget("ns", "k", a, a + n)
+            stored.forget("ns", "k", a, a + n)
+        elif op == "reopen":
+            stored = ParquetStore(root, durable=False, compact_at=3, grace=0.0, eager_rows=0)
+        else:
+            stored.compact(full=flag)
+    want, got = memory.get("ns", "k"), stored.get("ns", "k")
+    if want is None or want.adapter is None:
+        assert got is None or not got.ledger.intervals()
+        return
+    assert got is not None
+    assert got.ledger.intervals() == want.ledger.intervals()
+    for lo, n in windows:
+        assert_frame_equal(got.read(lo, lo + n), want.read(lo, lo + n))
+
+
+# -- keys as JSON -----------------------------------------------------------------------------
+
+keys = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(),
+        st.dates(),
+        st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
+    ),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(st.text() | st.integers(), max_size=3),
+    max_leaves=6,
+)
+
+
+@given(keys)
+def test_keys_round_trip_through_json(key):
+    """A key read back from key.json equals the key written, with the same type."""
+    import json
+
+    back = key_from_json(json.loads(json.dumps(key_to_json(key))))
+    assert back == key and type(back) is type(key)
+
+
+def test_unusual_keys_round_trip():
+    for key in [
+        float("inf"),
+        np.int64(3),
+        pd.Timestamp("2024-01-01", tz="Europe/Paris"),
+        ("a", (1, None)),
+    ]:
+        assert key_from_json(key_to_json(key)) == key
+    with pytest.raises(TypeError):
+        key_to_json(object())
+
+
+def test_unhashable_by_json_keys_are_still_listed_in_process(tmp_path):
+    """A key with no JSON form is stored (by its hash) and listed by the process that knows it."""
+
+    class Symbol:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __hash__(self) -> int:
+            return hash(self.name)
+
+        def __eq__(self, other: Any) -> bool:
+            return isinstance(other, Symbol) and other.name == self.name
+
+        def __reduce__(self) -> Any:
+            return (Symbol, (self.name,))
+
+    store = ParquetStore(tmp_path, durable=False)
+    key = Symbol("x")
+    store.put("ns", key, piece(0, 0, 10, False))
+    assert store.keys("ns") == [key]
+    assert ParquetStore(tmp_path).keys("ns") == []
