@@ -209,7 +209,7 @@ class RangeCache:
         """A flight is over (committed or failed): stop sharing it."""
         with self.lock:
             flights = self.inflight.get(req.key)
-            if flights is not None:
+            if flights is not None and flight in flights:
                 flights.remove(flight)
                 if not flights:
                     del self.inflight[req.key]

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class ParquetStore(Store):
         self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
         self._memory = MemoryLayer(memory)
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
+        self._writers: dict[str, threading.Lock] = {}
+        self._writers_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
@@ -225,8 +228,18 @@ class ParquetStore(Store):
         return out
 
     # -- writing -------------------------------------------------------------------
+    def _writer(self, path: str) -> threading.Lock:
+        """One writer at a time per key in this process.
+
+        The key lock is reentrant along a call's context, and a batch of gap
+        fetches shares one hold of it, so two of them may commit at once.
+        """
+        with self._writers_lock:
+            return self._writers.setdefault(path, threading.Lock())
+
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
-        with hold(self._lockfile(namespace, key)):
+        path = self._lockfile(namespace, key)
+        with hold(path), self._writer(path):
             paths = self._paths(namespace, key)
             state = self._current(namespace, key, eager=False)
             if state is None:
@@ -268,7 +281,8 @@ class ParquetStore(Store):
     def forget(
         self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
     ) -> None:
-        with hold(self._lockfile(namespace, key)):
+        path = self._lockfile(namespace, key)
+        with hold(path), self._writer(path):
             if lo is None and hi is None:
                 self._memory.drop(namespace, key)
                 remove_tree(self.path, self._paths(namespace, key).keydir)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
+import contextvars
 from typing import Any
 
 from ._cache import RangeCache, Request
@@ -23,12 +25,13 @@ __all__ = ["acall", "call"]
 class _Flight:
     """One gap being fetched, shared by every caller that needs it."""
 
-    __slots__ = ("done", "entry", "gap", "hi", "lo", "overlays", "task", "waiters")
+    __slots__ = ("batch", "done", "entry", "gap", "hi", "lo", "overlays", "task", "waiters")
 
     def __init__(self, gap: Gap, done: Any) -> None:
         self.gap, self.lo, self.hi = gap, gap.lo, gap.hi
         self.done = done  # an asyncio.Future or a concurrent.futures.Future
         self.task: asyncio.Task[None] | None = None
+        self.batch: list[_Flight] = []  # the flights started together under one lock hold
         self.waiters = 0
         self.entry: Entry | None = None  # the entry after commit
         self.overlays: list[Fetched] = []  # fetched but not stored
@@ -68,11 +71,20 @@ async def acall(
     new, waits = cache.plan(req, entry, lambda g: _Flight(g, loop.create_future()))
     sem = asyncio.Semaphore(cache.options.max_concurrency)
     bar = progress_bar(len(new), progress)
-    for f in new:
-        f.task = loop.create_task(_afetch(cache, req, f, sem))
-        f.task.add_done_callback(_retrieve)
-        if bar is not None:
-            f.task.add_done_callback(lambda _t: bar.update(1))
+    if store.shared and len(new) > 1:
+        # One hold of the key's cross-process lock for the whole batch, so its
+        # gaps are fetched concurrently (each fetch re-enters the held lock).
+        supervisor = loop.create_task(_abatch(cache, req, new, sem))
+        supervisor.add_done_callback(_retrieve)
+        for f in new:
+            f.batch = new
+    else:
+        for f in new:
+            f.task = loop.create_task(_afetch(cache, req, f, sem))
+            f.task.add_done_callback(_retrieve)
+    if bar is not None:
+        for f in new:
+            f.done.add_done_callback(lambda _f: bar.update(1))
     mine: list[_Flight] = [*new, *waits]
     for f in mine:
         f.waiters += 1
@@ -83,9 +95,15 @@ async def acall(
             bar.close()
         for f in mine:
             f.waiters -= 1
+        for f in mine:
             # Nobody waits for it any more: a cancelled fetch commits nothing.
             if f.waiters == 0 and f.task is not None and not f.task.done():
                 f.task.cancel()
+            elif f.task is None and f.batch and all(g.waiters == 0 for g in f.batch):
+                for g in f.batch:  # still waiting for the lock: the supervisor skips it
+                    if not g.done.done():
+                        g.done.cancel()
+                        cache.land(req, g)
     if not answer:
         return None
     return _finish(cache, req, await store.aget(ns, req.key), mine)
@@ -96,6 +114,31 @@ def _retrieve(task: asyncio.Task[None]) -> None:
     # from logging "exception was never retrieved" for the task itself.
     if not task.cancelled():
         task.exception()
+
+
+async def _abatch(
+    cache: RangeCache, req: Request, flights: list[_Flight], sem: asyncio.Semaphore
+) -> None:
+    """Hold the key's lock while a batch of flights fetches concurrently."""
+    store, ns = cache.store, cache.namespace
+    try:
+        async with store.alock(ns, req.key):
+            for f in flights:
+                if f.done.done():  # given up (and landed) while we waited for the lock
+                    continue
+                f.task = asyncio.create_task(_afetch(cache, req, f, sem))
+                f.task.add_done_callback(_retrieve)
+            started = [f.task for f in flights if f.task is not None]
+            await asyncio.gather(*started, return_exceptions=True)
+    except BaseException as exc:
+        for f in flights:
+            if f.task is None and not f.done.done():  # never started: release its waiters
+                if isinstance(exc, asyncio.CancelledError):
+                    f.done.cancel()
+                else:
+                    f.done.set_exception(exc)
+                cache.land(req, f)
+        raise
 
 
 async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore) -> None:
@@ -160,8 +203,13 @@ def call(
     errors: list[BaseException] = []
     try:
         if workers > 1:
-            with cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
-                done = [pool.submit(_fetch, cache, req, f) for f in new]
+            # A shared store's key lock is held once for the batch; each worker
+            # runs in a copy of this context, so its fetch re-enters that hold.
+            hold = store.lock(ns, req.key) if store.shared else contextlib.nullcontext()
+            with hold, cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
+                done = [
+                    pool.submit(contextvars.copy_context().run, _fetch, cache, req, f) for f in new
+                ]
                 for _ in cf.as_completed(done):
                     if bar is not None:
                         bar.update(1)
