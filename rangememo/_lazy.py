@@ -115,6 +115,12 @@ class SegmentRows(Rows):
                 out.append(piece)
         return out
 
+    def grid_ref(self) -> int | None:
+        # A row still on disk marks the key's grid as well as a loaded one.
+        ref = super().grid_ref()
+        pieces = self._pending[1]
+        return ref if ref is not None or not pieces else pieces[0][2].first
+
     def __len__(self) -> int:
         # Not exact while pieces are on disk (a part may be partly overridden),
         # but never 0 for a key that holds rows: the schema checks rely on that.
