@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pandas.testing import assert_frame_equal, assert_series_equal
+from pandas.testing import assert_frame_equal
+from store_contract import assert_same
 
 import rangememo
 from rangememo import CacheWarning, ParquetStore, SchemaMismatchError, range_cached
@@ -45,16 +46,6 @@ def counting(fn: Any) -> Any:
 
     wrapper.calls = []  # type: ignore[attr-defined]
     return wrapper
-
-
-def same(got: Any, expected: Any) -> None:
-    assert type(got) is type(expected)
-    if isinstance(expected, pd.DataFrame):
-        assert_frame_equal(got, expected, check_exact=True)
-    elif isinstance(expected, pd.Series):
-        assert_series_equal(got, expected, check_exact=True)
-    else:
-        assert got.equals(expected), (got.schema, expected.schema)
 
 
 # -- exactness across the Parquet round trip ----------------------------------------------
@@ -109,11 +100,11 @@ def test_cached_results_equal_uncached_after_a_reopen(tmp_path, name, raw, optio
     requests = [(2, 10), (8, 20), (25, 31), (1, 31)]
     warm = cached(tmp_path, raw, **options)
     for a, b in requests:
-        same(warm("AAA", bound(a), bound(b)), raw("AAA", bound(a), bound(b)))
+        assert_same(warm("AAA", bound(a), bound(b)), raw("AAA", bound(a), bound(b)))
     provider = counting(raw)
     cold = cached(tmp_path, provider, **options)  # a new store: nothing in memory
     for a, b in requests:
-        same(cold("AAA", bound(a), bound(b)), raw("AAA", bound(a), bound(b)))
+        assert_same(cold("AAA", bound(a), bound(b)), raw("AAA", bound(a), bound(b)))
     assert provider.calls == []
 
 
@@ -149,8 +140,8 @@ def test_answers_follow_the_callers_timezone_after_a_reopen(tmp_path, last):
     zone = "America/New_York"
     ny = (pd.Timestamp("2024-01-02 19:00", tz=zone), pd.Timestamp(last + " 19:00", tz=zone))
     cold = cached(tmp_path, _in_callers_zone, step="1D")
-    same(cold("X", *ny), _in_callers_zone("X", *ny))
-    same(cached(tmp_path, _in_callers_zone, step="1D")("X", *ny), _in_callers_zone("X", *ny))
+    assert_same(cold("X", *ny), _in_callers_zone("X", *ny))
+    assert_same(cached(tmp_path, _in_callers_zone, step="1D")("X", *ny), _in_callers_zone("X", *ny))
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -186,7 +177,7 @@ def test_dangerous_key_values_are_hashed_never_paths(tmp_path, symbol):
     """A key that would be a dangerous path only ever appears hashed on disk."""
     store = ParquetStore(tmp_path / "store", durable=False)
     fn = cached(tmp_path, make_bars, step="1D", store=store)
-    same(fn(symbol, day(1, 2), day(1, 5)), make_bars(symbol, day(1, 2), day(1, 5)))
+    assert_same(fn(symbol, day(1, 2), day(1, 5)), make_bars(symbol, day(1, 2), day(1, 5)))
     for path in (tmp_path / "store").rglob("*"):
         assert path.resolve().is_relative_to((tmp_path / "store").resolve())
         assert len(path.name) < 120
@@ -247,7 +238,7 @@ def test_writes_of_another_process_are_seen_on_the_next_call(tmp_path):
     a("AAA", day(1, 2), day(1, 10))
     b("AAA", day(1, 2), day(1, 10))  # read from disk
     b("AAA", day(1, 11), day(1, 20))  # b extends the key
-    same(a("AAA", day(1, 2), day(1, 20)), make_bars("AAA", day(1, 2), day(1, 20)))
+    assert_same(a("AAA", day(1, 2), day(1, 20)), make_bars("AAA", day(1, 2), day(1, 20)))
     assert first.calls == [(day(1, 2), day(1, 10))]
     assert second.calls == [(day(1, 11), day(1, 20))]
 
@@ -262,7 +253,7 @@ def test_a_hit_served_from_memory_reads_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr("rangememo._segments.pq.ParquetFile", no_reads)
     monkeypatch.setattr("rangememo._parquet.read_doc", no_reads)
-    same(fn("AAA", day(1, 5), day(1, 9)), make_bars("AAA", day(1, 5), day(1, 9)))
+    assert_same(fn("AAA", day(1, 5), day(1, 9)), make_bars("AAA", day(1, 5), day(1, 9)))
 
 
 def test_memory_budget_bounds_resident_keys(tmp_path):
@@ -274,7 +265,7 @@ def test_memory_budget_bounds_resident_keys(tmp_path):
     resident = [k for _, k in store._memory.resident()]
     assert resident and len(resident) < 4 and ("DDD",) in resident
     assert store._memory.nbytes <= 30_000
-    same(fn("AAA", day(2, 1), day(3, 1)), make_bars("AAA", day(2, 1), day(3, 1)))
+    assert_same(fn("AAA", day(2, 1), day(3, 1)), make_bars("AAA", day(2, 1), day(3, 1)))
 
 
 def test_memory_zero_still_works(tmp_path):
@@ -282,7 +273,7 @@ def test_memory_zero_still_works(tmp_path):
     provider = counting(make_bars)
     fn = cached(tmp_path, provider, step="1D", store=ParquetStore(tmp_path, memory=0))
     for _ in range(2):
-        same(fn("AAA", day(1, 2), day(1, 20)), make_bars("AAA", day(1, 2), day(1, 20)))
+        assert_same(fn("AAA", day(1, 2), day(1, 20)), make_bars("AAA", day(1, 2), day(1, 20)))
     assert len(provider.calls) == 1
 
 
@@ -317,7 +308,7 @@ def test_a_small_window_of_a_big_key_reads_only_its_row_group(tmp_path, monkeypa
     cold = cached(tmp_path, _minute, step="1min", store=store)
     s = start + pd.Timedelta(minutes=150_000)
     e = s + pd.Timedelta(minutes=29)
-    same(cold("AAA", s, e), _minute("AAA", s, e))
+    assert_same(cold("AAA", s, e), _minute("AAA", s, e))
     assert reads == [[2]]
     rows = store.get(NS, ("AAA",)).rows
     assert isinstance(rows, SegmentRows) and not rows.complete
@@ -338,7 +329,7 @@ def test_appending_to_a_reopened_key_loads_nothing(tmp_path, monkeypatch):
     fn.prefetch("AAA", day(7, 1), day(7, 31))
     assert store.get(NS, ("AAA",)).ledger.intervals()  # only what the ledger says
     monkeypatch.undo()
-    same(fn("AAA", day(6, 20), day(7, 10)), make_bars("AAA", day(6, 20), day(7, 10)))
+    assert_same(fn("AAA", day(6, 20), day(7, 10)), make_bars("AAA", day(6, 20), day(7, 10)))
 
 
 def test_newest_segment_wins_after_a_reopen(tmp_path):
@@ -360,7 +351,7 @@ def test_newest_segment_wins_after_a_reopen(tmp_path):
             make_bars("AAA", day(1, 13), day(1, 20)),
         ]
     )
-    same(cached(tmp_path, make_bars, step="1D")("AAA", day(1, 1), day(1, 20)), expected)
+    assert_same(cached(tmp_path, make_bars, step="1D")("AAA", day(1, 1), day(1, 20)), expected)
 
 
 # -- compaction ----------------------------------------------------------------------------
@@ -375,12 +366,12 @@ def test_compaction_merges_segments_and_keeps_results_exact(tmp_path):
     doc = store._memory.get(NS, ("AAA",)).doc
     assert len(doc.segments) < 8
     assert doc.retired  # replaced files wait out the grace period for old readers
-    same(fn("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
+    assert_same(fn("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
     cold = cached(tmp_path, counting(make_bars), step="1D")
-    same(cold("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
+    assert_same(cold("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
     assert store.compact() >= 1
     assert len(store._memory.get(NS, ("AAA",)).doc.segments) == 1
-    same(
+    assert_same(
         cached(tmp_path, make_bars, step="1D")("AAA", day(1, 1), day(1, 30)),
         cold("AAA", day(1, 1), day(1, 30)),
     )
@@ -402,8 +393,8 @@ def test_compaction_keeps_a_new_column_apart(tmp_path):
     assert expected.loc[: day(1, 10), "vwap"].isna().all()
     store.compact()
     assert len(store._memory.get(NS, ("AAA",)).doc.segments) == 2
-    same(cached(tmp_path, wider, step="1D")("AAA", day(1, 1), day(1, 20)), expected)
-    same(
+    assert_same(cached(tmp_path, wider, step="1D")("AAA", day(1, 1), day(1, 20)), expected)
+    assert_same(
         cached(tmp_path, wider, step="1D")("AAA", day(1, 12), day(1, 20)),
         wider("AAA", day(1, 12), day(1, 20)),
     )
@@ -436,7 +427,7 @@ def test_changed_dtype_or_timezone_raises_and_writes_nothing(tmp_path, before, a
     with pytest.raises(SchemaMismatchError, match=column):
         cached(tmp_path, after, step="1D")("AAA", day(1, 1), day(1, 20))
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
-    same(
+    assert_same(
         cached(tmp_path, before, step="1D")("AAA", day(1, 2), day(1, 9)),
         before("AAA", day(1, 2), day(1, 9)),
     )
@@ -459,7 +450,7 @@ async def test_async_functions_over_the_store(tmp_path):
     cold = cached(tmp_path, get_bars, step="1D")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        same(
+        assert_same(
             await cold("AAA", D(2024, 1, 1), D(2024, 1, 20)),
             make_bars("AAA", "2024-01-01", "2024-01-20"),
         )
