@@ -34,7 +34,9 @@ class Clock:
 def cached(provider: FakeProvider, **options: Any):
     options.setdefault("step", "1D")
 
-    @range_cached(key=("symbol", "timeframe"), store=MemoryStore(), **options)
+    options.setdefault("store", MemoryStore())
+
+    @range_cached(key=("symbol", "timeframe"), **options)
     async def get_bars(symbol: str, start: D, end: D, timeframe: str = "D") -> pd.DataFrame:
         return await provider.get_bars(symbol, start, end, timeframe)
 
@@ -340,3 +342,52 @@ async def test_coverage_detail_shows_three_states():
     ]
     assert all(p.fetched == clock.now for p in pieces)
     assert pieces[-1].expires == clock.now + dt.timedelta(minutes=10)
+
+
+async def test_options_combined_on_the_seed_workload(tmp_path):
+    """readahead, calendar, max_span, rate_limit and settle on a ParquetStore: exact, once each."""
+    from rangememo import ParquetStore
+
+    clock = Clock(D(2024, 12, 1, 15, tzinfo=UTC))  # the backtest's last day is live
+    provider = FakeProvider(holidays=[D(2024, 9, 2), D(2024, 11, 28)])
+    get_bars = cached(
+        provider,
+        readahead="20D",
+        calendar="XNYS",
+        max_span="10D",
+        rate_limit=(50, 1.0),
+        settle="1h",
+        clock=clock,
+        store=ParquetStore(tmp_path),
+    )
+    await seed_backtest(get_bars)
+    assert max(positions_fetched(provider).values()) == 1
+    assert get_bars.cache_info().calendar_skips > 0
+    assert all(b <= pd.Timestamp(clock.now.replace(tzinfo=None)) for _, b in provider.ranges())
+    for a, b in [(D(2024, 9, 1), D(2024, 11, 14)), (D(2024, 10, 3), D(2024, 10, 9))]:
+        want = make_bars("AAPL", a, b, holidays=provider.holidays)
+        assert_frame_equal(await get_bars("AAPL", a, b), want)
+
+
+async def test_live_edge_state_survives_reopening(tmp_path):
+    """A ParquetStore persists provisional coverage: a new store refetches only the live edge."""
+    from rangememo import ParquetStore
+
+    clock = Clock(D(2024, 10, 1, 15, tzinfo=UTC))
+    a, b = D(2024, 10, 1, 10, tzinfo=UTC), D(2024, 10, 1, 14, tzinfo=UTC)
+    first = FakeProvider()
+    await cached(
+        first, step="1h", settle="1h", ttl="5min", clock=clock, store=ParquetStore(tmp_path)
+    )("AAPL", a, b, "1h")
+    second = FakeProvider()
+    reopened = cached(
+        second, step="1h", settle="1h", ttl="5min", clock=clock, store=ParquetStore(tmp_path)
+    )
+    await reopened("AAPL", a, b, "1h")
+    assert second.call_count == 0  # provisional, not expired yet
+    pieces = await reopened.coverage("AAPL", "1h", detail=True)
+    assert [p.state for p in pieces] == ["final", "provisional"]
+    clock.advance(minutes=10)
+    got = await reopened("AAPL", a, b, "1h")
+    assert second.ranges() == [(pd.Timestamp(b), pd.Timestamp(b))]
+    assert_frame_equal(got, make_bars("AAPL", a, b, "1h"))
