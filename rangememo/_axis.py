@@ -20,12 +20,10 @@ import pandas as pd
 
 from ._errors import BoundsTypeError, InvalidRange
 
-__all__ = ["Axis", "AxisKind", "Closed", "Span", "axis_of", "parse_step", "span_ns"]
+__all__ = ["Axis", "AxisKind", "Closed", "axis_of", "parse_step", "span_ns"]
 
 Closed = Literal["both", "left"]
 AxisKind = Literal["datetime", "date", "int"]
-#: What the ``step`` option may be (before callables are resolved).
-Span = pd.Timedelta | dt.timedelta | str | int
 
 _DAY_NS = 86_400 * 10**9
 

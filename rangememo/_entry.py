@@ -19,7 +19,7 @@ __all__ = ["Entry", "Fetched"]
 class Fetched:
     """The outcome of one provider call, ready to commit.
 
-    ``chunk`` holds the rows in ``[lo, hi)``; ``final`` is the part of the
+    ``chunk`` holds the rows in ``[lo, hi)``; ``[lo, final_hi)`` is the part of the
     range to record as final (the rest is the live edge), and ``expires`` the
     time until which the live-edge part may be served (``None``: not at all).
     """
@@ -34,11 +34,6 @@ class Fetched:
     fetched_at: float = 0.0
     expires: float | None = None
     tz: str | None = None  # the timezone of the request's bounds (aware axes)
-
-    @property
-    def settled(self) -> bool:
-        """Is the whole range final?"""
-        return self.final_hi >= self.hi
 
 
 @dataclass(slots=True)
