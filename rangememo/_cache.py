@@ -20,7 +20,7 @@ import numpy as np
 
 from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
-from ._entry import Entry, Fetched
+from ._entry import Entry, Fetched, compose
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
 from ._frames import Adapter, adapter_for
 from ._ledger import span
@@ -306,12 +306,7 @@ class RangeCache:
             cursor = max(cursor, b)
         if cursor < req.rows_hi and entry is not None and entry.rows is not None:
             parts += entry.rows.window(cursor, req.rows_hi)
-        parts = [adapter.align(p, template) for p in parts]
-        if not parts:
-            out = adapter.empty(template)
-        else:
-            out = parts[0] if len(parts) == 1 else adapter.concat(parts)
-        out = adapter.finish(out, template)
+        out = compose(adapter, parts, template)
         return entry.present(out, req.tz) if entry is not None else out
 
 

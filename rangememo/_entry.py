@@ -12,7 +12,7 @@ from ._frames import Adapter
 from ._ledger import Ledger
 from ._merge import Chunk, Rows
 
-__all__ = ["Entry", "Fetched"]
+__all__ = ["Entry", "Fetched", "compose"]
 
 
 @dataclass(slots=True)
@@ -67,8 +67,7 @@ class Entry:
         """The stored rows with ``lo <= position < hi``, as the caller's type."""
         adapter, template = self.adapter, self.template
         assert adapter is not None and self.rows is not None, "read() of an entry never written"
-        parts = [adapter.align(p, template) for p in self.rows.window(lo, hi)]
-        return self.present(adapter.finish(_join(adapter, parts, template), template), tz)
+        return self.present(compose(adapter, self.rows.window(lo, hi), template), tz)
 
     def present(self, data: Any, tz: str | None) -> Any:
         """Show positions in the caller's zone when the provider does so."""
@@ -125,12 +124,14 @@ class Entry:
         self.version += 1
 
 
-def _join(adapter: Adapter, parts: list[Any], template: Any) -> Any:
+def compose(adapter: Adapter, parts: list[Any], template: Any) -> Any:
+    """One answer from ordered pieces: the template's columns, joined, finished."""
+    parts = [adapter.align(p, template) for p in parts]
     if not parts:
-        return adapter.empty(template)
-    if len(parts) == 1:
-        return parts[0]
-    return adapter.concat(parts)
+        out = adapter.empty(template)
+    else:
+        out = parts[0] if len(parts) == 1 else adapter.concat(parts)
+    return adapter.finish(out, template)
 
 
 def _axis_text(axis: tuple[AxisKind, bool]) -> str:
