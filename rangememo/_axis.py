@@ -43,16 +43,18 @@ class Axis:
     closed: Closed
     timestamp_out: bool  # decode to pd.Timestamp (else datetime.datetime)
 
-    ref: int | None = None  # a known row position of the key (a grid point)
+    ref: int | None = None  # the caller's grid runs through this position (its start)
+    unit: str = "ns"  # the caller's pd.Timestamp / np.datetime64 unit, kept on decode
+    numpy_out: bool = False  # decode to np.datetime64 (the caller passed those)
 
     # -- the grid ------------------------------------------------------------
-    # With a step, positions lie on a grid: through ``ref`` (a row the key
-    # already holds) when there is one, else through the bound at hand, which
-    # is the contract's ``[a, b] -> [a, b + step)``. Whole-day steps on
-    # tz-aware axes count *local* calendar days (wall time), since local
-    # midnights are 23 or 25 hours apart across a DST change. Coverage is
-    # claimed up to the next grid point, so an off-grid request never claims
-    # a row it was not asked for.
+    # With a step, the caller's grid runs through ``ref`` (the request's start;
+    # without one, through the bound at hand), which is the contract's
+    # ``[a, b] -> [a, b + step)``. Whole-day steps on tz-aware axes count
+    # *local* calendar days (wall time), since local midnights are 23 or 25
+    # hours apart across a DST change. The grid shapes the calls (gap bounds
+    # fall on it) and closes coverage up to the next grid point only where the
+    # provider's rows are seen to lie on it (see ``RangeCache.digest``).
     @property
     def local_days(self) -> int:
         """Whole days per step on a tz-aware axis (else 0)."""
@@ -76,11 +78,33 @@ class Axis:
         r, _ = self._grid(self.ref if self.ref is not None else through)
         return self._ungrid(g - (g - r) % span)
 
-    def grid_next(self, pos: int) -> int:
-        """The first grid point after ``pos`` (grid through ``ref``, else ``pos``)."""
+    def grid_next(self, pos: int, through: int | None = None) -> int:
+        """The first grid point after ``pos`` (grid through ``ref``, else ``through``/``pos``)."""
         g, span = self._grid(pos)
-        r, _ = self._grid(self.ref) if self.ref is not None else (g, span)
+        anchor = self.ref if self.ref is not None else through
+        r, _ = self._grid(anchor) if anchor is not None else (g, span)
         return self._ungrid(g + span - (g - r) % span)
+
+    def on_grid(self, pos: int) -> bool:
+        """Does ``pos`` lie on the caller's grid?"""
+        g, span = self._grid(pos)
+        r, _ = self._grid(self.ref if self.ref is not None else pos)
+        return (g - r) % span == 0
+
+    def grid_ceil(self, pos: int) -> int:
+        """The first grid point at or after ``pos``."""
+        return pos if self.on_grid(pos) else self.grid_next(pos)
+
+    @property
+    def midnight_grid(self) -> bool:
+        """Is a whole-day grid anchored at (local) midnight? Sub-day grids: always True.
+
+        Daily bars stamped at another zone's midnight drift by an hour against
+        any other grid across DST, so only a midnight grid may be closed up.
+        """
+        if self.kind != "datetime" or self.step % _DAY_NS or self.ref is None:
+            return True
+        return self._grid(self.ref)[0] % _DAY_NS == 0
 
     def last(self, lo: int, hi: int) -> int:
         """The inclusive end of ``[lo, hi)`` in a closed="both" call.
@@ -111,8 +135,12 @@ class Axis:
         if self.kind == "date":
             return dt.date.fromordinal(pos // _DAY_NS + _EPOCH_ORDINAL)
         ts = pd.Timestamp(pos, unit="ns")
+        if self.unit != "ns" and pos % _UNIT_NS[self.unit] == 0:
+            ts = ts.as_unit(self.unit)  # type: ignore[arg-type]  # the caller's unit, where lossless
         if self.aware:
             ts = ts.tz_localize("UTC").tz_convert(self.tz)
+        if self.numpy_out:
+            return ts.to_datetime64()
         if self.timestamp_out or ts.nanosecond:
             return ts
         return ts.to_pydatetime()
@@ -125,7 +153,7 @@ class Axis:
         """
         lo, e = self.encode(start), self.encode(end)
         if self.closed == "both":
-            return lo, self.grid_next(e), e + 1
+            return lo, self.grid_next(e, lo), e + 1
         return lo, e, e
 
     def bounds(self, lo: int, hi: int) -> tuple[Any, Any]:
@@ -136,6 +164,7 @@ class Axis:
 
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
 # Wall-time conversion costs ~20 µs in pandas; calls repeat the same bounds
@@ -182,7 +211,8 @@ def axis_of(start: Any, end: Any, step: Any, closed: Closed) -> Axis:
             f"start and end must both be datetimes, dates or ints of one kind; "
             f"got start={start!r} ({type(start).__name__}) and end={end!r} ({type(end).__name__})"
         )
-    if isinstance(start, np.datetime64):
+    numpy_out = isinstance(start, np.datetime64)
+    if numpy_out:
         start, end = pd.Timestamp(start), pd.Timestamp(end)
     tz_start, tz_end = _tz_of(start), _tz_of(end)
     if (tz_start is None) != (tz_end is None):
@@ -193,21 +223,22 @@ def axis_of(start: Any, end: Any, step: Any, closed: Closed) -> Axis:
         raise InvalidRange(f"bounds must not be NaT/NaN: start={start!r}, end={end!r}")
     if start > end:
         raise InvalidRange(f"start must not be after end: start={start} > end={end}")
-    axis = Axis(
-        kind=kind,
-        aware=tz_start is not None,
-        tz=tz_start,
-        step=1,
-        closed=closed,
-        timestamp_out=isinstance(start, pd.Timestamp),
-    )
     try:
         resolved = _parse_step_cached(step, kind)
     except TypeError:  # an unhashable step: parse it uncached
         resolved = parse_step(step, kind)
-    if resolved != 1:
-        return Axis(axis.kind, axis.aware, axis.tz, resolved, closed, axis.timestamp_out)
-    return axis
+    timestamp_out = isinstance(start, pd.Timestamp)
+    return Axis(
+        kind=kind,
+        aware=tz_start is not None,
+        tz=tz_start,
+        step=resolved,
+        closed=closed,
+        timestamp_out=timestamp_out and not numpy_out,
+        # Gap bounds keep the caller's unit (pandas 3 parses at s/ms/us).
+        unit=start.unit if timestamp_out else "ns",
+        numpy_out=numpy_out,
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
 from ._frames import Adapter, adapter_for
 from ._ledger import span
 from ._merge import Chunk, normalize
-from ._planner import Gap, Policy, plan_gaps
+from ._planner import Gap, Plan, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
 from ._stats import Stats
 from ._store import Store, default_store
@@ -127,18 +127,12 @@ class RangeCache:
         if callable(step):
             step = step(**binder.keywords(arguments))
         axis = axis_of(arguments[binder.start], arguments[binder.end], step, self.options.closed)
-        lo, hi, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
-        return Request(bound, binder.key(arguments), axis, lo, hi, rows_hi)
-
-    def attach(self, req: Request, entry: Entry | None) -> None:
-        """Put the request on the key's grid: through a row the key already holds."""
-        axis = req.axis
-        if entry is None or entry.rows is None or axis.closed != "both" or axis.step == 1:
-            return
-        ref = entry.rows.grid_ref()
-        if ref is not None:
-            req.axis = axis = dataclasses.replace(axis, ref=ref)
-            req.hi = axis.grid_next(req.rows_hi - 1)
+        lo, _, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
+        if axis.step > 1 and axis.closed == "both":
+            axis = dataclasses.replace(axis, ref=lo)  # the caller's grid runs through its start
+        # What the answer needs covered is what was asked, ``[lo, rows_hi)``; a
+        # fetch may claim up to the next grid point (see ``digest``).
+        return Request(bound, binder.key(arguments), axis, lo, rows_hi, rows_hi)
 
     def now(self) -> float:
         return self.options.clock().timestamp()
@@ -184,7 +178,8 @@ class RangeCache:
         with self.lock:
             flights = self.inflight.setdefault(req.key, [])
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
-            new = [make(g) for g in plan.gaps]
+            fitted = (self.fit(req, g, entry, flights) for g in plan.gaps)
+            new = [make(g) for g in fitted if g is not None]
             flights.extend(new)
             if not flights:  # covered meanwhile (another thread): keep no empty list
                 del self.inflight[req.key]
@@ -199,11 +194,94 @@ class RangeCache:
         )
         return new, plan.waits
 
+    # -- the grid: what a call asks for, and what it may claim -----------------------
+    # A call claims what it asked for, ``[call_lo, end]``, and closes up to the next
+    # grid point only where the provider's rows are seen on the caller's grid: then
+    # no row can lie between ``end`` and that point (the contract's
+    # ``[a, b] -> [a, b + step)``). Rows at another phase (daily bars stamped at
+    # another zone's midnight, which drifts an hour across DST) get exact claims,
+    # and a call that meets an exact claim asks again from that claim's own end
+    # (a bound the caller used), so no sliver between two claims is left unasked.
+    def phase(self, req: Request, entry: Entry | None) -> bool | None:
+        """Do the key's rows lie on this request's grid? ``None``: no row shows yet."""
+        axis = req.axis
+        if axis.ref is None or not axis.midnight_grid:
+            return False
+        ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
+        return None if ref is None else axis.on_grid(ref)
+
+    def fit(
+        self,
+        req: Request,
+        gap: Gap,
+        entry: Entry | None,
+        flights: Sequence[Any] = (),
+        inward: bool = True,
+    ) -> Gap | None:
+        """``gap`` with its call bounds in the caller's terms, and what it sets out to claim.
+
+        Where the key's rows lie on the grid (or it has none yet), a gap's ends
+        are rounded inward to the grid: no row lies between. Elsewhere an end off
+        the grid meets an exact claim, and the call asks from that claim's own
+        end, unless a stored row sits exactly there. A flight whose rows defy
+        the expectation claims less, and its callers plan again for the rest.
+        ``None``: nothing to ask now (the flights beside it settle it).
+        """
+        axis = req.axis
+        if axis.ref is None or not gap.needs_call:
+            return gap
+        phase = self.phase(req, entry) if inward else False
+        lo, hi = gap.call_lo, gap.call_hi
+        inward_lo = inward_hi = False
+        if lo != req.lo and not axis.on_grid(lo):
+            inward_lo = phase is not False
+            if inward_lo:
+                lo = axis.grid_ceil(lo)
+            elif _free(entry, lo - 1):
+                lo -= 1
+        if hi == req.rows_hi:
+            end = hi - 1  # the caller's own end
+        else:
+            end = axis.grid_floor(hi - 1, hi)
+            inward_hi = phase is not False
+            if not inward_hi:
+                end = hi if _free(entry, hi) else hi - 1
+        if end < lo:  # no grid point, so no row, in the gap
+            if phase is True and entry is not None and entry.template is not None:
+                return Gap(gap.lo, gap.hi, gap.call_lo, gap.call_lo)
+            if _busy(flights, gap.lo - 1) or _busy(flights, gap.hi):
+                return None  # the flights beside it close it up, or the next round asks
+            return self.fit(req, gap, None, flights, inward=False)
+        quiet = gap.call_hi < gap.hi  # trimmed to its sessions: nothing lies past the call
+        if hi == req.rows_hi and not quiet:
+            top = hi  # closing up past the caller's end is a bonus, not a promise
+        else:
+            top = _reach(axis, end, gap.hi if quiet else None, inward_hi)
+        return Gap(min(gap.lo, lo), top, lo, end + 1, quiet)
+
+    def missing(self, req: Request, entry: Entry, claims: list[tuple[int, int]]) -> bool:
+        """Is any of the call's range neither covered in ``entry`` nor claimed by its flights?
+
+        ``claims`` count even where they are only provisional (the live edge),
+        which the call answers from without fetching it again.
+        """
+        ledger = entry.ledger
+        if ledger.covers(req.lo, req.hi, self.now() if ledger.provisional else 0.0):
+            return False
+        left = span(req.lo, req.hi) - ledger.covered
+        for lo, hi in claims:
+            left = left - span(lo, hi)
+        return not left.empty
+
     def replan(self, req: Request, entry: Entry | None, gap: Gap) -> list[Gap]:
         """What of a planned gap is still missing once a shared store's lock is held."""
         if entry is None:
             return [gap]
-        return plan_gaps(gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)).gaps
+        plan: Plan[Any] = plan_gaps(
+            gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)
+        )
+        fitted = (self.fit(req, g, entry) for g in plan.gaps)
+        return [g for g in fitted if g is not None]
 
     def land(self, req: Request, flight: Any) -> None:
         """A flight is over (committed or failed): stop sharing it."""
@@ -216,7 +294,11 @@ class RangeCache:
 
     # -- one provider call -------------------------------------------------------
     def gap_call(self, req: Request, gap: Gap) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        start, end = req.axis.bounds(gap.call_lo, gap.call_hi)
+        axis = req.axis
+        if axis.closed == "both":  # the call's inclusive end, exactly as fitted
+            start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi - 1)
+        else:
+            start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi)
         log.debug("fetch %s key=%r [%s, %s]", self.namespace, req.key, start, end)
         self.stats.count(calls=1)
         return self.binder.with_range(req.bound, start, end)
@@ -231,19 +313,36 @@ class RangeCache:
             adapter = adapter_for(result, self.options.index)
         positions = adapter.positions(result, req.axis)
         axis = req.axis
-        rows_hi = axis.last(gap.call_lo, gap.call_hi) + 1 if axis.closed == "both" else gap.call_hi
-        chunk = normalize(adapter, positions, result, gap.call_lo, rows_hi)
+        # Every row the call asked for is kept, whatever its phase on the grid.
+        chunk = normalize(adapter, positions, result, gap.call_lo, gap.call_hi)
         dropped = len(positions) - len(chunk)
         if dropped:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
-        if axis.ref is None and len(chunk) and axis.closed == "both" and gap.call_hi == gap.hi:
-            # The key's first rows show where its grid lies: claim only up to
-            # the grid point after what was asked, as later requests will.
-            on_grid = dataclasses.replace(axis, ref=chunk.first)
-            hi = max(gap.lo + 1, min(gap.hi, on_grid.grid_next(rows_hi - 1)))
-            gap = Gap(gap.lo, hi, gap.call_lo, min(gap.call_hi, hi))
+        if axis.ref is not None:
+            gap = self._claim(req, gap, chunk, entry)
         return self._fetched(req, gap, chunk, adapter.empty(result), adapter)
+
+    def _claim(self, req: Request, gap: Gap, chunk: Chunk, entry: Entry | None) -> Gap:
+        """What a call of ``gap`` that returned ``chunk`` may claim."""
+        axis, end = req.axis, gap.call_hi - 1
+        if len(chunk):  # the rows at hand tell their phase
+            closes = axis.midnight_grid and axis.on_grid(chunk.first) and axis.on_grid(chunk.last)
+        else:  # else rows the key holds do
+            # A key without rows is taken to be on the grid once an empty answer
+            # spans a whole step (a bar at any phase would have shown); a shorter
+            # one says nothing of where bars lie and claims only what it asked.
+            phase = self.phase(req, entry)
+            whole = (
+                axis.kind == "date"
+                or axis.grid_next(gap.call_lo) <= end
+                or gap.call_hi != req.rows_hi  # it meets a claim or flight: nothing between
+            )
+            closes = phase is True or (phase is None and whole)
+        hi = _reach(axis, end, gap.hi if gap.quiet else None, closes)
+        # A start rounded up to the grid claims the sliver before it only on that evidence.
+        lo = gap.lo if closes else gap.call_lo
+        return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
 
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
         """A commit for a gap with no session (no call), if the schema is known."""
@@ -308,6 +407,26 @@ class RangeCache:
             parts += entry.rows.window(cursor, req.rows_hi)
         out = compose(adapter, parts, template)
         return entry.present(out, req.tz) if entry is not None else out
+
+
+def _busy(flights: Sequence[Any], pos: int) -> bool:
+    """Is ``pos`` being fetched by a flight in progress?"""
+    return any(f.lo <= pos < f.hi for f in flights)
+
+
+def _free(entry: Entry | None, pos: int) -> bool:
+    """Does the key hold no row exactly at ``pos`` (so asking for it again repeats nothing)?"""
+    return entry is None or entry.rows is None or entry.rows.first_in(pos, pos + 1) is None
+
+
+def _reach(axis: Axis, end: int, quiet_hi: int | None, closes: bool) -> int:
+    """How far a call ending (inclusive) at ``end`` claims.
+
+    ``quiet_hi``: nothing lies between ``end`` and it (no session), so the
+    claim runs on to it unasked, and closes up from there.
+    """
+    last = end if quiet_hi is None else max(end, quiet_hi - 1)
+    return axis.grid_next(last) if closes else last + 1
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:

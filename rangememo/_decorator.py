@@ -162,7 +162,8 @@ def _async_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
 
     async def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
         key, step = key_and_step(cache, args, kwargs)
-        lo, hi = forget_bounds(cache, start, end, step)
+        entry = await cache.store.aget(cache.namespace, key) if end is not None else None
+        lo, hi = forget_bounds(cache, start, end, step, entry)
         await cache.store.aforget(cache.namespace, key, lo, hi)
 
     wrapper.prefetch = prefetch  # type: ignore[attr-defined]
@@ -185,7 +186,8 @@ def _sync_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
 
     def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
         key, step = key_and_step(cache, args, kwargs)
-        lo, hi = forget_bounds(cache, start, end, step)
+        entry = cache.store.get(cache.namespace, key) if end is not None else None
+        lo, hi = forget_bounds(cache, start, end, step, entry)
         cache.store.forget(cache.namespace, key, lo, hi)
 
     wrapper.prefetch = prefetch  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Hashable
 from typing import Any, NamedTuple
@@ -57,17 +58,35 @@ def coverage(cache: RangeCache, entry: Entry | None, step: Any, detail: bool = F
         True,
     )
     if not detail:
-        return [axis.bounds(a, b) for a, b in entry.ledger.intervals()]
+        return [_shown(axis, a, b) for a, b in entry.ledger.intervals()]
     return [
-        Coverage(*axis.bounds(s.lo, s.hi), s.state, _when(s.fetched), _when(s.expires))
+        Coverage(*_shown(axis, s.lo, s.hi), s.state, _when(s.fetched), _when(s.expires))
         for s in entry.ledger.states()
     ]
 
 
+def _shown(axis: Axis, lo: int, hi: int) -> tuple[Any, Any]:
+    """A covered ``[lo, hi)`` in the caller's convention.
+
+    A piece closed up to a grid point ends at the last bar before it; a claim
+    that ended off the grid (rows at another phase) ends where it was asked.
+    """
+    if axis.closed != "both":
+        return axis.bounds(lo, hi)
+    on = dataclasses.replace(axis, ref=lo)
+    end = on.grid_floor(hi - 1, lo) if on.on_grid(hi) else hi - 1
+    return axis.decode(lo), axis.decode(end)
+
+
 def forget_bounds(
-    cache: RangeCache, start: Any, end: Any, step: Any
+    cache: RangeCache, start: Any, end: Any, step: Any, entry: Entry | None = None
 ) -> tuple[int | None, int | None]:
-    """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded)."""
+    """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded).
+
+    Exactly the rows at or before ``end`` (before it, with closed="left") are
+    forgotten. Coverage goes on to the next grid point, so a forgotten day
+    leaves no sliver behind, but never past the next row ``entry`` holds.
+    """
     if start is None and end is None:
         return None, None
     axis = axis_of(
@@ -77,5 +96,11 @@ def forget_bounds(
         cache.options.closed,
     )
     lo = axis.encode(start) if start is not None else None
-    hi = axis.request(end, end)[1] if end is not None else None
+    if end is None:
+        return lo, None
+    _, grid_hi, hi = axis.request(start if start is not None else end, end)
+    if axis.closed == "both" and grid_hi > hi:
+        rows = entry.rows if entry is not None else None
+        first = rows.first_in(hi, grid_hi) if rows is not None else None
+        hi = grid_hi if first is None else first
     return lo, hi

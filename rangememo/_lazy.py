@@ -132,6 +132,11 @@ class SegmentRows(Rows):
             self.ensure(lo, hi)
         return super().window(lo, hi)
 
+    def first_in(self, lo: int, hi: int) -> int | None:
+        if self._pending[1] and self.pending(lo, hi):
+            self.ensure(lo, hi)
+        return super().first_in(lo, hi)
+
     def ensure(self, lo: int, hi: int) -> bool:
         """Load the stored rows of ``[lo, hi)`` not in memory yet; did it load any?
 

@@ -105,6 +105,18 @@ class Rows:
                 out.append(self._adapter.slice(chunk.data, i, j))
         return out
 
+    def first_in(self, lo: int, hi: int) -> int | None:
+        """The first stored position in ``[lo, hi)``, if any."""
+        chunks, firsts = self._state
+        for chunk in chunks[max(bisect.bisect_right(firsts, lo) - 1, 0) :]:
+            if chunk.first >= hi:
+                break
+            i = int(chunk.positions.searchsorted(lo, "left"))
+            if i < len(chunk):
+                pos = int(chunk.positions[i])
+                return pos if pos < hi else None
+        return None
+
     # -- writing ---------------------------------------------------------
     def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
         """Drop stored rows in ``[lo, hi)`` and insert ``piece`` (newest wins)."""

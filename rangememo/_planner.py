@@ -46,6 +46,7 @@ class Gap:
     hi: int
     call_lo: int
     call_hi: int
+    quiet: bool = False  # nothing lies in ``[call_hi, hi)`` (no session): claim it unasked
 
     @property
     def needs_call(self) -> bool:

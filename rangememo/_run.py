@@ -25,7 +25,18 @@ __all__ = ["acall", "call"]
 class _Flight:
     """One gap being fetched, shared by every caller that needs it."""
 
-    __slots__ = ("batch", "done", "entry", "gap", "hi", "lo", "overlays", "task", "waiters")
+    __slots__ = (
+        "batch",
+        "claims",
+        "done",
+        "entry",
+        "gap",
+        "hi",
+        "lo",
+        "overlays",
+        "task",
+        "waiters",
+    )
 
     def __init__(self, gap: Gap, done: Any) -> None:
         self.gap, self.lo, self.hi = gap, gap.lo, gap.hi
@@ -35,14 +46,33 @@ class _Flight:
         self.waiters = 0
         self.entry: Entry | None = None  # the entry after commit
         self.overlays: list[Fetched] = []  # fetched but not stored
+        self.claims: list[tuple[int, int]] = []  # what its commits claimed (live edge too)
 
 
-def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> Any:
+def _newest(entry: Entry | None, mine: list[_Flight]) -> Entry | None:
     for f in mine:
         if f.entry is not None and (entry is None or entry.version < f.entry.version):
             entry = f.entry  # the store evicted or never had it: use what we committed
+    return entry
+
+
+def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> Any:
     overlays = [o for f in mine for o in f.overlays]
-    return cache.assemble(req, entry, overlays)
+    return cache.assemble(req, _newest(entry, mine), overlays)
+
+
+#: Rounds of planning one call may take. A flight claims only what its rows
+#: prove (see ``RangeCache.fit``), so a caller that waited on others' flights
+#: plans again for what they left; a second round is rare, a third rarer.
+_ROUNDS = 4
+
+
+def _settled(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> bool:
+    """Is the call's range covered now (or can more rounds not help)?"""
+    if any(f.overlays for f in mine):  # not stored: answered from the pieces
+        return True
+    entry = _newest(entry, mine)
+    return entry is not None and not cache.missing(req, entry, [c for f in mine for c in f.claims])
 
 
 # -- async -------------------------------------------------------------------
@@ -59,7 +89,6 @@ async def acall(
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
     entry = await store.aget(ns, req.key)
-    cache.attach(req, entry)
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
@@ -67,6 +96,22 @@ async def acall(
         # An empty half-open request on a key without a schema yet: nothing to
         # cover, and only the provider knows what its empty answer looks like.
         return await cache.fn(*args, **kwargs) if answer else None
+    mine: list[_Flight] = []
+    for _ in range(_ROUNDS):
+        mine += await _around(cache, req, entry, progress)
+        entry = await store.aget(ns, req.key)
+        if _settled(cache, req, entry, mine):
+            break
+    if not answer:
+        return None
+    return _finish(cache, req, entry, mine)
+
+
+async def _around(
+    cache: RangeCache, req: Request, entry: Entry | None, progress: bool | None
+) -> list[_Flight]:
+    """One round: plan, start the new flights, wait for them and the shared ones."""
+    store = cache.store
     loop = asyncio.get_running_loop()
     new, waits = cache.plan(req, entry, lambda g: _Flight(g, loop.create_future()))
     sem = asyncio.Semaphore(cache.options.max_concurrency)
@@ -104,9 +149,7 @@ async def acall(
                     if not g.done.done():
                         g.done.cancel()
                         cache.land(req, g)
-    if not answer:
-        return None
-    return _finish(cache, req, await store.aget(ns, req.key), mine)
+    return mine
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -161,6 +204,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
                     fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = await store.aput(ns, req.key, fetched)
+                    flight.claims.append((fetched.lo, fetched.hi))
                 except OSError as exc:
                     cache.commit_failed(exc, req)
                     flight.overlays.append(fetched)
@@ -191,12 +235,27 @@ def call(
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
     entry = store.get(ns, req.key)
-    cache.attach(req, entry)
     served, result = cache.hit(req, entry)
     if served:
         return result if answer else None
     if req.lo >= req.hi:  # empty, and no schema yet: as in acall
         return cache.fn(*args, **kwargs) if answer else None
+    mine: list[_Flight] = []
+    for _ in range(_ROUNDS):
+        mine += _round(cache, req, entry, progress)
+        entry = store.get(ns, req.key)
+        if _settled(cache, req, entry, mine):
+            break
+    if not answer:
+        return None
+    return _finish(cache, req, entry, mine)
+
+
+def _round(
+    cache: RangeCache, req: Request, entry: Entry | None, progress: bool | None
+) -> list[_Flight]:
+    """One round: plan, fetch the new gaps (threads), wait for the shared ones."""
+    store, ns = cache.store, cache.namespace
     new, waits = cache.plan(req, entry, lambda g: _Flight(g, cf.Future()))
     bar = progress_bar(len(new), progress)
     workers = min(cache.options.max_concurrency, len(new))
@@ -232,9 +291,7 @@ def call(
         raise errors[0]
     for f in waits:
         f.done.result()  # re-raises the provider's error for waiters too
-    if not answer:
-        return None
-    return _finish(cache, req, store.get(ns, req.key), [*new, *waits])
+    return [*new, *waits]
 
 
 def _fail(cache: RangeCache, req: Request, flight: _Flight, exc: BaseException) -> None:
@@ -262,6 +319,7 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
                     fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = store.put(ns, req.key, fetched)
+                    flight.claims.append((fetched.lo, fetched.hi))
                 except OSError as exc:
                     cache.commit_failed(exc, req)
                     flight.overlays.append(fetched)
