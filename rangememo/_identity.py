@@ -196,8 +196,8 @@ def fingerprint(fn: Any) -> str:
     else:
         consts = code.co_consts
         doc = getattr(inner, "__doc__", None)
-        if doc is not None and consts and consts[0] == doc:
-            consts = consts[1:]  # the docstring is no behaviour
+        if consts and (consts[0] == doc if doc is not None else consts[0] is None):
+            consts = consts[1:]  # the docstring (or its None placeholder) is no behaviour
         parts += [_code(code, consts), _defaults(inner)]
     # Plain arguments of a partial are behaviour too (other objects are identity).
     parts.append([(n, _token(v)) for n, v in state if n.startswith("partial ")])
