@@ -210,10 +210,15 @@ def test_module_level_functions_keep_their_namespace():
     assert versioned.cache.namespace == f"{__name__}.get_bars@v3"
 
 
-def test_two_lambdas_do_not_share(store):
-    """Lambdas share a qualname; their code tells them apart."""
-    one = range_cached(key="symbol", step="1D", store=store)(lambda symbol, start, end: fetch(symbol, start, end))  # fmt: skip
-    two = range_cached(key="symbol", step="1D", store=store)(lambda symbol, start, end: fetch(symbol, start, end, 9.0))  # fmt: skip
+LAMBDAS = (
+    lambda symbol, start, end: fetch(symbol, start, end),
+    lambda symbol, start, end: fetch(symbol, start, end, 9.0),
+)
+
+
+def test_two_module_level_lambdas_do_not_share(store):
+    """Lambdas share a qualname (``<lambda>``); their code tells them apart."""
+    one, two = (range_cached(key="symbol", step="1D", store=store)(f) for f in LAMBDAS)
     one("AAPL", A, B)
     assert_frame_equal(two("AAPL", A, B), fetch("AAPL", A, B, 9.0))
 
