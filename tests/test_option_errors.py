@@ -105,7 +105,7 @@ def test_settle_with_int_bounds_fails_before_the_provider():
     def blocks(chain: str, start: int, end: int) -> pd.DataFrame:
         return provider.get_blocks_sync(chain, start, end)
 
-    with pytest.raises(InvalidOption, match="settle='1h'.*int"):
+    with pytest.raises(InvalidOption, match=r"settle='1h'.*int"):
         blocks("eth", 1, 10)
     assert provider.call_count == 0
 
@@ -115,7 +115,7 @@ def test_not_a_callable():
         range_cached(store=MemoryStore())(42)  # type: ignore[call-overload]
 
 
-# -- bounds ---------------------------------------------------------------------------------------
+# -- bounds ---------------------------------------------------------
 
 
 def bars_fn() -> tuple[Any, FakeProvider]:
@@ -174,7 +174,7 @@ def test_time_bounds_past_2262_raise_invalid_range(end):
     assert provider.call_count == 0
 
 
-# -- store= ----------------------------------------------------------------------------------------
+# -- store= ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/prefix", "gs://b/p", "file:///tmp/x"])
@@ -188,7 +188,7 @@ def test_a_url_store_is_refused_and_creates_no_folder(url, tmp_path, monkeypatch
     assert os.listdir(tmp_path) == []
 
 
-# -- warnings point at the caller -------------------------------------------------------------------
+# -- warnings point at the caller ---------------------------------------------------------
 
 
 class FailingStore(MemoryStore):
