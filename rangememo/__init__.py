@@ -13,6 +13,7 @@ from ._entry import Entry, Fetched
 from ._errors import (
     BoundsTypeError,
     CacheWarning,
+    InvalidOption,
     InvalidRange,
     InvalidResult,
     RangememoError,
@@ -33,6 +34,7 @@ __all__ = [
     "Coverage",
     "Entry",
     "Fetched",
+    "InvalidOption",
     "InvalidRange",
     "InvalidResult",
     "MemoryStore",

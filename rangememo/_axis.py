@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ._errors import BoundsTypeError, InvalidRange
+from ._errors import BoundsTypeError, InvalidOption, InvalidRange
 
 __all__ = ["Axis", "AxisKind", "Closed", "axis_of", "parse_step", "span_ns"]
 
@@ -26,6 +26,8 @@ Closed = Literal["both", "left"]
 AxisKind = Literal["datetime", "date", "int"]
 
 _DAY_NS = 86_400 * 10**9
+# Positions are int64; the extremes are sentinels ("from the start", "to the end").
+_MIN, _MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +153,18 @@ class Axis:
         ``[lo, hi_cover)`` is what a successful fetch covers; ``[lo, hi_rows)``
         is where the rows of the answer lie.
         """
-        lo, e = self.encode(start), self.encode(end)
-        if self.closed == "both":
-            return lo, self.grid_next(e, lo), e + 1
-        return lo, e, e
+        try:
+            lo, e = self.encode(start), self.encode(end)
+        except OverflowError:  # pandas: a datetime past 2262 has no int64 nanoseconds
+            lo, e = _MIN, _MAX
+        hi = self.grid_next(e, lo) if self.closed == "both" else e
+        if lo <= _MIN or max(e, hi) >= _MAX:
+            what = "int64" if self.kind == "int" else "nanoseconds (1677-09-22 to 2262-04-10)"
+            raise InvalidRange(
+                f"start={start!r}, end={end!r} reach outside the positions rangememo can "
+                f"store ({what}, less one step); pass bounds within that range"
+            )
+        return (lo, hi, e + 1) if self.closed == "both" else (lo, e, e)
 
     def bounds(self, lo: int, hi: int) -> tuple[Any, Any]:
         """A covered ``[lo, hi)`` in the caller's own convention."""
@@ -211,9 +221,12 @@ def axis_of(start: Any, end: Any, step: Any, closed: Closed) -> Axis:
             f"start and end must both be datetimes, dates or ints of one kind; "
             f"got start={start!r} ({type(start).__name__}) and end={end!r} ({type(end).__name__})"
         )
+    # np.datetime64 is one more spelling of a (naive) datetime: mixes with the others.
     numpy_out = isinstance(start, np.datetime64)
     if numpy_out:
-        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        start = pd.Timestamp(start)
+    if isinstance(end, np.datetime64):
+        end = pd.Timestamp(end)
     tz_start, tz_end = _tz_of(start), _tz_of(end)
     if (tz_start is None) != (tz_end is None):
         raise BoundsTypeError(
@@ -256,19 +269,28 @@ def parse_step(step: Any, kind: AxisKind) -> int:
         return _DAY_NS if kind == "date" else 1
     if isinstance(step, np.timedelta64):  # a subclass of np.integer, but a span
         if kind == "int":
-            raise InvalidRange(f"step for an integer axis must be a positive int, got {step!r}")
+            raise InvalidOption(
+                f"step={step!r} is a span but the bounds are ints; pass a positive int such as 1"
+            )
         step = pd.Timedelta(step)
     if kind == "int":
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-            raise InvalidRange(f"step for an integer axis must be a positive int, got {step!r}")
+            raise InvalidOption(
+                f"step={step!r} for integer bounds: pass a positive int (a count), such as 1"
+            )
         return int(step)
     if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
-        raise InvalidRange(f"step {step!r} is an int but the bounds are {kind}s; use a timedelta")
+        raise InvalidOption(
+            f"step={step!r} is an int but the bounds are {kind}s; "
+            "pass a timedelta or an alias such as '1D' or '5min'"
+        )
     ns = span_ns(step, "step")
     if ns is None or ns < 1:
-        raise InvalidRange(f"step must be positive, got {step!r}")
+        raise InvalidOption(f"step={step!r} is not positive; pass a span such as '1D' or '5min'")
     if kind == "date" and ns % _DAY_NS:
-        raise InvalidRange(f"step for date bounds must be whole days, got {step!r}")
+        raise InvalidOption(
+            f"step={step!r} for date bounds must be whole days; pass '1D' (or datetimes)"
+        )
     return ns
 
 
@@ -276,19 +298,26 @@ def span_ns(value: Any, name: str) -> int | None:
     """A timedelta-like option in nanoseconds (``None`` stays ``None``).
 
     Accepts a ``timedelta``, ``pd.Timedelta``, ``np.timedelta64`` or a fixed
-    pandas alias (``"1D"``, ``"15min"``); ``InvalidRange`` names anything else.
+    pandas alias (``"1D"``, ``"15min"``); ``InvalidOption`` names anything else.
     """
     if value is None:
         return None
+    span = value
     try:
+        if isinstance(value, bool):
+            raise TypeError("a bool is no span")
         if isinstance(value, str):
-            value = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
-        ns = int(pd.Timedelta(value).value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRange(
-            f"{name} must be a fixed span (a timedelta or an alias like '1D', '15min'), "
-            f"got {value!r}: {exc}"
+            span = pd.tseries.frequencies.to_offset(value)
+        ns = int(pd.Timedelta(span).value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        hint = ""
+        if isinstance(span, pd.DateOffset):
+            hint = f" (a {type(span).__name__} has no fixed length: pass '1D', and calendar= "
+            hint += "to skip days without a session)"
+        raise InvalidOption(
+            f"{name}={value!r} is not a fixed span{hint}; pass a timedelta or an alias "
+            f"such as '1D' or '15min' ({exc})"
         ) from None
     if ns < 0:
-        raise InvalidRange(f"{name} must not be negative, got {value!r}")
+        raise InvalidOption(f"{name}={value!r} is negative; pass a span of zero or more")
     return ns

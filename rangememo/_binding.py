@@ -6,6 +6,9 @@ import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from ._errors import InvalidOption
+from ._identity import describe
+
 __all__ = ["Binder", "KeySpec"]
 
 KeySpec = str | Sequence[str] | Callable[..., Hashable] | None
@@ -17,13 +20,20 @@ class Binder:
     """Precomputed knowledge of one function's signature."""
 
     def __init__(self, fn: Callable[..., Any], key: KeySpec, start: str, end: str) -> None:
-        self.signature = sig = inspect.signature(fn)
+        try:
+            self.signature = sig = inspect.signature(fn)
+        except (TypeError, ValueError) as exc:  # a builtin without a signature, say
+            raise InvalidOption(
+                f"cannot read the signature of {describe(fn)}: {exc}; decorate a function "
+                "(or a functools.partial) with start and end parameters"
+            ) from None
+        name = describe(fn)
         params = list(sig.parameters.values())
         names = [p.name for p in params]
-        for role, name in (("start", start), ("end", end)):
-            if name not in sig.parameters:
-                raise TypeError(
-                    f"{role}={name!r} is not a parameter of {fn.__qualname__}{sig}; "
+        for role, param in (("start", start), ("end", end)):
+            if param not in sig.parameters:
+                raise InvalidOption(
+                    f"{role}={param!r} is not a parameter of {name}{sig}; "
                     f"pass {role}= naming the argument that carries the range"
                 )
         self.start, self.end = start, end
@@ -43,10 +53,15 @@ class Binder:
                 self.key_names = tuple(key)
             unknown = [n for n in self.key_names if n not in sig.parameters]
             if unknown:
-                raise TypeError(f"key names unknown parameters {unknown} of {fn.__qualname__}{sig}")
+                raise InvalidOption(
+                    f"key names unknown parameters {unknown} of {name}{sig}; "
+                    "pass key= naming parameters (or a callable)"
+                )
             clash = [n for n in self.key_names if n in (start, end)]
             if clash:
-                raise TypeError(f"key must not include the range arguments {clash}")
+                raise InvalidOption(
+                    f"key must not include the range arguments {clash}; drop them from key="
+                )
         self._var_kw = {p.name for p in params if p.kind is p.VAR_KEYWORD}
         # For introspection calls: the signature without self and the range,
         # so ``coverage("AAPL", "D")`` binds "D" to timeframe, not to start.

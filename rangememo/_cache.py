@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,14 +20,17 @@ import numpy as np
 from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched, compose
-from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
+from ._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
 from ._frames import Adapter, adapter_for
+from ._identity import default_namespace, describe, fingerprint
 from ._ledger import span
 from ._merge import Chunk, normalize
 from ._planner import Gap, Plan, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
 from ._stats import Stats
 from ._store import Store, default_store
+from ._validate import check_options
+from ._warn import remember_caller, warn
 
 __all__ = ["Options", "RangeCache", "Request"]
 
@@ -62,6 +64,9 @@ class Options:
     rate_limit: tuple[int, float] | None = None
     calendar: Any = None
 
+    def __post_init__(self) -> None:
+        check_options(self)  # InvalidOption at decoration, naming the value
+
     @property
     def plans(self) -> bool:
         """Does planning need more than the ledger (so a Policy is built)?"""
@@ -92,18 +97,23 @@ class RangeCache:
     """The state behind one decorated function."""
 
     def __init__(self, fn: Callable[..., Any], options: Options, store: Store | None) -> None:
-        if options.closed not in ("both", "left"):
-            raise InvalidRange(f"closed must be 'both' or 'left', got {options.closed!r}")
-        if options.max_concurrency < 1:
-            raise InvalidRange(f"max_concurrency must be >= 1, got {options.max_concurrency!r}")
+        if not callable(fn):
+            raise InvalidOption(f"range_cached decorates a function, got {fn!r}")
         self.fn = fn
         self.options = options
         self._store = store  # None: the default store, opened on first use
         self.binder = Binder(fn, options.key, options.start, options.end)
-        base = options.namespace or f"{fn.__module__}.{fn.__qualname__}"
-        self.namespace = f"{base}@v{options.version}"
+        # Distinct functions never share entries; changed code is never served silently.
+        self.name, self.code = describe(fn), fingerprint(fn)
+        persistent = store is None or store.persistent
+        base = options.namespace or default_namespace(fn, persistent)
+        version = f"code-{self.code[:12]}" if options.version == "auto" else f"v{options.version}"
+        self.namespace = f"{base}@{version}"
+        self._code_checked = False
         self.stats = Stats()
-        self.settle = span_ns(options.settle, "settle")
+        # None: the default live edge (the forming bar of a stepped time axis);
+        # False: every bar final.
+        self.settle = None if options.settle is False else span_ns(options.settle, "settle")
         self.ttl = span_ns(options.ttl, "ttl")
         self.limit = RateLimit(*options.rate_limit) if options.rate_limit else None
         self.calendar = SessionCalendar(options.calendar) if options.calendar is not None else None
@@ -116,7 +126,25 @@ class RangeCache:
         store = self._store
         if store is None:
             store = self._store = default_store()
+        if not self._code_checked:
+            self._code_checked = True
+            self._check_code(store)
         return store
+
+    def _check_code(self, store: Store) -> None:
+        before = store.record_code(self.namespace, self.name, self.code)
+        if before is None:
+            return
+        version = self.options.version
+        bump = f"version={version + 1}" if isinstance(version, int) else "another version="
+        warn(
+            CacheWarning(
+                f"the entries of {self.name} (namespace {self.namespace!r}) were written by "
+                f"other code (fingerprint {before[:12]}, now {self.code[:12]}) and are served "
+                f"as before. If the change alters what it returns, pass {bump} (or "
+                'version="auto": start afresh whenever the code changes), or call cache_clear()'
+            )
+        )
 
     # -- binding -------------------------------------------------------------
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
@@ -127,6 +155,12 @@ class RangeCache:
         if callable(step):
             step = step(**binder.keywords(arguments))
         axis = axis_of(arguments[binder.start], arguments[binder.end], step, self.options.closed)
+        if axis.kind == "int" and self.settle is not None:
+            raise InvalidOption(
+                f"settle={self.options.settle!r} needs datetime or date bounds, "
+                f"not ints ({arguments[binder.start]!r}); drop settle= for int bounds"
+            )
+        remember_caller()
         lo, _, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
         if axis.step > 1 and axis.closed == "both":
             axis = dataclasses.replace(axis, ref=lo)  # the caller's grid runs through its start
@@ -362,23 +396,23 @@ class RangeCache:
         fetched = Fetched(gap.lo, gap.hi, chunk, template, adapter, req.axis.signature, gap.hi)
         fetched.tz = req.tz
         fetched.fetched_at = clock.timestamp()
-        if self.settle is None:
-            return fetched
-        if req.axis.kind == "int":
-            raise InvalidRange("settle= needs datetime or date bounds, not ints")
+        settle = self.settle
+        if settle is None:
+            # The default live edge: on a stepped time axis the bar holding "now"
+            # (and anything later) is still forming. Int and continuous axes have none.
+            if self.options.settle is False or req.axis.kind == "int" or req.axis.step == 1:
+                return fetched
+            settle = 0
         # Only bars ending by ``now - settle`` (grid points before its floor) are final. A naive
         # clock (and a naive axis) is read as UTC, the data-API convention.
-        cut = req.axis.grid_floor(clock_ns(clock) - self.settle, gap.lo)
+        cut = req.axis.grid_floor(clock_ns(clock) - settle, gap.lo)
         fetched.final_hi = min(gap.hi, max(gap.lo, cut))
         if self.ttl is not None and fetched.final_hi < gap.hi:
             fetched.expires = fetched.fetched_at + self.ttl / 1e9
         return fetched
 
     def commit_failed(self, exc: OSError, req: Request) -> None:
-        warnings.warn(
-            CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"),
-            stacklevel=4,
-        )
+        warn(CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"))
 
     # -- assembling the answer -------------------------------------------------------
     def assemble(self, req: Request, entry: Entry | None, overlays: list[Fetched]) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from ._axis import Closed
 from ._binding import KeySpec
 from ._cache import Options, RangeCache, _utcnow
+from ._errors import InvalidOption
 from ._introspect import coverage as coverage_of
 from ._introspect import forget_bounds, key_and_step
 from ._run import acall, call
@@ -70,11 +71,16 @@ def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store | None
     if isinstance(store, Store):
         return store
     if isinstance(store, (str, os.PathLike)):
-        from ._parquet import ParquetStore
+        from ._parquet import ParquetStore, url_scheme
 
+        if url_scheme(store) is not None:  # never a local folder named "s3:"
+            raise InvalidOption(
+                f"store={store!r} is a URL, and rangememo stores only in local directories "
+                "for now; pass a directory path or a Store instance"
+            )
         parquet: Store = ParquetStore(Path(store).expanduser())
         return parquet
-    raise TypeError(f"store must be a Store instance or a directory path, got {store!r}")
+    raise InvalidOption(f"store={store!r}: pass a Store instance or a directory path")
 
 
 def range_cached(

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "BoundsTypeError",
     "CacheWarning",
+    "InvalidOption",
     "InvalidRange",
     "InvalidResult",
     "RangememoError",
@@ -23,6 +24,15 @@ class RangememoError(Exception):
 
 class InvalidRange(RangememoError, ValueError):
     """The bounds of a call cannot form a range (``start > end``, bad step, ...)."""
+
+
+class InvalidOption(RangememoError, ValueError, TypeError):
+    """A ``range_cached`` option with a bad value (``closed="right"``, ``step="bogus"``).
+
+    Raised at decoration wherever the value alone shows the mistake, else at the
+    first call it affects (``step=5`` with datetime bounds). Both a ``ValueError``
+    and a ``TypeError``, so code that caught either for a bad option still does.
+    """
 
 
 class BoundsTypeError(RangememoError, TypeError):
@@ -42,4 +52,5 @@ class SchemaMismatchError(RangememoError, ValueError):
 
 
 class CacheWarning(UserWarning):
-    """A cache entry could not be read or written; it is dropped and refetched."""
+    """A cache entry could not be read or written (it is dropped and refetched), or
+    was written by code that has changed since."""

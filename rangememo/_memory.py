@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Hashable, MutableMapping
 from typing import Any
 
@@ -12,6 +11,7 @@ import cachetools
 from ._entry import Entry, Fetched
 from ._errors import CacheWarning
 from ._store import Store
+from ._warn import warn
 
 __all__ = ["MemoryStore"]
 
@@ -31,6 +31,8 @@ class MemoryStore(Store):
     own mapping (an ``LRUCache``, a ``TTLCache``, a plain ``dict``). An
     evicted key is simply fetched again on its next call.
     """
+
+    persistent = False
 
     def __init__(
         self,
@@ -72,12 +74,11 @@ class MemoryStore(Store):
                 # cachetools: "value too large" for the whole budget. Serve the
                 # call from this entry, but keep nothing of a key this big.
                 self._map.pop((namespace, key), None)
-                warnings.warn(
+                warn(
                     CacheWarning(
                         f"key {key!r} ({entry.nbytes:,} bytes) exceeds the store's budget; "
                         "it is not cached"
-                    ),
-                    stacklevel=3,
+                    )
                 )
             return entry
 

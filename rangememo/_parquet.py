@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Hashable, Iterator
 from pathlib import Path
@@ -29,8 +30,10 @@ from typing import Any
 import platformdirs
 
 from ._codec import encode, template_to_json
+from ._codes import read_codes, write_codes
 from ._compact import sweep
 from ._entry import Entry, Fetched
+from ._errors import InvalidOption
 from ._keystate import KeyState
 from ._layout import (
     NOT_JSON,
@@ -53,7 +56,7 @@ from ._repair import bad_ledger
 from ._segments import MAX_POS, MIN_POS, Damaged, Segment, write_segment
 from ._store import Store
 
-__all__ = ["ParquetStore", "default_cache_dir"]
+__all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
 
 log = logging.getLogger("rangememo")
 
@@ -67,6 +70,12 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_cache_dir("rangememo", appauthor=False))
+
+
+def url_scheme(path: str | os.PathLike[str]) -> str | None:
+    """The scheme of a URL (``"s3"`` for ``"s3://bucket/x"``), ``None`` for a path."""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]+)://", os.fspath(path))
+    return match.group(1) if match else None
 
 
 def _unlocked(exc: OSError) -> None:
@@ -102,6 +111,11 @@ class ParquetStore(Store):
         durable: bool = True,
         eager_rows: int = 50_000,
     ) -> None:
+        if url_scheme(path) is not None:
+            raise InvalidOption(
+                f"ParquetStore({os.fspath(path)!r}): a URL, and this ParquetStore writes only to "
+                "local directories; pass a directory path"
+            )
         self.path = Path(os.path.abspath(Path(path).expanduser()))
         self.memory = memory
         self.compact_at = max(compact_at, 2)
@@ -110,6 +124,9 @@ class ParquetStore(Store):
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
         self._writers_lock = threading.Lock()
+        # Code fingerprints per namespace, and the namespaces whose code.json holds them.
+        self._codes: dict[str, dict[str, str]] = {}
+        self._coded: set[str] = set()
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
@@ -227,6 +244,26 @@ class ParquetStore(Store):
                 out.append(key)
         return out
 
+    def record_code(self, namespace: str, name: str, code: str) -> str | None:
+        nsdir = self.path / namespace_dirname(namespace)
+        mine = self._codes.setdefault(namespace, {})
+        mine[name] = code
+        if not nsdir.is_dir():  # nothing cached yet: code.json comes with the first write
+            return None
+        before = read_codes(nsdir).get(name)
+        if before == code:
+            self._coded.add(namespace)
+            return None
+        self._coded.discard(namespace)  # recorded by this process's first write
+        return before
+
+    def _note_code(self, namespace: str, nsdir: Path) -> None:
+        # After a clear (or before the first write) code.json is missing.
+        mine = self._codes.get(namespace)
+        if mine and namespace not in self._coded:
+            write_codes(nsdir, namespace, {**read_codes(nsdir), **mine}, durable=self.durable)
+            self._coded.add(namespace)
+
     # -- writing -------------------------------------------------------------------
     def _writer(self, path: str) -> threading.Lock:
         """One writer at a time per key in this process.
@@ -256,6 +293,8 @@ class ParquetStore(Store):
             tdoc = state.tdoc if template is state.tobj else template_to_json(kind, template)
             claims = ((fetched.lo, fetched.hi),)
             ensure_dirs(paths, namespace, key, durable=self.durable)
+            if namespace not in self._coded:
+                self._note_code(namespace, paths.nsdir)
             seg = Segment(None, claims)
             if len(chunk):
                 table = encode(kind, chunk.data, chunk.positions)
@@ -298,6 +337,10 @@ class ParquetStore(Store):
     def clear(self, namespace: str | None = None) -> None:
         nsdir = None if namespace is None else self.path / namespace_dirname(namespace)
         clear_store(self.path, nsdir)
+        if namespace is None:
+            self._coded.clear()
+        else:
+            self._coded.discard(namespace)
         self._memory.drop_all(namespace)
 
     # -- maintenance ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._axis import Axis, span_ns
-from ._errors import InvalidRange
+from ._errors import InvalidOption
 from ._ledger import Pair
 
 __all__ = ["RateLimit", "SessionCalendar", "to_units"]
@@ -27,10 +27,10 @@ def to_units(value: Any, axis: Axis, name: str) -> int | None:
         return None
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if value < 1:
-            raise InvalidRange(f"{name} must be positive, got {value!r}")
+            raise InvalidOption(f"{name}={value!r}: pass a positive count of steps, or a span")
         return int(value) * axis.step
     if axis.kind == "int":
-        raise InvalidRange(f"{name} for integer bounds must be an int (a count), got {value!r}")
+        raise InvalidOption(f"{name}={value!r} for integer bounds: pass an int (a count)")
     return span_ns(value, name)
 
 
@@ -52,7 +52,10 @@ class SessionCalendar:
                 ) from exc
             calendar = exchange_calendars.get_calendar(calendar)
         if not hasattr(calendar, "sessions_in_range"):
-            raise TypeError(f"calendar must have sessions_in_range(start, end), got {calendar!r}")
+            raise InvalidOption(
+                f"calendar={calendar!r} has no sessions_in_range(start, end); pass an "
+                "exchange_calendars name such as 'XNYS' or a calendar object"
+            )
         self.calendar = calendar
         sessions = getattr(calendar, "sessions", None)
         # exchange_calendars knows all sessions up front: keep them as int64
@@ -109,8 +112,8 @@ class RateLimit:
 
     def __init__(self, calls: int, seconds: float) -> None:
         if int(calls) < 1 or float(seconds) <= 0:
-            raise InvalidRange(
-                f"rate_limit must be (calls >= 1, seconds > 0), got {(calls, seconds)!r}"
+            raise InvalidOption(
+                f"rate_limit={(calls, seconds)!r}: pass (calls >= 1, seconds > 0), such as (5, 1.0)"
             )
         self.calls, self.seconds = int(calls), float(seconds)
         self._starts: collections.deque[float] = collections.deque(maxlen=self.calls)

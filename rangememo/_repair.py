@@ -10,7 +10,6 @@ longer covered, so every process fetches it again) and moves the file to
 from __future__ import annotations
 
 import logging
-import warnings
 
 from ._errors import CacheWarning
 from ._layout import Doc, KeyPaths, quarantine, read_doc, write_doc
@@ -18,6 +17,7 @@ from ._lazy import shown
 from ._ledger import Ledger
 from ._locks import LockTimeout, hold
 from ._segments import Damaged, Segment
+from ._warn import warn
 
 __all__ = ["bad_ledger", "repair_segment", "warn_damaged"]
 
@@ -29,9 +29,7 @@ REPAIR_WAIT = 2.0
 
 def warn_damaged(exc: Damaged, what: str) -> None:
     log.warning("damaged cache file %s: %s", exc.path, exc.reason)
-    warnings.warn(
-        CacheWarning(f"rangememo: {exc.path} is damaged ({exc.reason}); {what}"), stacklevel=5
-    )
+    warn(CacheWarning(f"rangememo: {exc.path} is damaged ({exc.reason}); {what}"))
 
 
 def bad_ledger(paths: KeyPaths, exc: Damaged) -> None:

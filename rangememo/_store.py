@@ -28,6 +28,11 @@ class Store(ABC):
     #: around fetch-and-commit and re-reads the entry once it holds it.
     shared = False
 
+    #: Entries outlive the process. A persistent store refuses a default
+    #: namespace that only this process could tell apart (a closure over a
+    #: client object); an in-process one (``False``) accepts it.
+    persistent = True
+
     @abstractmethod
     def get(self, namespace: str, key: Hashable) -> Entry | None:
         """The key's current entry, or ``None`` if nothing is cached for it."""
@@ -53,6 +58,18 @@ class Store(ABC):
     @abstractmethod
     def keys(self, namespace: str) -> list[Hashable]:
         """The keys cached under a namespace."""
+
+    def record_code(self, namespace: str, name: str, code: str) -> str | None:
+        """Note that function ``name``, whose code hashes to ``code``, uses ``namespace``.
+
+        Returns the fingerprint recorded for ``name`` before if it differs (its
+        entries were written by other code), else ``None``. This default keeps
+        the record in memory; a persistent store keeps it beside the entries.
+        """
+        codes: dict[tuple[str, str], str] = self.__dict__.setdefault("_rangememo_codes", {})
+        before = codes.get((namespace, name))
+        codes[(namespace, name)] = code
+        return before if before is not None and before != code else None
 
     # -- cross-process exclusion (no-op unless ``shared``) -----------------
     @contextlib.contextmanager

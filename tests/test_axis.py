@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rangememo import InvalidRange, RangememoError
+from rangememo import InvalidOption, InvalidRange, RangememoError
 from rangememo._axis import axis_of, parse_step
 
 NY = zoneinfo.ZoneInfo("America/New_York")
@@ -294,9 +294,9 @@ def test_no_step_means_the_axis_resolution():
         (object(), "datetime"),
     ],
 )
-def test_bad_steps_raise_invalid_range(step, kind):
+def test_bad_steps_raise_invalid_option(step, kind):
     """A step that is not a positive fixed span of the right kind is refused."""
-    with pytest.raises(InvalidRange) as info:
+    with pytest.raises(InvalidOption) as info:
         parse_step(step, kind)
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, RangememoError)
@@ -307,7 +307,7 @@ def test_bad_steps_raise_invalid_range(step, kind):
 )
 def test_bad_step_message_names_the_step(step, kind):
     """The message quotes what the caller passed."""
-    with pytest.raises(InvalidRange) as info:
+    with pytest.raises(InvalidOption) as info:
         parse_step(step, kind)
     assert names(step, str(info.value))
 
@@ -315,15 +315,15 @@ def test_bad_step_message_names_the_step(step, kind):
 def test_numpy_timedelta_step_is_a_timedelta():
     """``np.timedelta64`` is a span like ``pd.Timedelta``; an int axis refuses it cleanly."""
     assert parse_step(np.timedelta64(2, "m"), "datetime") == 120 * 10**9
-    with pytest.raises(InvalidRange):
+    with pytest.raises(InvalidOption):
         parse_step(np.timedelta64(2, "m"), "int")
 
 
 def test_bad_step_is_refused_when_building_an_axis():
     """``axis_of`` checks the step too (including unhashable ones)."""
-    with pytest.raises(InvalidRange):
+    with pytest.raises(InvalidOption):
         axis_of(1, 5, "1D", "both")
-    with pytest.raises(InvalidRange):
+    with pytest.raises(InvalidOption):
         axis_of(1, 5, [1], "both")
 
 

@@ -10,6 +10,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from rangememo import (
+    InvalidOption,
     InvalidRange,
     InvalidResult,
     MemoryStore,
@@ -102,15 +103,14 @@ def test_bad_options_fail_at_decoration():
         def g(start: int, end: int) -> pd.DataFrame: ...
 
 
-async def test_bad_step(provider):
-    """A step that is not a fixed span: InvalidRange naming it."""
+def test_bad_step(provider):
+    """A step that is not a fixed span: InvalidOption naming it, at decoration."""
+    with pytest.raises(InvalidOption, match="'1M'"):
 
-    @range_cached(key="symbol", step="1M", store=MemoryStore())
-    async def monthly(symbol: str, start: D, end: D) -> pd.DataFrame:
-        return await provider.get_bars(symbol, start, end)
+        @range_cached(key="symbol", step="1M", store=MemoryStore())
+        async def monthly(symbol: str, start: D, end: D) -> pd.DataFrame:
+            return await provider.get_bars(symbol, start, end)
 
-    with pytest.raises(InvalidRange, match="'1M'"):
-        await monthly("AAPL", day(1), day(2))
     assert provider.call_count == 0
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from rangememo import InvalidRange, MemoryStore, range_cached
+from rangememo import InvalidOption, MemoryStore, range_cached
 from rangememo.testing import FakeProvider, make_bars
 
 UTC = dt.UTC
@@ -195,12 +195,11 @@ async def test_max_span_as_a_row_count_on_an_int_axis():
 
 
 def test_bad_span_options():
-    """A span option that is no span: InvalidRange naming it."""
+    """A span option that is no span: InvalidOption naming it, at decoration."""
     provider = FakeProvider()
-    get_bars = cached(provider, readahead="soon")
-    with pytest.raises(InvalidRange, match="'soon'"):
-        asyncio.run(get_bars("AAPL", D(2024, 10, 1), D(2024, 10, 2)))
-    with pytest.raises(InvalidRange, match="rate_limit"):
+    with pytest.raises(InvalidOption, match="'soon'"):
+        cached(provider, readahead="soon")
+    with pytest.raises(InvalidOption, match="rate_limit"):
         cached(provider, rate_limit=(0, 1.0))
 
 
@@ -359,6 +358,7 @@ async def test_options_combined_on_the_seed_workload(tmp_path):
         settle="1h",
         clock=clock,
         store=ParquetStore(tmp_path),
+        namespace="tests.options.bars",  # a closure over a provider: a persistent store asks
     )
     await seed_backtest(get_bars)
     assert max(positions_fetched(provider).values()) == 1
@@ -377,11 +377,23 @@ async def test_live_edge_state_survives_reopening(tmp_path):
     a, b = D(2024, 10, 1, 10, tzinfo=UTC), D(2024, 10, 1, 14, tzinfo=UTC)
     first = FakeProvider()
     await cached(
-        first, step="1h", settle="1h", ttl="5min", clock=clock, store=ParquetStore(tmp_path)
+        first,
+        step="1h",
+        settle="1h",
+        ttl="5min",
+        clock=clock,
+        store=ParquetStore(tmp_path),
+        namespace="tests.options.bars",
     )("AAPL", a, b, "1h")
     second = FakeProvider()
     reopened = cached(
-        second, step="1h", settle="1h", ttl="5min", clock=clock, store=ParquetStore(tmp_path)
+        second,
+        step="1h",
+        settle="1h",
+        ttl="5min",
+        clock=clock,
+        store=ParquetStore(tmp_path),
+        namespace="tests.options.bars",
     )
     await reopened("AAPL", a, b, "1h")
     assert second.call_count == 0  # provisional, not expired yet

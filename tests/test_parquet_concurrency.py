@@ -21,7 +21,14 @@ async def test_one_calls_gaps_are_fetched_concurrently(tmp_path):
     """max_span chunks of one key run up to max_concurrency at once under one lock hold."""
     provider = FakeProvider(latency=0.02)
 
-    @range_cached(key="symbol", step="1D", max_span="7D", max_concurrency=3, store=tmp_path)
+    @range_cached(
+        key="symbol",
+        step="1D",
+        max_span="7D",
+        max_concurrency=3,
+        store=tmp_path,
+        namespace="tests.bars",
+    )
     async def get_bars(symbol: str, start: D, end: D) -> pd.DataFrame:
         return await provider.get_bars(symbol, start, end)
 
@@ -41,7 +48,14 @@ def test_sync_gaps_are_fetched_concurrently(tmp_path):
     """The sync path holds the key lock once and fetches its gaps in threads."""
     provider = FakeProvider(latency=0.02)
 
-    @range_cached(key="symbol", step="1D", max_span="7D", max_concurrency=3, store=tmp_path)
+    @range_cached(
+        key="symbol",
+        step="1D",
+        max_span="7D",
+        max_concurrency=3,
+        store=tmp_path,
+        namespace="tests.bars",
+    )
     def get_bars(symbol: str, start: D, end: D) -> pd.DataFrame:
         return provider.get_bars_sync(symbol, start, end)
 
@@ -55,7 +69,7 @@ async def test_a_batch_waiting_for_the_lock_can_be_abandoned(tmp_path):
     provider = FakeProvider()
     store = ParquetStore(tmp_path)
 
-    @range_cached(key="symbol", step="1D", max_span="7D", store=store)
+    @range_cached(key="symbol", step="1D", max_span="7D", store=store, namespace="tests.bars")
     async def get_bars(symbol: str, start: D, end: D) -> pd.DataFrame:
         return await provider.get_bars(symbol, start, end)
 
