@@ -400,8 +400,9 @@ def test_compaction_keeps_a_new_column_apart(tmp_path):
     )
 
 
-def _float_volume(symbol: str, start: Any, end: Any) -> pd.DataFrame:
-    return make_bars(symbol, start, end).astype({"volume": "float64"})
+def _str_volume(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+    # A real conflict (int64 to float64 would be a lossless widening, merged).
+    return make_bars(symbol, start, end).astype({"volume": "str"})
 
 
 def _with_close_time(tz: str) -> Any:
@@ -415,7 +416,7 @@ def _with_close_time(tz: str) -> Any:
 @pytest.mark.parametrize(
     ("before", "after", "column"),
     [
-        (make_bars, _float_volume, "volume"),
+        (make_bars, _str_volume, "volume"),
         (_with_close_time("UTC"), _with_close_time("Asia/Tokyo"), "closed_at"),
     ],
     ids=["dtype", "timezone"],
