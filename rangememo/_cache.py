@@ -300,6 +300,9 @@ class RangeCache:
         return fetched
 
     def commit_failed(self, exc: OSError, req: Request) -> None:
+        if getattr(exc, "repeated", False):  # warned about this key already
+            log.debug("not cached for key %r: %s", req.key, exc)
+            return
         warnings.warn(
             CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"),
             stacklevel=4,

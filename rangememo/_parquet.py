@@ -28,7 +28,7 @@ from typing import Any
 
 import platformdirs
 
-from ._codec import encode, template_to_json
+from ._codec import UnstorableError, encode, template_to_json
 from ._compact import sweep
 from ._entry import Entry, Fetched
 from ._keystate import KeyState
@@ -110,6 +110,7 @@ class ParquetStore(Store):
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
         self._writers_lock = threading.Lock()
+        self._refused: set[tuple[str, Hashable]] = set()  # keys refused as unstorable
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
@@ -238,6 +239,17 @@ class ParquetStore(Store):
             return self._writers.setdefault(path, threading.Lock())
 
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
+        try:
+            return self._put(namespace, key, fetched)
+        except UnstorableError as exc:
+            # Refused once per key: later refusals of it are only logged.
+            exc.repeated = (namespace, key) in self._refused
+            if len(self._refused) > 10_000:
+                self._refused.clear()
+            self._refused.add((namespace, key))
+            raise
+
+    def _put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
         path = self._lockfile(namespace, key)
         with hold(path), self._writer(path):
             paths = self._paths(namespace, key)
@@ -258,7 +270,8 @@ class ParquetStore(Store):
             ensure_dirs(paths, namespace, key, durable=self.durable)
             seg = Segment(None, claims)
             if len(chunk):
-                table = encode(kind, chunk.data, chunk.positions)
+                piece = state.piece_doc(chunk.data)
+                table = encode(kind, chunk.data, chunk.positions, piece)
                 seg = write_segment(paths.keydir, table, claims, durable=self.durable)
             self._commit(state, seg, lambda: entry.apply(fetched), tdoc)
             if len(state.doc.segments) >= self.compact_at:

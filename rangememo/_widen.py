@@ -53,7 +53,7 @@ def union_categories(dtypes: Sequence[pd.CategoricalDtype]) -> pd.CategoricalDty
 
 
 def common_dtype(stored: Any, values: Any) -> Any:
-    """The dtype a column stored as ``stored`` takes with a piece's ``values``; ``None``: conflict."""
+    """The dtype a ``stored`` column takes with a piece's ``values``; ``None``: a conflict."""
     new = values.dtype
     if isinstance(stored, pd.CategoricalDtype) and isinstance(new, pd.CategoricalDtype):
         return union_categories([stored, new])

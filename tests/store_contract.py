@@ -490,7 +490,7 @@ class StoreContract:
     # -- schema changes ------------------------------------------------------------------------
 
     def test_schema_mismatch_through_the_decorator_leaves_the_entry_untouched(self, backend):
-        """A provider that changes a column's dtype for good gets SchemaMismatchError; nothing changes."""
+        """A provider that changes a dtype for good gets SchemaMismatchError; nothing changes."""
         store = backend.store
         fn = cached(NAIVE, store)
         fn("AAA", *NAIVE.bounds(2, 10))
