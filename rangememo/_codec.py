@@ -197,7 +197,7 @@ def _template_doc(kind: str, template: Any) -> dict[str, Any]:
             "name": key_to_json(template.name),
         }
     columns = [_dtype_to_json(t, f"column {c!r}") for c, t in template.dtypes.items()]
-    doc = {
+    doc: dict[str, Any] = {
         "arrow": _b64(pa.Schema.from_pandas(template, preserve_index=True)),
         "columns": columns,
         "index": index,

@@ -54,10 +54,10 @@ def _same(a: Any, b: Any) -> bool:
 
 def tz_to_json(tz: Any) -> Any:
     """A JSON form of ``tz`` that :func:`tz_from_json` restores to an equal zone; ``None``: none."""
-    for name in _names(tz):
+    for zone in _names(tz):
         try:
-            if _same(tz, name):
-                return name
+            if _same(tz, zone):
+                return zone
         except (TypeError, ValueError, KeyError, LookupError):
             continue
     kind = _FIXED.get((type(tz).__module__, type(tz).__name__))
@@ -65,7 +65,7 @@ def tz_to_json(tz: Any) -> Any:
     if kind is None or offset is None:
         return None
     seconds = int(offset.total_seconds())
-    name = tz.tzname(None) if kind[0] in ("stdlib", "dateutil") else None
+    name: str | None = tz.tzname(None) if kind[0] in ("stdlib", "dateutil") else None
     if kind[0] == "stdlib" and name == _stdlib(seconds, None).tzname(None):
         name = None  # the default name of that offset
     doc = {"offset": seconds, "name": name, "lib": kind[0]}

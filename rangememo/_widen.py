@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_object_dtype
-from pandas.core.dtypes.cast import find_common_type
+
+# What pd.concat itself uses to find a column's dtype (no public name for it).
+from pandas.core.dtypes.cast import find_common_type  # type: ignore[attr-defined]
 
 __all__ = ["common_dtype", "concat_pandas", "same_dtype", "signature", "union_categories"]
 
@@ -122,5 +124,5 @@ def _union_of(dtypes: list[Any]) -> pd.CategoricalDtype | None:
 def _recat(values: pd.Series, dtype: pd.CategoricalDtype) -> pd.Series:
     if same_dtype(values.dtype, dtype):
         return values
-    cat = values.array.set_categories(dtype.categories)  # type: ignore[attr-defined]
+    cat = values.array.set_categories(dtype.categories)
     return pd.Series(cat, index=values.index, name=values.name, copy=False)

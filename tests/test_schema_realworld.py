@@ -462,3 +462,36 @@ def test_unrepresentable_timezone_is_refused_once_per_key(tmp_path):
     refused = [w for w in caught if issubclass(w.category, CacheWarning)]
     assert len(refused) == 2, [str(w.message) for w in refused]  # one per key
     assert "WOB" in str(refused[0].message) or "timezone" in str(refused[0].message)
+
+
+def test_new_categories_after_reopening_union_with_the_stored_ones(stores):
+    """A reopened key fetching a gap with new categories: the union, nothing lost."""
+
+    def build(days: list[pd.Timestamp]) -> pd.DataFrame:
+        return records(days, exchange=_exchange).astype({"exchange": "category"})
+
+    provider = Provider(build)
+    cache(stores, provider)("X", day(1), day(12))
+    fn = cache(stores, provider, stores.reopen())
+    fn("X", day(13), day(30))
+    got = fn("X", day(1), day(30))
+    assert got["exchange"].notna().all()
+    assert_same(got, provider.raw("X", day(1), day(30)))
+    check(stores, provider, [(1, 30), (1, 12), (13, 30)])
+
+
+def test_many_pieces_of_alternating_schemas_stay_exact(stores):
+    """60 one-day pieces, dtypes flipping (int64, all-null object): values exact throughout."""
+    provider = Provider(
+        lambda days: records(days, v=lambda d: None if d % 7 == 0 else d, w=lambda d: d / 8)
+    )
+    fn = cache(stores, provider)
+    for d in range(1, 61):
+        fn("X", day(d), day(d))
+    pieces = [provider.raw("X", day(d), day(d)) for d in range(1, 61)]
+    for store in (stores.store, stores.reopen()):
+        again = cache(stores, provider, store)
+        assert_same(again("X", day(1), day(60)), pd.concat(pieces))
+        for d in (1, 7, 30):
+            assert_same(again("X", day(d), day(d)), pieces[d - 1])
+    assert len(provider.calls) == 60
