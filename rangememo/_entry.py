@@ -87,7 +87,9 @@ class Entry:
             return fetched
         if self.adapter is None or self.rows is None or not len(self.rows):
             return fetched
-        data, template = self.adapter.conform(fetched.chunk.data, self.template)
+        data, template, differs = self.adapter.conform(fetched.chunk.data, self.template)
+        if differs:
+            self.rows.mixed = True  # chunks of other schemas: merge only equal ones
         if data is not fetched.chunk.data:  # recast to the stored datetime units
             fetched.chunk = replace(fetched.chunk, data=data)
         fetched.template = template

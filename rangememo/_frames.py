@@ -78,13 +78,14 @@ class Adapter:
         """Column name -> dtype text, the position first (for comparisons)."""
         raise NotImplementedError
 
-    def conform(self, data: Any, template: Any) -> tuple[Any, Any]:
+    def conform(self, data: Any, template: Any) -> tuple[Any, Any, bool]:
         """Check ``data`` against the stored ``template``.
 
-        Returns ``(data, template)``, the template widened when the provider
-        added columns or a lossless widening merges (:mod:`rangememo._widen`).
-        A real conflict of a shared column raises :class:`SchemaMismatchError`
-        naming the columns.
+        Returns ``(data, template, differs)``, the template widened when the
+        provider added columns or a lossless widening merges (see
+        :mod:`rangememo._widen`); ``differs``: the piece's schema is not the
+        template's. A real conflict of a shared column raises
+        :class:`SchemaMismatchError` naming the columns.
         """
         old, new = self.schema(template), self.schema(data)
         changed = [c for c in old.keys() & new.keys() if old[c] != new[c]]
@@ -95,7 +96,11 @@ class Adapter:
             new = self.schema(data)
             changed = [c for c in changed if old[c] != new[c]]
         if "category" in new.values():  # equal text, maybe other categories
-            changed += [c for c in old.keys() & new.keys() if old[c] == new[c] == "category"]
+            changed += [
+                c
+                for c in old.keys() & new.keys()
+                if old[c] == new[c] == "category" and not self._same_column(template, data, c)
+            ]
         widened: dict[str, Any] = {}
         conflicts: list[str] = []
         for c in changed:
@@ -113,12 +118,16 @@ class Adapter:
         if widened:
             template = self.retype(template, widened)
         if old.keys() == new.keys():
-            return data, template
-        return data, self.widen(template, data)
+            return data, template, bool(changed)
+        return data, self.widen(template, data), True
 
     def column(self, data: Any, name: str) -> Any:
         """The values of schema entry ``name`` (``None``: not a widenable column)."""
         return None
+
+    def _same_column(self, a: Any, b: Any, name: str) -> bool:
+        x, y = self.column(a, name), self.column(b, name)
+        return x is None or y is None or same_dtype(x.dtype, y.dtype)
 
     def retype(self, template: Any, dtypes: dict[str, Any]) -> Any:
         """``template`` with the schema entries ``dtypes`` widened."""

@@ -95,6 +95,7 @@ class KeyState:
         entry.adapter, entry.template, entry.axis = adapter, self.tobj, axis
         entry.follows_tz = bool(schema.get("follows_tz", False))
         entry.rows = SegmentRows(adapter, visible(doc.segments), self.load)
+        entry.rows.mixed = _mixed(doc.segments)
         return self
 
     def start(self, adapter: Any, axis: Any) -> None:
@@ -128,6 +129,7 @@ class KeyState:
                 self.tdoc = doc.schema["template"]
             for seg in doc.segments[n:]:
                 rows.add_segment(seg)
+            rows.mixed = rows.mixed or _mixed(doc.segments)
             self._take_ledger(doc)
         self.doc, self.sig = doc, sig
         return True
@@ -212,6 +214,7 @@ class KeyState:
             self.tobj = entry.template = template
             self.tdoc = doc.schema["template"]
             rows.reset(visible(doc.segments))
+            rows.mixed = rows.mixed or _mixed(doc.segments)
             self._take_ledger(doc)
         self.doc, self.sig = doc, sig
         log.debug("%s was compacted away meanwhile: reopened %s", seg.file, self.paths.keydir)
@@ -297,3 +300,8 @@ class KeyState:
 def _template(kind: str, doc: Any) -> Any:
     """A stored key template (``None``: the key's answers so far were all ``None``)."""
     return None if doc is None else template_from_json(kind, doc)
+
+
+def _mixed(segments: list[Segment]) -> bool:
+    """Do the key's segments hold rows of more than one schema?"""
+    return len({s.schema for s in segments if s.file is not None}) > 1

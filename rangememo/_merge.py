@@ -66,13 +66,16 @@ class Rows:
     (another thread) always sees a consistent list.
     """
 
-    __slots__ = ("_adapter", "_state", "nbytes")
+    __slots__ = ("_adapter", "_state", "mixed", "nbytes")
 
     def __init__(self, adapter: Adapter) -> None:
         self._adapter = adapter
         # (chunks, first position of each): swapped together, never edited.
         self._state: tuple[list[Chunk], list[int]] = ([], [])
         self.nbytes = 0
+        # Have pieces of differing schemas been stored? Until then every chunk
+        # shares one schema and merges need no check (the hot path).
+        self.mixed = False
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._state[0])
@@ -190,5 +193,7 @@ class Rows:
     def _fits(self, a: Chunk, b: Chunk) -> bool:
         """May ``a`` and ``b`` share a chunk? Only with one exact schema: each piece
         keeps its own dtypes, so an answer is ``pd.concat`` of the pieces it spans."""
+        if not self.mixed:
+            return True
         sig = self._adapter.signature
         return bool(sig(a.data) == sig(b.data))
