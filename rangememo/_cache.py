@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched, compose
 from ._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
-from ._frames import Adapter, adapter_for
+from ._frames import Adapter, FrameAdapter, adapter_for
 from ._identity import default_namespace, describe, fingerprint
 from ._ledger import span
 from ._merge import Chunk, normalize
@@ -35,6 +37,9 @@ from ._warn import remember_caller, warn
 __all__ = ["Options", "RangeCache", "Request"]
 
 log = logging.getLogger("rangememo")
+
+#: Result types whose zero-row answers mean "no rows here", whatever their schema.
+_RESULTS = (pd.DataFrame, pd.Series, pa.Table)
 
 
 def _utcnow() -> dt.datetime:
@@ -339,7 +344,10 @@ class RangeCache:
 
     def digest(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
         """Validate a provider result and shape it into a commit of ``gap``."""
-        adapter = entry.adapter if entry is not None and entry.adapter is not None else None
+        if result is None or (isinstance(result, _RESULTS) and not len(result)):
+            return self._nothing(req, gap, result, entry)
+        known = entry is not None and entry.template is not None
+        adapter = entry.adapter if known and entry is not None else None
         if adapter is None or not isinstance(result, adapter.types):
             if adapter is not None:
                 adapter_for(result, self.options.index)  # TypeError for an alien type
@@ -378,6 +386,24 @@ class RangeCache:
         lo = gap.lo if closes else gap.call_lo
         return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
 
+    def _nothing(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
+        """A commit of ``gap`` with no rows: ``None`` or an empty result of any shape.
+
+        The range is covered; a key with a schema keeps it (see Entry.conform), a
+        fresh key takes the empty result's own (``None``: none yet).
+        """
+        if entry is not None and entry.adapter is not None and entry.template is not None:
+            adapter, template = entry.adapter, entry.template
+        elif result is None:
+            adapter, template = FrameAdapter(self.options.index), None
+        else:
+            adapter = adapter_for(result, self.options.index)
+            template = adapter.empty(result)
+        chunk = Chunk(np.empty(0, dtype=np.int64), template, 0)
+        if req.axis.ref is not None:
+            gap = self._claim(req, gap, chunk, entry)
+        return self._fetched(req, gap, chunk, template, adapter)
+
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
         """A commit for a gap with no session (no call), if the schema is known."""
         if gap.needs_call or entry is None or entry.adapter is None or entry.template is None:
@@ -412,6 +438,9 @@ class RangeCache:
         return fetched
 
     def commit_failed(self, exc: OSError, req: Request) -> None:
+        if getattr(exc, "repeated", False):  # warned about this key already
+            log.debug("not cached for key %r: %s", req.key, exc)
+            return
         warn(CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"))
 
     # -- assembling the answer -------------------------------------------------------

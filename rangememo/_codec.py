@@ -14,6 +14,7 @@ front with :class:`UnstorableError`, before anything is written.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ import pyarrow as pa
 
 from ._errors import RangememoError
 from ._keyjson import key_from_json, key_to_json
+from ._tzjson import tz_from_json, tz_to_json
+from ._widen import same_dtype
 
 __all__ = [
     "POS",
@@ -37,6 +40,9 @@ __all__ = [
 POS = "__rangememo_pos__"
 #: The column a Series' values are stored in.
 VALUES = "__rangememo_values__"
+#: Schema metadata of a segment: the template of its own piece (each piece keeps
+#: its dtypes; the key's template is the widened schema of all of them).
+PIECE = b"rangememo.piece"
 
 
 class UnstorableError(RangememoError, OSError):
@@ -44,7 +50,10 @@ class UnstorableError(RangememoError, OSError):
 
     An ``OSError``: the cache treats it like a failed write (a
     :class:`~rangememo.CacheWarning`, the provider's data returned uncached).
+    ``repeated``: this key was refused before (warned once; now only logged).
     """
+
+    repeated = False
 
 
 # -- dtypes ---------------------------------------------------------------------------
@@ -67,12 +76,22 @@ def _dtype_to_json(dtype: Any, where: str) -> Any:
         same = pd.api.types.pandas_dtype(text) == dtype
     except TypeError:
         same = False
+    if not same and isinstance(dtype, pd.DatetimeTZDtype):
+        tz = tz_to_json(dtype.tz)
+        if tz is None:
+            raise UnstorableError(
+                f"{where} has the timezone {dtype.tz!r} ({type(dtype.tz).__qualname__}), "
+                "which names no zone and no fixed offset Parquet can restore exactly"
+            )
+        return {"datetime": dtype.unit, "tz": tz}
     if not same:
         raise UnstorableError(f"{where} has dtype {text}, which Parquet cannot restore exactly")
     return text
 
 
 def _dtype_from_json(data: Any) -> Any:
+    if isinstance(data, dict) and "datetime" in data:
+        return pd.DatetimeTZDtype(data["datetime"], tz_from_json(data["tz"]))
     if isinstance(data, dict) and "category" in data:
         values = [key_from_json(v) for v in data["category"]]
         cats = pd.Index(values, dtype=_dtype_from_json(data["dtype"]))
@@ -81,17 +100,6 @@ def _dtype_from_json(data: Any) -> Any:
         na = np.nan if data["na"] == "nan" else pd.NA
         return pd.StringDtype(data["string"], na_value=na)
     return pd.api.types.pandas_dtype(data)
-
-
-def same_dtype(a: Any, b: Any) -> bool:
-    """Equal dtypes; categoricals also in the order of their categories."""
-    if isinstance(a, pd.CategoricalDtype) and isinstance(b, pd.CategoricalDtype):
-        return (
-            a.ordered == b.ordered
-            and a.categories.dtype == b.categories.dtype
-            and a.categories.equals(b.categories)
-        )
-    return bool(a == b)
 
 
 def _levels(index: pd.Index) -> list[pd.Index]:
@@ -189,11 +197,15 @@ def _template_doc(kind: str, template: Any) -> dict[str, Any]:
             "name": key_to_json(template.name),
         }
     columns = [_dtype_to_json(t, f"column {c!r}") for c, t in template.dtypes.items()]
-    return {
+    doc: dict[str, Any] = {
         "arrow": _b64(pa.Schema.from_pandas(template, preserve_index=True)),
         "columns": columns,
         "index": index,
     }
+    labels = template.columns
+    if isinstance(labels, pd.RangeIndex) and not len(labels):  # pd.DataFrame(): "no rows"
+        doc["no_columns"] = True
+    return doc
 
 
 def template_from_json(kind: str, doc: dict[str, Any]) -> Any:
@@ -216,7 +228,7 @@ def template_from_json(kind: str, doc: dict[str, Any]) -> Any:
     out = pd.DataFrame(
         {i: _as(frame.iloc[:, i], d).array for i, d in enumerate(dtypes)}, index=index
     )
-    out.columns = frame.columns
+    out.columns = pd.RangeIndex(0) if doc.get("no_columns") else frame.columns
     return out
 
 
@@ -250,8 +262,12 @@ def _differs(kind: str, back: Any, template: Any) -> str:
 # -- rows -------------------------------------------------------------------------------
 
 
-def encode(kind: str, data: Any, positions: np.ndarray[Any, Any]) -> pa.Table:
-    """The Arrow table a segment stores for ``data`` (``UnstorableError`` if none)."""
+def encode(kind: str, data: Any, positions: np.ndarray[Any, Any], piece: Any = None) -> pa.Table:
+    """The Arrow table a segment stores for ``data`` (``UnstorableError`` if none).
+
+    ``piece``: the JSON template of ``data`` itself, kept in the schema metadata
+    so the segment reads back with its own dtypes.
+    """
     try:
         if kind == "pyarrow.Table":
             table = data
@@ -261,11 +277,34 @@ def encode(kind: str, data: Any, positions: np.ndarray[Any, Any]) -> pa.Table:
             table = pa.Table.from_pandas(data, preserve_index=True)
         if POS in table.column_names:
             raise UnstorableError(f"the result has a column named {POS!r}, reserved by the store")
-        return table.append_column(POS, pa.array(positions, type=pa.int64()))
+        table = table.append_column(POS, pa.array(positions, type=pa.int64()))
+        if piece is not None:
+            meta = dict(table.schema.metadata or {})
+            meta[PIECE] = json.dumps(piece, sort_keys=True).encode()
+            table = table.replace_schema_metadata(meta)
+        return table
     except (pa.ArrowException, TypeError, ValueError) as exc:
         if isinstance(exc, UnstorableError):
             raise
         raise UnstorableError(f"cannot write these rows to Parquet: {exc}") from exc
+
+
+def piece_template(kind: str, table: pa.Table, seen: dict[bytes, Any]) -> Any:
+    """The template a segment's table was written with (``None``: an older segment)."""
+    raw = (table.schema.metadata or {}).get(PIECE)
+    if raw is None:
+        return None
+    template = seen.get(raw)
+    if template is None:
+        if len(seen) > 64:
+            seen.clear()
+        template = seen[raw] = template_from_json(kind, json.loads(raw))
+    return template
+
+
+def same_template(kind: str, a: Any, b: Any) -> bool:
+    """Do two templates describe exactly one schema?"""
+    return not _differs(kind, a, b)
 
 
 def decode(kind: str, table: pa.Table, template: Any) -> Any:

@@ -78,9 +78,18 @@ class Entry:
 
     def conform(self, fetched: Fetched) -> Fetched:
         """Check a piece against this key's schema before anything is written."""
+        if not len(fetched.chunk):
+            # No rows: whatever shape the provider gave "nothing" in (None, a
+            # frame without columns, float64 where int64 is stored), the key's
+            # schema stays as it is.
+            if self.template is not None:
+                fetched.template = self.template
+            return fetched
         if self.adapter is None or self.rows is None or not len(self.rows):
             return fetched
-        data, template = self.adapter.conform(fetched.chunk.data, self.template)
+        data, template, differs = self.adapter.conform(fetched.chunk.data, self.template)
+        if differs:
+            self.rows.mixed = True  # chunks of other schemas: merge only equal ones
         if data is not fetched.chunk.data:  # recast to the stored datetime units
             fetched.chunk = replace(fetched.chunk, data=data)
         fetched.template = template
@@ -97,10 +106,12 @@ class Entry:
                 Rows(fetched.adapter),
                 fetched.axis,
             )
-        if not len(self.rows) or self.template is None:
-            self.template = fetched.template
-        elif fetched.template is not self.template:
-            self.template = fetched.template  # widened by a new column
+        elif self.template is None and fetched.adapter is not self.adapter and not len(self.rows):
+            # The key's answers so far were ``None``: the first real one picks the kind.
+            self.adapter = fetched.adapter
+            self.rows.adopt(fetched.adapter)
+        if fetched.template is not None and (self.template is None or len(fetched.chunk)):
+            self.template = fetched.template  # the first schema, or widened by this piece
         self.rows.replace(fetched.lo, fetched.hi, fetched.chunk)
         # Rows before ledger: a reader that sees the new coverage finds the rows.
         self.ledger.add(fetched.lo, fetched.final_hi, fetched.fetched_at, not len(fetched.chunk))
@@ -126,6 +137,8 @@ class Entry:
 
 def compose(adapter: Adapter, parts: list[Any], template: Any) -> Any:
     """One answer from ordered pieces: the template's columns, joined, finished."""
+    if not parts and template is None:
+        return None  # nothing known but "no rows": the provider answered None
     parts = [adapter.align(p, template) for p in parts]
     if not parts:
         out = adapter.empty(template)

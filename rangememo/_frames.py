@@ -18,6 +18,7 @@ from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype
 
 from ._axis import Axis
 from ._errors import InvalidResult, ResultTypeError, SchemaMismatchError
+from ._widen import common_dtype, concat_pandas, same_dtype, signature
 
 __all__ = ["Adapter", "adapter_for", "adapter_named"]
 
@@ -77,11 +78,13 @@ class Adapter:
         """Column name -> dtype text, the position first (for comparisons)."""
         raise NotImplementedError
 
-    def conform(self, data: Any, template: Any) -> tuple[Any, Any]:
+    def conform(self, data: Any, template: Any) -> tuple[Any, Any, bool]:
         """Check ``data`` against the stored ``template``.
 
-        Returns ``(data, template)``, the template widened when the provider
-        added columns. A changed dtype or timezone of a shared column raises
+        Returns ``(data, template, differs)``, the template widened when the
+        provider added columns or a lossless widening merges (see
+        :mod:`rangememo._widen`); ``differs``: the piece's schema is not the
+        template's. A real conflict of a shared column raises
         :class:`SchemaMismatchError` naming the columns.
         """
         old, new = self.schema(template), self.schema(data)
@@ -92,12 +95,47 @@ class Adapter:
             data = self.recast(data, {c: old[c] for c in changed})
             new = self.schema(data)
             changed = [c for c in changed if old[c] != new[c]]
-        if changed:
-            detail = ", ".join(f"{c!r}: {old[c]} -> {new[c]}" for c in sorted(map(str, changed)))
+        if "category" in new.values():  # equal text, maybe other categories
+            changed += [
+                c
+                for c in old.keys() & new.keys()
+                if old[c] == new[c] == "category" and not self._same_column(template, data, c)
+            ]
+        widened: dict[str, Any] = {}
+        conflicts: list[str] = []
+        for c in changed:
+            stored, values = self.column(template, c), self.column(data, c)
+            dtype = None if stored is None or values is None else common_dtype(stored.dtype, values)
+            if dtype is None:
+                conflicts.append(
+                    f"{c!r}: {_describe(stored, old[c])} -> {_describe(values, new[c])}"
+                )
+            elif not same_dtype(dtype, stored.dtype):
+                widened[c] = dtype
+        if conflicts:
+            detail = ", ".join(sorted(conflicts))
             raise SchemaMismatchError(f"provider changed the dtype of cached columns ({detail})")
+        if widened:
+            template = self.retype(template, widened)
         if old.keys() == new.keys():
-            return data, template
-        return data, self.widen(template, data)
+            return data, template, bool(changed)
+        return data, self.widen(template, data), True
+
+    def column(self, data: Any, name: str) -> Any:
+        """The values of schema entry ``name`` (``None``: not a widenable column)."""
+        return None
+
+    def _same_column(self, a: Any, b: Any, name: str) -> bool:
+        x, y = self.column(a, name), self.column(b, name)
+        return x is None or y is None or same_dtype(x.dtype, y.dtype)
+
+    def retype(self, template: Any, dtypes: dict[str, Any]) -> Any:
+        """``template`` with the schema entries ``dtypes`` widened."""
+        raise NotImplementedError
+
+    def signature(self, data: Any) -> Any:
+        """Equal for pieces that may share one stored chunk (the same exact schema)."""
+        return signature(data)
 
     def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
         """``data`` with datetime units cast to ``dtypes`` where lossless."""
@@ -120,6 +158,13 @@ class Adapter:
     def align(self, data: Any, template: Any) -> Any:
         """Give stored rows the template's columns (null where missing)."""
         return data
+
+
+def _describe(values: Any, text: str) -> str:
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return f"{'ordered ' if dtype.ordered else ''}category{list(dtype.categories)}"
+    return text
 
 
 def _check_positions(values: Any, axis: Axis, where: str) -> Positions:
@@ -196,6 +241,22 @@ class FrameAdapter(Adapter):
         out.update((str(c), str(t)) for c, t in data.dtypes.items())
         return out
 
+    def concat(self, parts: list[Any]) -> Any:
+        return concat_pandas(parts)
+
+    def column(self, data: Any, name: str) -> Any:
+        if name == "<index>":
+            return None
+        hits = [i for i, c in enumerate(data.columns) if str(c) == name]
+        return data.iloc[:, hits[0]] if len(hits) == 1 else None
+
+    def retype(self, template: Any, dtypes: dict[str, Any]) -> Any:
+        out = template.copy(deep=False)
+        for i, c in enumerate(template.columns):
+            if str(c) in dtypes:
+                out.isetitem(i, template.iloc[:, i].astype(dtypes[str(c)]))
+        return out
+
     def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
         for name, dtype in dtypes.items():
             if name == "<index>":
@@ -239,6 +300,15 @@ class SeriesAdapter(Adapter):
 
     def schema(self, data: Any) -> dict[str, str]:
         return {"<index>": str(data.index.dtype), "<values>": str(data.dtype)}
+
+    def concat(self, parts: list[Any]) -> Any:
+        return concat_pandas(parts)
+
+    def column(self, data: Any, name: str) -> Any:
+        return data if name == "<values>" else None
+
+    def retype(self, template: Any, dtypes: dict[str, Any]) -> Any:
+        return template.astype(dtypes["<values>"]) if "<values>" in dtypes else template
 
     def recast(self, data: Any, dtypes: dict[str, str]) -> Any:
         if "<index>" in dtypes:
@@ -289,6 +359,9 @@ class TableAdapter(Adapter):
 
     def nbytes(self, data: Any) -> int:
         return int(data.nbytes)
+
+    def signature(self, data: Any) -> Any:
+        return data.schema
 
     def schema(self, data: Any) -> dict[str, str]:
         return {f.name: str(f.type) for f in data.schema}

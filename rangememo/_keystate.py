@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._codec import decode, template_from_json
+from ._codec import decode, piece_template, template_from_json, template_to_json
 from ._compact import compact, plan
 from ._entry import Entry
 from ._frames import FrameAdapter, adapter_named
@@ -45,6 +45,7 @@ class KeyState:
         "namespace",
         "on_load",
         "paths",
+        "pieces",
         "sig",
         "tdoc",
         "tobj",
@@ -67,6 +68,8 @@ class KeyState:
         self.sig: Sig | None = None
         self.tobj: Any = None  # the template object whose JSON form is ``tdoc``
         self.tdoc: Any = None
+        # Piece templates: read from segments (JSON -> template) and written (schema -> JSON).
+        self.pieces: tuple[dict[bytes, Any], dict[Any, Any]] = ({}, {})
         self.lock = threading.Lock()  # one catch-up at a time
 
     # -- opening -------------------------------------------------------------------
@@ -84,7 +87,7 @@ class KeyState:
             adapter = adapter_named(schema["kind"], schema["index"])
             if isinstance(adapter, FrameAdapter):
                 adapter.range_index = bool(schema["range_index"])
-            self.tobj = template_from_json(adapter.kind, schema["template"])
+            self.tobj = _template(adapter.kind, schema["template"])
             axis = (schema["axis"][0], bool(schema["axis"][1]))
         except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as exc:
             raise Damaged(self.paths.ledger, f"unreadable schema ({exc})") from exc
@@ -92,6 +95,7 @@ class KeyState:
         entry.adapter, entry.template, entry.axis = adapter, self.tobj, axis
         entry.follows_tz = bool(schema.get("follows_tz", False))
         entry.rows = SegmentRows(adapter, visible(doc.segments), self.load)
+        entry.rows.mixed = _mixed(doc.segments)
         return self
 
     def start(self, adapter: Any, axis: Any) -> None:
@@ -118,13 +122,14 @@ class KeyState:
         with entry.lock:
             if doc.schema["template"] != self.tdoc:
                 try:
-                    template = template_from_json(entry.adapter.kind, doc.schema["template"])
+                    template = _template(entry.adapter.kind, doc.schema["template"])
                 except (KeyError, TypeError, ValueError, pa.ArrowException):
                     return False
                 self.tobj = entry.template = template
                 self.tdoc = doc.schema["template"]
             for seg in doc.segments[n:]:
                 rows.add_segment(seg)
+            rows.mixed = rows.mixed or _mixed(doc.segments)
             self._take_ledger(doc)
         self.doc, self.sig = doc, sig
         return True
@@ -136,11 +141,26 @@ class KeyState:
         assert seg.file is not None and entry.adapter is not None
         path = self.paths.keydir / seg.file
         known_lo, known_hi, positions, table = read_segment(path, seg, lo, hi)
+        kind = entry.adapter.kind
         try:
-            data = decode(entry.adapter.kind, table, entry.template)
+            # A segment reads back with its own piece's dtypes (older ones: the key's).
+            template = piece_template(kind, table, self.pieces[0])
+            data = decode(kind, table, entry.template if template is None else template)
         except (ValueError, TypeError, KeyError, pa.ArrowException) as exc:
             raise Damaged(path, f"rows do not decode ({exc})", seg) from exc
         return known_lo, known_hi, Chunk(positions, data, entry.adapter.nbytes(data))
+
+    def piece_doc(self, data: Any) -> Any:
+        """The JSON template of a piece about to be written (``UnstorableError`` if none)."""
+        adapter, docs = self.entry.adapter, self.pieces[1]
+        assert adapter is not None
+        sig = adapter.signature(data)
+        doc = docs.get(sig)
+        if doc is None:
+            if len(docs) > 64:
+                docs.clear()
+            doc = docs[sig] = template_to_json(adapter.kind, adapter.empty(data))
+        return doc
 
     def probe(self, lo: int, hi: int) -> None:
         """Load ``[lo, hi)``; a damaged segment's range is dropped from the coverage."""
@@ -187,13 +207,14 @@ class KeyState:
         ):
             return False
         try:
-            template = template_from_json(entry.adapter.kind, doc.schema["template"])
+            template = _template(entry.adapter.kind, doc.schema["template"])
         except (KeyError, TypeError, ValueError, pa.ArrowException):
             return False
         with entry.lock:
             self.tobj = entry.template = template
             self.tdoc = doc.schema["template"]
             rows.reset(visible(doc.segments))
+            rows.mixed = rows.mixed or _mixed(doc.segments)
             self._take_ledger(doc)
         self.doc, self.sig = doc, sig
         log.debug("%s was compacted away meanwhile: reopened %s", seg.file, self.paths.keydir)
@@ -274,3 +295,13 @@ class KeyState:
         self.doc, self.sig = doc, sig
         self.entry.version = doc.generation
         return before - len(doc.segments)
+
+
+def _template(kind: str, doc: Any) -> Any:
+    """A stored key template (``None``: the key's answers so far were all ``None``)."""
+    return None if doc is None else template_from_json(kind, doc)
+
+
+def _mixed(segments: list[Segment]) -> bool:
+    """Do the key's segments hold rows of more than one schema?"""
+    return len({s.schema for s in segments if s.file is not None}) > 1

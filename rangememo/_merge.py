@@ -66,13 +66,16 @@ class Rows:
     (another thread) always sees a consistent list.
     """
 
-    __slots__ = ("_adapter", "_state", "nbytes")
+    __slots__ = ("_adapter", "_state", "mixed", "nbytes")
 
     def __init__(self, adapter: Adapter) -> None:
         self._adapter = adapter
         # (chunks, first position of each): swapped together, never edited.
         self._state: tuple[list[Chunk], list[int]] = ([], [])
         self.nbytes = 0
+        # Have pieces of differing schemas been stored? Until then every chunk
+        # shares one schema and merges need no check (the hot path).
+        self.mixed = False
 
     def __len__(self) -> int:
         return sum(len(c) for c in self._state[0])
@@ -130,6 +133,11 @@ class Rows:
     def clear(self) -> None:
         self._set([])
 
+    def adopt(self, adapter: Adapter) -> None:
+        """Hold rows of another result kind from now on (only while empty)."""
+        assert not self._state[0], "adopt() of rows that hold rows"
+        self._adapter = adapter
+
     def _set(self, chunks: list[Chunk]) -> None:
         self._state = (chunks, [c.first for c in chunks])
         self.nbytes = sum(c.nbytes for c in chunks)
@@ -169,7 +177,7 @@ class Rows:
             for left in (k - 1, k):
                 if left >= 0 and left + 1 < len(chunks):
                     a, b = len(chunks[left]), len(chunks[left + 1])
-                    if 2 * min(a, b) >= max(a, b):
+                    if 2 * min(a, b) >= max(a, b) and self._fits(chunks[left], chunks[left + 1]):
                         chunks[left : left + 2] = [self._merge(chunks[left], chunks[left + 1])]
                         k, merged = left, True
                         break
@@ -182,5 +190,22 @@ class Rows:
                 if k == len(chunks) - 1 or (k > 0 and len(chunks[k - 1]) <= len(chunks[k + 1]))
                 else k
             )
+            # Prefer a neighbour of the same schema; past the bound, merge anyway
+            # (then those rows answer with the widened dtype, as pd.concat gives).
+            other = k if left == k - 1 else k - 1
+            if (
+                0 <= other < len(chunks) - 1
+                and not self._fits(chunks[left], chunks[left + 1])
+                and self._fits(chunks[other], chunks[other + 1])
+            ):
+                left = other
             chunks[left : left + 2] = [self._merge(chunks[left], chunks[left + 1])]
         return chunks
+
+    def _fits(self, a: Chunk, b: Chunk) -> bool:
+        """May ``a`` and ``b`` share a chunk? Only with one exact schema: each piece
+        keeps its own dtypes, so an answer is ``pd.concat`` of the pieces it spans."""
+        if not self.mixed:
+            return True
+        sig = self._adapter.signature
+        return bool(sig(a.data) == sig(b.data))

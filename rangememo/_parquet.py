@@ -29,7 +29,7 @@ from typing import Any
 
 import platformdirs
 
-from ._codec import encode, template_to_json
+from ._codec import UnstorableError, encode, template_to_json
 from ._codes import read_codes, write_codes
 from ._compact import sweep
 from ._entry import Entry, Fetched
@@ -127,6 +127,7 @@ class ParquetStore(Store):
         # Code fingerprints per namespace, and the namespaces whose code.json holds them.
         self._codes: dict[str, dict[str, str]] = {}
         self._coded: set[str] = set()
+        self._refused: set[tuple[str, Hashable]] = set()  # keys refused as unstorable
 
     def __repr__(self) -> str:
         return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
@@ -275,6 +276,17 @@ class ParquetStore(Store):
             return self._writers.setdefault(path, threading.Lock())
 
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
+        try:
+            return self._put(namespace, key, fetched)
+        except UnstorableError as exc:
+            # Refused once per key: later refusals of it are only logged.
+            exc.repeated = (namespace, key) in self._refused
+            if len(self._refused) > 10_000:
+                self._refused.clear()
+            self._refused.add((namespace, key))
+            raise
+
+    def _put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
         path = self._lockfile(namespace, key)
         with hold(path), self._writer(path):
             paths = self._paths(namespace, key)
@@ -297,7 +309,8 @@ class ParquetStore(Store):
                 self._note_code(namespace, paths.nsdir)
             seg = Segment(None, claims)
             if len(chunk):
-                table = encode(kind, chunk.data, chunk.positions)
+                piece = state.piece_doc(chunk.data)
+                table = encode(kind, chunk.data, chunk.positions, piece)
                 seg = write_segment(paths.keydir, table, claims, durable=self.durable)
             self._commit(state, seg, lambda: entry.apply(fetched), tdoc)
             if len(state.doc.segments) >= self.compact_at:

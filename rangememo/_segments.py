@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._codec import POS
+from ._codec import PIECE, POS
 
 __all__ = [
     "CRASH_ENV",
@@ -185,8 +185,12 @@ def write_file(
 
 
 def schema_digest(schema: pa.Schema) -> str:
-    """Equal for parts that may be merged into one file (same columns and types)."""
-    return hashlib.sha256(schema.to_string(show_schema_metadata=False).encode()).hexdigest()[:16]
+    """Equal for parts that may be merged into one file (same columns, types and dtypes)."""
+    text = schema.to_string(show_schema_metadata=False).encode()
+    piece = (schema.metadata or {}).get(PIECE)
+    if piece is not None:  # the pandas dtypes too: categories, tz objects
+        text += b"\0" + piece
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def write_segment(

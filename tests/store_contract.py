@@ -490,7 +490,7 @@ class StoreContract:
     # -- schema changes ------------------------------------------------------------------------
 
     def test_schema_mismatch_through_the_decorator_leaves_the_entry_untouched(self, backend):
-        """A provider that changes a column's dtype gets SchemaMismatchError; nothing changes."""
+        """A provider that changes a dtype for good gets SchemaMismatchError; nothing changes."""
         store = backend.store
         fn = cached(NAIVE, store)
         fn("AAA", *NAIVE.bounds(2, 10))
@@ -499,7 +499,7 @@ class StoreContract:
 
         def changed(symbol: str, start: Any, end: Any) -> pd.DataFrame:
             bars = make_bars(symbol, start, end)
-            return bars.astype({"volume": "float64"})
+            return bars.astype({"volume": "str"})  # a real conflict, not a widening
 
         bad = cached(NAIVE, store, raw=changed)
         with pytest.raises(SchemaMismatchError):
@@ -510,20 +510,20 @@ class StoreContract:
             assert_same(after.read(*span_of(after)), rows)
 
     def test_schema_mismatch_on_put_leaves_the_entry_untouched(self, backend):
-        """``put`` of a piece with a changed dtype or timezone raises and writes nothing."""
+        """``put`` of a piece with a conflicting dtype raises and writes nothing."""
         store = backend.store
         for piece in pieces_for(NAIVE, "AAA", 2, 10):
             store.put(ns(), key_of("AAA"), piece)
         before = store.get(ns(), key_of("AAA"))
         intervals, rows = before.ledger.intervals(), before.read(*span_of(before))
 
-        def float_volume(symbol: str, start: Any, end: Any) -> pd.DataFrame:
-            return make_bars(symbol, start, end).astype({"volume": "float64"})
+        def str_volume(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+            return make_bars(symbol, start, end).astype({"volume": "str"})
 
-        def int_close(symbol: str, start: Any, end: Any) -> pd.DataFrame:
-            return make_bars(symbol, start, end).astype({"close": "int64"})
+        def bool_close(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+            return make_bars(symbol, start, end).astype({"close": "bool"})
 
-        for raw in (float_volume, int_close):
+        for raw in (str_volume, bool_close):
             for piece in pieces_for(NAIVE, "AAA", 8, 20, raw=raw):
                 with pytest.raises(SchemaMismatchError):
                     store.put(ns(), key_of("AAA"), piece)

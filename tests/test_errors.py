@@ -197,17 +197,17 @@ async def test_result_changes_kind(provider):
 
 
 async def test_schema_change_is_refused(provider):
-    """A changed dtype of a cached column: SchemaMismatchError naming it; nothing stored."""
+    """A conflicting dtype of a cached column: SchemaMismatchError naming it; nothing stored."""
     change = {"on": False}
 
     @range_cached(key="symbol", step="1D", store=MemoryStore())
     async def drift(symbol: str, start: D, end: D) -> pd.DataFrame:
         frame = await provider.get_bars(symbol, start, end)
-        return frame.astype({"volume": "float64"}) if change["on"] else frame
+        return frame.astype({"volume": "str"}) if change["on"] else frame
 
     await drift("AAPL", day(1), day(10))
     change["on"] = True
-    with pytest.raises(SchemaMismatchError, match="'volume': int64 -> float64"):
+    with pytest.raises(SchemaMismatchError, match="'volume': int64 -> str"):
         await drift("AAPL", day(5), day(15))
     assert await drift.coverage("AAPL") == [(pd.Timestamp(day(1)), pd.Timestamp(day(10)))]
 
