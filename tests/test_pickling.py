@@ -47,6 +47,18 @@ def test_module_level_function_pickles_by_reference():
         assert len(data) < 100 and b"pickle_workers" in data
 
 
+def test_module_registered_by_value_ships_by_value():
+    """cloudpickle.register_pickle_by_value(module): the wrapper follows, carrying its code."""
+    cloudpickle.register_pickle_by_value(pw)
+    try:
+        data = cloudpickle.dumps(pw.bars)
+    finally:
+        cloudpickle.unregister_pickle_by_value(pw)
+    assert len(data) > 1000 and b"calls" in data  # the wrapped function's code
+    assert cloudpickle.loads(data) is pw.bars  # and in this process, the same wrapper
+    assert pickle.dumps(pw.bars) == pickle.dumps(pw.bars) and len(pickle.dumps(pw.bars)) < 100
+
+
 def test_method_and_bound_method_pickle_by_reference(tmp_path):
     """The class attribute pickles as Client.bars; a bound method as getattr(instance, name)."""
     assert pickle.loads(pickle.dumps(pw.Client.bars)) is pw.Client.bars
