@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check rangememo tests examples benchmarks
 	$(BIN)/ruff format --check rangememo tests examples benchmarks
 	$(BIN)/mypy rangememo
+	$(BIN)/mypy --strict examples
+	$(BIN)/pyright examples
 
 test: lint
 	$(BIN)/python -m pytest -m "not slow" --cov=rangememo --cov-branch --cov-report=term tests

@@ -47,7 +47,7 @@ GetBars = Callable[[str, dt.datetime, dt.datetime, str], Awaitable[pd.DataFrame]
 
 async def backtest(get_bars: GetBars) -> list[pd.DataFrame]:
     """The seed's access pattern: engine bar, strategy lookback, then one chart call."""
-    results = []
+    results: list[pd.DataFrame] = []
     now = FIRST
     while now <= LAST:
         results.append(await get_bars(SYMBOL, now, now, TIMEFRAME))  # engine
@@ -99,14 +99,16 @@ async def _fetch_bars(
 def with_joblib(cachedir: Path) -> Callable[[FakeProvider], GetBars]:
     # joblib >= 1.5 memoizes ``async def`` functions itself (AsyncMemorizedFunc).
     # The provider object is not part of the cache key: ``ignore=["provider"]``.
-    memory = joblib.Memory(cachedir, verbose=0)
+    # Any: joblib's partial annotations do not know cache() returns an async function.
+    memory: Any = joblib.Memory(cachedir, verbose=0)
     cached = memory.cache(_fetch_bars, ignore=["provider"])
 
     def make(provider: FakeProvider) -> GetBars:
         async def get_bars(
             symbol: str, start: dt.datetime, end: dt.datetime, timeframe: str
         ) -> pd.DataFrame:
-            return await cached(provider, symbol, start, end, timeframe)
+            frame: pd.DataFrame = await cached(provider, symbol, start, end, timeframe)
+            return frame
 
         return get_bars
 
@@ -139,7 +141,7 @@ def rangememo_store(tmp: Path) -> tuple[str, rangememo.Store]:
 
 def mismatches(reference: Run, other: Run) -> list[str]:
     """Calls where ``other`` returned a different frame from ``reference``."""
-    problems = []
+    problems: list[str] = []
     if len(reference.results) != len(other.results):
         return [f"{other.name}: {len(other.results)} results, expected {len(reference.results)}"]
     for i, (want, got) in enumerate(zip(reference.results, other.results, strict=True)):

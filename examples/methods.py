@@ -22,25 +22,24 @@ STORE = MemoryStore()
 STEPS = {"D": "1D", "1h": "1h", "1min": "1min"}
 
 
+def step_of(timeframe: str, **_: object) -> str:
+    """The step follows the timeframe (``step=`` receives the call's arguments)."""
+    return STEPS[timeframe]
+
+
 class MarketData:
     """A thin client over a (fake) bar API, with both async and blocking methods."""
 
     def __init__(self, provider: FakeProvider) -> None:
         self.provider = provider
 
-    @range_cached(
-        key=("symbol", "timeframe"),
-        step=lambda timeframe, **_: STEPS[timeframe],  # the step follows the timeframe
-        store=STORE,
-    )
+    @range_cached(key=("symbol", "timeframe"), step=step_of, store=STORE)
     async def get_bars(
         self, symbol: str, start: dt.datetime, end: dt.datetime, timeframe: str = "D"
     ) -> pd.DataFrame:
         return await self.provider.get_bars(symbol, start, end, timeframe)
 
-    @range_cached(
-        key=("symbol", "timeframe"), step=lambda timeframe, **_: STEPS[timeframe], store=STORE
-    )
+    @range_cached(key=("symbol", "timeframe"), step=step_of, store=STORE)
     def get_bars_blocking(
         self, symbol: str, start: dt.datetime, end: dt.datetime, timeframe: str = "D"
     ) -> pd.DataFrame:
@@ -62,7 +61,12 @@ async def main() -> None:
     await other.get_bars("AAPL", monday, monday + dt.timedelta(days=3))
     assert provider.call_count == 2
 
-    print("async:", MarketData.get_bars.cache_info())  # type: ignore[attr-defined]
+    # Introspection through an instance passes the instance along, as the call does.
+    await client.get_bars.prefetch("MSFT", monday, monday + dt.timedelta(days=4))
+    print("MSFT covered:", await client.get_bars.coverage("MSFT", "D"))
+    await client.get_bars.invalidate("MSFT", "D")
+
+    print("async:", MarketData.get_bars.cache_info())
 
 
 def blocking() -> None:
@@ -75,7 +79,7 @@ def blocking() -> None:
         (pd.Timestamp(day), pd.Timestamp(day + dt.timedelta(days=9))),
         (pd.Timestamp(day + dt.timedelta(days=10)), pd.Timestamp(day + dt.timedelta(days=12))),
     ]
-    print("sync: ", MarketData.get_bars_blocking.cache_info())  # type: ignore[attr-defined]
+    print("sync: ", MarketData.get_bars_blocking.cache_info())
 
 
 if __name__ == "__main__":

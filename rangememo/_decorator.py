@@ -1,58 +1,25 @@
-"""``range_cached``: the decorator, and the introspection it attaches."""
+"""``range_cached``: the decorator (the wrappers it returns live in ``_wrapper``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from ._axis import Closed
 from ._binding import KeySpec
 from ._cache import Options, RangeCache, _utcnow
 from ._errors import InvalidOption
-from ._introspect import coverage as coverage_of
-from ._introspect import forget_bounds, key_and_step
-from ._run import acall, call
-from ._stats import CacheInfo
 from ._store import Store, default_store
+from ._wrapper import AsyncRangeCached, RangeCached
 
 __all__ = ["AsyncRangeCached", "RangeCached", "default_store", "range_cached"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-R_co = TypeVar("R_co")
-
-
-class RangeCached(Protocol, Generic[P, R_co]):
-    """A plain function wrapped by :func:`range_cached`."""
-
-    __wrapped__: Callable[P, R_co]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-    def cache_info(self) -> CacheInfo: ...
-    def cache_clear(self) -> None: ...
-    def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]: ...
-    def prefetch(self, *args: Any, progress: bool | None = None, **kwargs: Any) -> None: ...
-    def invalidate(self, *args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None: ...
-
-
-class AsyncRangeCached(Protocol, Generic[P, R_co]):
-    """An ``async def`` function wrapped by :func:`range_cached`."""
-
-    __wrapped__: Callable[P, Awaitable[R_co]]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
-    def cache_info(self) -> CacheInfo: ...
-    def cache_clear(self) -> None: ...
-    async def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]: ...
-    async def prefetch(self, *args: Any, progress: bool | None = None, **kwargs: Any) -> None: ...
-    async def invalidate(
-        self, *args: Any, start: Any = None, end: Any = None, **kwargs: Any
-    ) -> None: ...
 
 
 class _Decorator(Protocol):
@@ -136,67 +103,9 @@ def range_cached(
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:
-        cache = RangeCache(fn, options, _resolve_store(store))
-        if inspect.iscoroutinefunction(fn):
-            wrapper = _async_wrapper(fn, cache)
-        else:
-            wrapper = _sync_wrapper(fn, cache)
-        wrapper.cache_info = cache.stats.info
-        wrapper.cache_clear = functools.partial(_clear, cache)
-        wrapper.cache = cache
-        return wrapper
+        resolved = _resolve_store(store)
+        cache = RangeCache(fn, options, resolved)
+        kind = AsyncRangeCached if inspect.iscoroutinefunction(fn) else RangeCached
+        return kind(fn, cache, resolved)
 
     return decorate
-
-
-def _clear(cache: RangeCache) -> None:
-    cache.store.clear(cache.namespace)
-    cache.stats.reset()
-
-
-def _async_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return await acall(cache, args, kwargs)
-
-    async def prefetch(*args: Any, progress: bool | None = None, **kwargs: Any) -> None:
-        await acall(cache, args, kwargs, answer=False, progress=progress)
-
-    async def coverage(*args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
-        key, step = key_and_step(cache, args, kwargs)
-        return coverage_of(cache, await cache.store.aget(cache.namespace, key), step, detail)
-
-    async def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
-        key, step = key_and_step(cache, args, kwargs)
-        entry = await cache.store.aget(cache.namespace, key) if end is not None else None
-        lo, hi = forget_bounds(cache, start, end, step, entry)
-        await cache.store.aforget(cache.namespace, key, lo, hi)
-
-    wrapper.prefetch = prefetch  # type: ignore[attr-defined]
-    wrapper.coverage = coverage  # type: ignore[attr-defined]
-    wrapper.invalidate = invalidate  # type: ignore[attr-defined]
-    return wrapper
-
-
-def _sync_wrapper(fn: Callable[..., Any], cache: RangeCache) -> Any:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return call(cache, args, kwargs)
-
-    def prefetch(*args: Any, progress: bool | None = None, **kwargs: Any) -> None:
-        call(cache, args, kwargs, answer=False, progress=progress)
-
-    def coverage(*args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
-        key, step = key_and_step(cache, args, kwargs)
-        return coverage_of(cache, cache.store.get(cache.namespace, key), step, detail)
-
-    def invalidate(*args: Any, start: Any = None, end: Any = None, **kwargs: Any) -> None:
-        key, step = key_and_step(cache, args, kwargs)
-        entry = cache.store.get(cache.namespace, key) if end is not None else None
-        lo, hi = forget_bounds(cache, start, end, step, entry)
-        cache.store.forget(cache.namespace, key, lo, hi)
-
-    wrapper.prefetch = prefetch  # type: ignore[attr-defined]
-    wrapper.coverage = coverage  # type: ignore[attr-defined]
-    wrapper.invalidate = invalidate  # type: ignore[attr-defined]
-    return wrapper

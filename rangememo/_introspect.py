@@ -29,11 +29,20 @@ def _when(ts: float | None) -> dt.datetime | None:
 
 
 def key_and_step(
-    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]
+    cache: RangeCache,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    first: dict[str, Any] | None = None,
 ) -> tuple[Hashable, Any]:
-    """Key and step of a call given without its range (introspection)."""
+    """Key and step of a call given without its range (introspection).
+
+    ``first``: the ``self``/``cls`` of a bound call, by name (key and step
+    callables may read it; the key signature leaves it out).
+    """
     binder = cache.binder
     arguments = binder.bind_key(args, kwargs)
+    if first:
+        arguments = {**first, **arguments}
     step = cache.options.step
     if callable(step):
         step = step(**binder.keywords(arguments))
