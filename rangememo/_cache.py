@@ -168,7 +168,11 @@ class RangeCache:
         remember_caller()
         lo, _, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
         if axis.step > 1 and axis.closed == "both":
-            axis = dataclasses.replace(axis, ref=lo)  # the caller's grid runs through its start
+            # The caller's grid runs through its start (built directly: replace() costs 8 µs).
+            a = axis
+            axis = Axis(
+                a.kind, a.aware, a.tz, a.step, a.closed, a.timestamp_out, lo, a.unit, a.numpy_out
+            )
         # What the answer needs covered is what was asked, ``[lo, rows_hi)``; a
         # fetch may claim up to the next grid point (see ``digest``).
         return Request(bound, binder.key(arguments), axis, lo, rows_hi, rows_hi)
