@@ -7,7 +7,6 @@ plain ones (so a sync wrapper never needs, or touches, an event loop).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
