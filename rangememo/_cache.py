@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from ._binding import Binder, KeySpec
 from ._entry import Entry, Fetched, compose
 from ._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
 from ._frames import Adapter, FrameAdapter, adapter_for
+from ._grid import claim, fit
 from ._identity import default_namespace, describe, fingerprint
 from ._ledger import span
 from ._merge import Chunk, normalize
@@ -220,7 +221,7 @@ class RangeCache:
         with self.lock:
             flights = self.inflight.setdefault(req.key, [])
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
-            fitted = (self.fit(req, g, entry, flights) for g in plan.gaps)
+            fitted = (fit(req.axis, req.rows_hi, g, entry, flights) for g in plan.gaps)
             new = [make(g) for g in fitted if g is not None]
             flights.extend(new)
             if not flights:  # covered meanwhile (another thread): keep no empty list
@@ -235,71 +236,6 @@ class RangeCache:
             partial_hits=int(partial), misses=int(not partial), provisional_refetches=refetch
         )
         return new, plan.waits
-
-    # -- the grid: what a call asks for, and what it may claim -----------------------
-    # A call claims what it asked for, ``[call_lo, end]``, and closes up to the next
-    # grid point only where the provider's rows are seen on the caller's grid: then
-    # no row can lie between ``end`` and that point (the contract's
-    # ``[a, b] -> [a, b + step)``). Rows at another phase (daily bars stamped at
-    # another zone's midnight, which drifts an hour across DST) get exact claims,
-    # and a call that meets an exact claim asks again from that claim's own end
-    # (a bound the caller used), so no sliver between two claims is left unasked.
-    def phase(self, req: Request, entry: Entry | None) -> bool | None:
-        """Do the key's rows lie on this request's grid? ``None``: no row shows yet."""
-        axis = req.axis
-        if axis.ref is None or not axis.midnight_grid:
-            return False
-        ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
-        return None if ref is None else axis.on_grid(ref)
-
-    def fit(
-        self,
-        req: Request,
-        gap: Gap,
-        entry: Entry | None,
-        flights: Sequence[Any] = (),
-        inward: bool = True,
-    ) -> Gap | None:
-        """``gap`` with its call bounds in the caller's terms, and what it sets out to claim.
-
-        Where the key's rows lie on the grid (or it has none yet), a gap's ends
-        are rounded inward to the grid: no row lies between. Elsewhere an end off
-        the grid meets an exact claim, and the call asks from that claim's own
-        end, unless a stored row sits exactly there. A flight whose rows defy
-        the expectation claims less, and its callers plan again for the rest.
-        ``None``: nothing to ask now (the flights beside it settle it).
-        """
-        axis = req.axis
-        if axis.ref is None or not gap.needs_call:
-            return gap
-        phase = self.phase(req, entry) if inward else False
-        lo, hi = gap.call_lo, gap.call_hi
-        inward_lo = inward_hi = False
-        if lo != req.lo and not axis.on_grid(lo):
-            inward_lo = phase is not False
-            if inward_lo:
-                lo = axis.grid_ceil(lo)
-            elif _free(entry, lo - 1):
-                lo -= 1
-        if hi == req.rows_hi:
-            end = hi - 1  # the caller's own end
-        else:
-            end = axis.grid_floor(hi - 1, hi)
-            inward_hi = phase is not False
-            if not inward_hi:
-                end = hi if _free(entry, hi) else hi - 1
-        if end < lo:  # no grid point, so no row, in the gap
-            if phase is True and entry is not None and entry.template is not None:
-                return Gap(gap.lo, gap.hi, gap.call_lo, gap.call_lo)
-            if _busy(flights, gap.lo - 1) or _busy(flights, gap.hi):
-                return None  # the flights beside it close it up, or the next round asks
-            return self.fit(req, gap, None, flights, inward=False)
-        quiet = gap.call_hi < gap.hi  # trimmed to its sessions: nothing lies past the call
-        if hi == req.rows_hi and not quiet:
-            top = hi  # closing up past the caller's end is a bonus, not a promise
-        else:
-            top = _reach(axis, end, gap.hi if quiet else None, inward_hi)
-        return Gap(min(gap.lo, lo), top, lo, end + 1, quiet)
 
     def missing(self, req: Request, entry: Entry, claims: list[tuple[int, int]]) -> bool:
         """Is any of the call's range neither covered in ``entry`` nor claimed by its flights?
@@ -322,7 +258,7 @@ class RangeCache:
         plan: Plan[Any] = plan_gaps(
             gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)
         )
-        fitted = (self.fit(req, g, entry) for g in plan.gaps)
+        fitted = (fit(req.axis, req.rows_hi, g, entry) for g in plan.gaps)
         return [g for g in fitted if g is not None]
 
     def land(self, req: Request, flight: Any) -> None:
@@ -365,29 +301,8 @@ class RangeCache:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
         if axis.ref is not None:
-            gap = self._claim(req, gap, chunk, entry)
+            gap = claim(req.axis, req.rows_hi, gap, chunk, entry)
         return self._fetched(req, gap, chunk, adapter.empty(result), adapter)
-
-    def _claim(self, req: Request, gap: Gap, chunk: Chunk, entry: Entry | None) -> Gap:
-        """What a call of ``gap`` that returned ``chunk`` may claim."""
-        axis, end = req.axis, gap.call_hi - 1
-        if len(chunk):  # the rows at hand tell their phase
-            closes = axis.midnight_grid and axis.on_grid(chunk.first) and axis.on_grid(chunk.last)
-        else:  # else rows the key holds do
-            # A key without rows is taken to be on the grid once an empty answer
-            # spans a whole step (a bar at any phase would have shown); a shorter
-            # one says nothing of where bars lie and claims only what it asked.
-            phase = self.phase(req, entry)
-            whole = (
-                axis.kind == "date"
-                or axis.grid_next(gap.call_lo) <= end
-                or gap.call_hi != req.rows_hi  # it meets a claim or flight: nothing between
-            )
-            closes = phase is True or (phase is None and whole)
-        hi = _reach(axis, end, gap.hi if gap.quiet else None, closes)
-        # A start rounded up to the grid claims the sliver before it only on that evidence.
-        lo = gap.lo if closes else gap.call_lo
-        return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
 
     def _nothing(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
         """A commit of ``gap`` with no rows: ``None`` or an empty result of any shape.
@@ -404,7 +319,7 @@ class RangeCache:
             template = adapter.empty(result)
         chunk = Chunk(np.empty(0, dtype=np.int64), template, 0)
         if req.axis.ref is not None:
-            gap = self._claim(req, gap, chunk, entry)
+            gap = claim(req.axis, req.rows_hi, gap, chunk, entry)
         return self._fetched(req, gap, chunk, template, adapter)
 
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
@@ -473,26 +388,6 @@ class RangeCache:
             parts += entry.rows.window(cursor, req.rows_hi)
         out = compose(adapter, parts, template)
         return entry.present(out, req.tz) if entry is not None else out
-
-
-def _busy(flights: Sequence[Any], pos: int) -> bool:
-    """Is ``pos`` being fetched by a flight in progress?"""
-    return any(f.lo <= pos < f.hi for f in flights)
-
-
-def _free(entry: Entry | None, pos: int) -> bool:
-    """Does the key hold no row exactly at ``pos`` (so asking for it again repeats nothing)?"""
-    return entry is None or entry.rows is None or entry.rows.first_in(pos, pos + 1) is None
-
-
-def _reach(axis: Axis, end: int, quiet_hi: int | None, closes: bool) -> int:
-    """How far a call ending (inclusive) at ``end`` claims.
-
-    ``quiet_hi``: nothing lies between ``end`` and it (no session), so the
-    claim runs on to it unasked, and closes up from there.
-    """
-    last = end if quiet_hi is None else max(end, quiet_hi - 1)
-    return axis.grid_next(last) if closes else last + 1
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:
