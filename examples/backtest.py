@@ -117,7 +117,7 @@ def with_joblib(cachedir: Path) -> Callable[[FakeProvider], GetBars]:
 
 def with_rangememo(store: Any) -> Callable[[FakeProvider], GetBars]:
     def make(provider: FakeProvider) -> GetBars:
-        @range_cached(key=("symbol", "timeframe"), step="1D", store=store)
+        @range_cached(key=("symbol", "timeframe"), step="1D", store=store, namespace="demo.bars")
         async def get_bars(
             symbol: str, start: dt.datetime, end: dt.datetime, timeframe: str = "D"
         ) -> pd.DataFrame:
