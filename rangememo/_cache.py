@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import portion as P
 
 from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
-from ._entry import Entry, Fetched, compose
+from ._entry import Entry, Fetched, Part, View, compose, present
 from ._errors import CacheWarning, InvalidRange, RangememoError, ResultTypeError
 from ._frames import Adapter, adapter_for
-from ._ledger import span
+from ._ledger import pairs, span
 from ._merge import Chunk, normalize
 from ._planner import Gap, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
@@ -144,17 +145,23 @@ class RangeCache:
         return self.options.clock().timestamp()
 
     # -- the hot path ----------------------------------------------------------
-    def hit(self, req: Request, entry: Entry | None) -> tuple[bool, Any]:
-        """Serve ``req`` from ``entry`` if it is fully covered."""
+    def view(self, req: Request, entry: Entry | None) -> View | None:
+        """The moment of ``entry`` this call answers from (``None``: nothing cached)."""
         if entry is None:
-            return False, None
+            return None
         entry.check_axis(req.axis.signature, req.key)
-        ledger = entry.ledger
+        return entry.view(req.lo, req.hi)
+
+    def hit(self, req: Request, view: View | None) -> tuple[bool, Any]:
+        """Serve ``req`` from ``view`` if it is fully covered."""
+        if view is None:
+            return False, None
+        ledger = view.ledger
         now = self.now() if ledger.provisional else 0.0
-        if entry.rows is None or not ledger.covers(req.lo, req.hi, now):
+        if view.rows is None or not ledger.covers(req.lo, req.hi, now):
             return False, None
         self.stats.count(hits=1)
-        return True, entry.read(req.lo, req.rows_hi, req.tz)
+        return True, view.read(req.lo, req.rows_hi, req.tz)
 
     def policy(self, req: Request, extend: bool = True) -> Policy:
         """The planning options of this call in its axis' units."""
@@ -176,9 +183,9 @@ class RangeCache:
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
         )
 
-    def plan(self, req: Request, entry: Entry | None, make: Callable[[Gap], Any]) -> Any:
+    def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any]) -> Any:
         """Register new flights for the gaps; return ``(new, waits)``."""
-        ledger = entry.ledger if entry is not None else None
+        ledger = view.ledger if view is not None else None
         now = self.now() if ledger is not None and ledger.provisional else 0.0
         policy = self.policy(req)
         with self.lock:
@@ -199,11 +206,22 @@ class RangeCache:
         )
         return new, plan.waits
 
-    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> list[Gap]:
-        """What of a planned gap is still missing once a shared store's lock is held."""
+    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> tuple[list[Gap], list[Part]]:
+        """What of a planned gap is still missing once a shared store's lock is held.
+
+        Also the parts of the gap another process covered meanwhile, with their
+        rows as of now (the call answers with them, not with a later read).
+        """
         if entry is None:
-            return [gap]
-        return plan_gaps(gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)).gaps
+            return [gap], []
+        view = entry.view(gap.lo, gap.hi)
+        policy = self.policy(req, False)
+        gaps = plan_gaps(gap.lo, gap.hi, view.ledger, (), self.now(), policy).gaps
+        if gaps == [gap] or view.rows is None or view.adapter is None:
+            return gaps, []
+        done = span(gap.lo, gap.hi) - P.Interval(*(span(g.lo, g.hi) for g in gaps))
+        rows, adapter, template = view.rows, view.adapter, view.template
+        return gaps, [Part(a, b, rows, adapter, template) for a, b in pairs(done)]
 
     def land(self, req: Request, flight: Any) -> None:
         """A flight is over (committed or failed): stop sharing it."""
@@ -282,32 +300,38 @@ class RangeCache:
         )
 
     # -- assembling the answer -------------------------------------------------------
-    def assemble(self, req: Request, entry: Entry | None, overlays: list[Fetched]) -> Any:
-        """The answer for ``req``: stored rows, with uncommitted pieces laid over."""
-        if not overlays:
-            assert entry is not None
-            return entry.read(req.lo, req.rows_hi, req.tz)
-        base = overlays[0]
-        adapter = entry.adapter if entry is not None and entry.adapter is not None else base.adapter
-        template = (
-            entry.template if entry is not None and entry.template is not None else base.template
-        )
-        parts, cursor = [], req.lo
-        for f in sorted(overlays, key=lambda f: f.lo):
-            a, b = max(f.lo, req.lo), min(f.hi, req.rows_hi)
+    def assemble(
+        self, req: Request, view: View | None, parts: list[Part], latest: Entry | None
+    ) -> Any:
+        """The answer for ``req``: ``view``'s rows with this call's parts laid over.
+
+        ``parts`` are the disjoint ranges this call fetched or waited for, each
+        with its rows, so nothing is read from the entry as it is now (another
+        caller may have forgotten some of it). ``latest``, the entry after this
+        call's commits, gives the schema as widened by what was fetched.
+        """
+        if not parts:
+            assert view is not None
+            return view.read(req.lo, req.rows_hi, req.tz)
+        first, base = parts[0], view.rows if view is not None else None
+        if latest is not None and latest.adapter is not None and latest.template is not None:
+            adapter, template, follows = latest.adapter, latest.template, latest.follows_tz
+        elif view is not None and view.adapter is not None and view.template is not None:
+            adapter, template, follows = view.adapter, view.template, view.follows_tz
+        else:
+            adapter, template, follows = first.adapter, first.template, False
+        pieces, cursor = [], req.lo
+        for part in sorted(parts, key=lambda p: p.lo):
+            a, b = max(part.lo, cursor), min(part.hi, req.rows_hi)
             if a >= b:
                 continue
-            if cursor < a and entry is not None and entry.rows is not None:
-                parts += entry.rows.window(cursor, a)
-            pos = f.chunk.positions
-            i, j = (int(x) for x in np.searchsorted(pos, [a, b]))
-            if i < j:
-                parts.append(adapter.slice(f.chunk.data, i, j))
+            if cursor < a and base is not None:
+                pieces += base.window(cursor, a)
+            pieces += part.rows.window(a, b)
             cursor = max(cursor, b)
-        if cursor < req.rows_hi and entry is not None and entry.rows is not None:
-            parts += entry.rows.window(cursor, req.rows_hi)
-        out = compose(adapter, parts, template)
-        return entry.present(out, req.tz) if entry is not None else out
+        if cursor < req.rows_hi and base is not None:
+            pieces += base.window(cursor, req.rows_hi)
+        return present(adapter, follows, compose(adapter, pieces, template), req.tz)
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:
