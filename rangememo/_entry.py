@@ -36,20 +36,27 @@ class Fetched:
     tz: str | None = None  # the timezone of the request's bounds (aware axes)
 
 
-@dataclass(frozen=True, slots=True)
 class View:
     """One consistent moment of an entry: what a call answers from.
 
     Holds the entry's values by reference (they are swapped on change, never
     edited), so a later ``forget``, commit or reload of the entry leaves it as
-    it was, and making one copies no rows.
+    it was, and making one copies no rows. (A plain class: built on every
+    hit, where a frozen dataclass' ``__init__`` costs twice as much.)
     """
 
-    ledger: Ledger
-    rows: Rows | None
-    adapter: Adapter | None
-    template: Any
-    follows_tz: bool
+    __slots__ = ("adapter", "follows_tz", "ledger", "rows", "template")
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        rows: Rows | None,
+        adapter: Adapter | None,
+        template: Any,
+        follows_tz: bool,
+    ) -> None:
+        self.ledger, self.rows, self.adapter = ledger, rows, adapter
+        self.template, self.follows_tz = template, follows_tz
 
     def read(self, lo: int, hi: int, tz: str | None = None) -> Any:
         """The rows with ``lo <= position < hi``, as the caller's type."""

@@ -95,8 +95,8 @@ class Rows:
         By reference: the chunk list is swapped on mutation, never edited, so
         the copy shares it (no rows are copied).
         """
-        rows = Rows(self._adapter)
-        rows._state, rows.nbytes = self._state, self.nbytes
+        rows = Rows.__new__(Rows)  # no __init__: its empty state would be thrown away
+        rows._adapter, rows._state, rows.nbytes = self._adapter, self._state, self.nbytes
         return rows, []
 
     def grid_ref(self) -> int | None:

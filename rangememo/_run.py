@@ -103,7 +103,7 @@ async def _afly(
         # One hold of the key's cross-process lock for the whole batch, so its
         # gaps are fetched concurrently (each fetch re-enters the held lock).
         supervisor = loop.create_task(_abatch(cache, req, new, sem))
-        supervisor.add_done_callback(_retrieve)
+        supervisor.add_done_callback(functools.partial(_batch_ended, cache, req, new))
         for f in new:
             f.batch = new
     else:
@@ -198,6 +198,16 @@ def _ended(cache: RangeCache, req: Request, flight: _Flight, task: asyncio.Task[
         cache.land(req, flight)
 
 
+def _batch_ended(
+    cache: RangeCache, req: Request, flights: list[_Flight], task: asyncio.Task[None]
+) -> None:
+    """The supervisor is over; if it never ran (its loop ended), give up its flights."""
+    _retrieve(task)
+    for f in flights:
+        if f.task is None and f.done.cancel():
+            cache.land(req, f)
+
+
 async def _abatch(
     cache: RangeCache, req: Request, flights: list[_Flight], sem: asyncio.Semaphore
 ) -> None:
@@ -217,11 +227,6 @@ async def _abatch(
                 _resolve(f.done, exc)
                 cache.land(req, f)
         raise
-    finally:
-        for f in flights:
-            if f.task is None and not f.done.done():  # the supervisor never ran at all
-                f.done.cancel()
-                cache.land(req, f)
 
 
 async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore) -> None:
