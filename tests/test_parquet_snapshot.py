@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -44,8 +44,8 @@ def cached(store: ParquetStore, calls: list[tuple[dt.datetime, dt.datetime]]) ->
 
 
 @pytest.fixture
-def spawn() -> Iterator[multiprocessing.context.SpawnContext]:
-    yield multiprocessing.get_context("spawn")
+def spawn() -> multiprocessing.context.SpawnContext:
+    return multiprocessing.get_context("spawn")
 
 
 @pytest.mark.parametrize("reopen", [False, True], ids=["warm", "lazy"])
