@@ -21,6 +21,11 @@ from pandas.testing import assert_frame_equal
 from parquet_workers import NAMESPACE, day, hold_then_invalidate
 
 from rangememo import ParquetStore, range_cached
+from rangememo._entry import Entry
+from rangememo._frames import adapter_named
+from rangememo._lazy import SegmentRows
+from rangememo._ledger import Ledger
+from rangememo._segments import Segment
 from rangememo.testing import make_bars
 
 
@@ -88,3 +93,22 @@ def test_another_process_invalidating_mid_call_leaves_the_answer_whole(tmp_path,
     assert calls[-1] == (day(0), day(5))
     assert_frame_equal(bars("AAA", day(0), day(30)), make_bars("AAA", day(0), day(30)))
     assert calls[-1] == (day(0), day(5))
+
+
+def test_a_view_leaves_rows_still_on_disk_uncovered():
+    """Rows that stay on disk while a view is taken are left out of its coverage, not read late."""
+    adapter = adapter_named("DataFrame", None)
+    seg = Segment("part-1.parquet", ((10, 20),), rows=10, first=10, last=19)
+    loads: list[tuple[int, int]] = []
+
+    def never_loads(segment: Segment, lo: int, hi: int) -> Any:
+        loads.append((lo, hi))
+        raise AssertionError("a view never reads a file itself")
+
+    ledger = Ledger()
+    ledger.add(0, 30)
+    entry = Entry(ledger=ledger, rows=SegmentRows(adapter, [(10, 20, seg)], never_loads))
+    view = entry.view(0, 30)
+    assert view.ledger.intervals() == [(0, 10), (20, 30)]
+    assert entry.ledger.intervals() == [(0, 30)]  # the entry itself is untouched
+    assert loads == []

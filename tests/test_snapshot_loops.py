@@ -255,6 +255,7 @@ class Gate:
         self.started: queue.Queue[tuple[dt.datetime, dt.datetime]] = queue.Queue()
         self.locking: queue.Queue[None] = queue.Queue()
         self.calls: list[tuple[dt.datetime, dt.datetime]] = []
+        self.fail: set[tuple[dt.datetime, dt.datetime]] = set()  # calls that raise
         self._lock = threading.Lock()
         self._open = False
         self._held: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -275,6 +276,8 @@ class Gate:
             self.calls.append((start, end))
             self.started.put((start, end))
             await self._wait()
+            if (start, end) in self.fail:
+                raise LookupError(f"no bars for {start}..{end}")
             return make_bars(symbol, start, end, skip_weekends=False)
 
         return get
@@ -406,3 +409,34 @@ def test_a_flight_whose_loop_ends_is_taken_over_by_a_waiter_on_another_loop(make
     assert gate.calls == [(day(0), day(9)), (day(10), day(14)), (day(5), day(9))]
     assert_frame_equal(outcome["b"], bars("AAA", 5, 14))
     assert_frame_equal(asyncio.run(get("AAA", day(5), day(14))), bars("AAA", 5, 14))
+
+
+def test_a_failed_fetch_fails_its_waiters_on_other_loops(make_store):
+    """Loop A's fetch raises: B, waiting for it on another loop, gets that same error."""
+    gate = Gate()
+    gate.fail = {(day(0), day(9))}
+    get = gate.function(make_store())
+    outcome: dict[str, BaseException] = {}
+
+    def run(name: str, a: int, b: int) -> None:
+        try:
+            asyncio.run(get("AAA", day(a), day(b)))
+        except LookupError as exc:
+            outcome[name] = exc
+
+    first = threading.Thread(target=run, args=("a", 0, 9))
+    first.start()
+    gate.next_lock()
+    second = threading.Thread(target=run, args=("b", 5, 14))  # waits for A's fetch
+    second.start()
+    gate.next_lock()
+    gate.release()
+    first.join()
+    second.join()
+    assert set(outcome) == {"a", "b"}
+    assert outcome["a"] is outcome["b"]  # the one exception, shared
+    assert not any(a <= day(5) <= b for a, b in _covered(get))
+
+
+def _covered(get: Any) -> list[tuple[dt.datetime, dt.datetime]]:
+    return asyncio.run(get.coverage("AAA"))
