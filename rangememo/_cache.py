@@ -16,18 +16,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import portion as P
 import pyarrow as pa
 
 from ._axis import Axis, Closed, axis_of, span_ns
 from ._binding import Binder, KeySpec
-from ._entry import Entry, Fetched, compose
+from ._entry import Entry, Fetched, Part, View, compose, present
 from ._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
 from ._frames import Adapter, FrameAdapter, adapter_for
 from ._grid import claim, fit
 from ._identity import default_namespace, describe, fingerprint
-from ._ledger import span
+from ._ledger import Ledger, pairs, span
 from ._merge import Chunk, normalize
-from ._planner import Gap, Plan, Policy, plan_gaps
+from ._planner import Gap, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
 from ._stats import Stats
 from ._store import Store, default_store
@@ -181,17 +182,23 @@ class RangeCache:
         return self.options.clock().timestamp()
 
     # -- the hot path ----------------------------------------------------------
-    def hit(self, req: Request, entry: Entry | None) -> tuple[bool, Any]:
-        """Serve ``req`` from ``entry`` if it is fully covered."""
+    def view(self, req: Request, entry: Entry | None) -> View | None:
+        """The moment of ``entry`` this call answers from (``None``: nothing cached)."""
         if entry is None:
-            return False, None
+            return None
         entry.check_axis(req.axis.signature, req.key)
-        ledger = entry.ledger
+        return entry.view(req.lo, req.hi)
+
+    def hit(self, req: Request, view: View | None) -> tuple[bool, Any]:
+        """Serve ``req`` from ``view`` if it is fully covered."""
+        if view is None:
+            return False, None
+        ledger = view.ledger
         now = self.now() if ledger.provisional else 0.0
-        if entry.rows is None or not ledger.covers(req.lo, req.hi, now):
+        if view.rows is None or not ledger.covers(req.lo, req.hi, now):
             return False, None
         self.stats.count(hits=1)
-        return True, entry.read(req.lo, req.rows_hi, req.tz)
+        return True, view.read(req.lo, req.rows_hi, req.tz)
 
     def policy(self, req: Request, extend: bool = True) -> Policy:
         """The planning options of this call in its axis' units."""
@@ -213,15 +220,15 @@ class RangeCache:
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
         )
 
-    def plan(self, req: Request, entry: Entry | None, make: Callable[[Gap], Any]) -> Any:
+    def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any]) -> Any:
         """Register new flights for the gaps; return ``(new, waits)``."""
-        ledger = entry.ledger if entry is not None else None
+        ledger = view.ledger if view is not None else None
         now = self.now() if ledger is not None and ledger.provisional else 0.0
         policy = self.policy(req)
         with self.lock:
             flights = self.inflight.setdefault(req.key, [])
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
-            fitted = (fit(req.axis, req.rows_hi, g, entry, flights) for g in plan.gaps)
+            fitted = (fit(req.axis, req.rows_hi, g, view, flights) for g in plan.gaps)
             new = [make(g) for g in fitted if g is not None]
             flights.extend(new)
             if not flights:  # covered meanwhile (another thread): keep no empty list
@@ -237,13 +244,14 @@ class RangeCache:
         )
         return new, plan.waits
 
-    def missing(self, req: Request, entry: Entry, claims: list[tuple[int, int]]) -> bool:
-        """Is any of the call's range neither covered in ``entry`` nor claimed by its flights?
+    def missing(self, req: Request, ledger: Ledger | None, claims: list[tuple[int, int]]) -> bool:
+        """Is any of the call's range neither covered in ``ledger`` nor claimed by its flights?
 
         ``claims`` count even where they are only provisional (the live edge),
         which the call answers from without fetching it again.
         """
-        ledger = entry.ledger
+        if ledger is None:
+            ledger = Ledger()
         if ledger.covers(req.lo, req.hi, self.now() if ledger.provisional else 0.0):
             return False
         left = span(req.lo, req.hi) - ledger.covered
@@ -251,15 +259,24 @@ class RangeCache:
             left = left - span(lo, hi)
         return not left.empty
 
-    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> list[Gap]:
-        """What of a planned gap is still missing once a shared store's lock is held."""
+    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> tuple[list[Gap], list[Part]]:
+        """What of a planned gap is still missing once a shared store's lock is held.
+
+        Also the parts of the gap another process covered meanwhile, with their
+        rows as of now (the call answers with them, not with a later read).
+        """
         if entry is None:
-            return [gap]
-        plan: Plan[Any] = plan_gaps(
-            gap.lo, gap.hi, entry.ledger, (), self.now(), self.policy(req, False)
-        )
-        fitted = (fit(req.axis, req.rows_hi, g, entry) for g in plan.gaps)
-        return [g for g in fitted if g is not None]
+            return [gap], []
+        view = entry.view(gap.lo, gap.hi)
+        policy = self.policy(req, False)
+        planned: list[Gap] = plan_gaps(gap.lo, gap.hi, view.ledger, (), self.now(), policy).gaps
+        fitted = (fit(req.axis, req.rows_hi, g, entry) for g in planned)
+        gaps = [g for g in fitted if g is not None]
+        if planned == [gap] or view.rows is None or view.adapter is None:
+            return gaps, []
+        done = span(gap.lo, gap.hi) - P.Interval(*(span(g.lo, g.hi) for g in planned))
+        rows, adapter, template = view.rows, view.adapter, view.template
+        return gaps, [Part(a, b, rows, adapter, template) for a, b in pairs(done)]
 
     def land(self, req: Request, flight: Any) -> None:
         """A flight is over (committed or failed): stop sharing it."""
@@ -362,32 +379,38 @@ class RangeCache:
         warn(CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"))
 
     # -- assembling the answer -------------------------------------------------------
-    def assemble(self, req: Request, entry: Entry | None, overlays: list[Fetched]) -> Any:
-        """The answer for ``req``: stored rows, with uncommitted pieces laid over."""
-        if not overlays:
-            assert entry is not None
-            return entry.read(req.lo, req.rows_hi, req.tz)
-        base = overlays[0]
-        adapter = entry.adapter if entry is not None and entry.adapter is not None else base.adapter
-        template = (
-            entry.template if entry is not None and entry.template is not None else base.template
-        )
-        parts, cursor = [], req.lo
-        for f in sorted(overlays, key=lambda f: f.lo):
-            a, b = max(f.lo, req.lo), min(f.hi, req.rows_hi)
+    def assemble(
+        self, req: Request, view: View | None, parts: list[Part], latest: Entry | None
+    ) -> Any:
+        """The answer for ``req``: ``view``'s rows with this call's parts laid over.
+
+        ``parts`` are the disjoint ranges this call fetched or waited for, each
+        with its rows, so nothing is read from the entry as it is now (another
+        caller may have forgotten some of it). ``latest``, the entry after this
+        call's commits, gives the schema as widened by what was fetched.
+        """
+        if not parts:
+            assert view is not None
+            return view.read(req.lo, req.rows_hi, req.tz)
+        first, base = parts[0], view.rows if view is not None else None
+        if latest is not None and latest.adapter is not None and latest.template is not None:
+            adapter, template, follows = latest.adapter, latest.template, latest.follows_tz
+        elif view is not None and view.adapter is not None and view.template is not None:
+            adapter, template, follows = view.adapter, view.template, view.follows_tz
+        else:
+            adapter, template, follows = first.adapter, first.template, False
+        pieces, cursor = [], req.lo
+        for part in sorted(parts, key=lambda p: p.lo):
+            a, b = max(part.lo, cursor), min(part.hi, req.rows_hi)
             if a >= b:
                 continue
-            if cursor < a and entry is not None and entry.rows is not None:
-                parts += entry.rows.window(cursor, a)
-            pos = f.chunk.positions
-            i, j = (int(x) for x in np.searchsorted(pos, [a, b]))
-            if i < j:
-                parts.append(adapter.slice(f.chunk.data, i, j))
+            if cursor < a and base is not None:
+                pieces += base.window(cursor, a)
+            pieces += part.rows.window(a, b)
             cursor = max(cursor, b)
-        if cursor < req.rows_hi and entry is not None and entry.rows is not None:
-            parts += entry.rows.window(cursor, req.rows_hi)
-        out = compose(adapter, parts, template)
-        return entry.present(out, req.tz) if entry is not None else out
+        if cursor < req.rows_hi and base is not None:
+            pieces += base.window(cursor, req.rows_hi)
+        return present(adapter, follows, compose(adapter, pieces, template), req.tz)
 
 
 def _kind_changed(kind: str, result: Any) -> RangememoError:

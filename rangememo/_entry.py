@@ -12,7 +12,7 @@ from ._frames import Adapter
 from ._ledger import Ledger
 from ._merge import Chunk, Rows
 
-__all__ = ["Entry", "Fetched", "compose"]
+__all__ = ["Entry", "Fetched", "Part", "View", "compose", "present"]
 
 
 @dataclass(slots=True)
@@ -34,6 +34,55 @@ class Fetched:
     fetched_at: float = 0.0
     expires: float | None = None
     tz: str | None = None  # the timezone of the request's bounds (aware axes)
+
+
+class View:
+    """One consistent moment of an entry: what a call answers from.
+
+    Holds the entry's values by reference (they are swapped on change, never
+    edited), so a later ``forget``, commit or reload of the entry leaves it as
+    it was, and making one copies no rows. (A plain class: built on every
+    hit, where a frozen dataclass' ``__init__`` costs twice as much.)
+    """
+
+    __slots__ = ("adapter", "follows_tz", "ledger", "rows", "template")
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        rows: Rows | None,
+        adapter: Adapter | None,
+        template: Any,
+        follows_tz: bool,
+    ) -> None:
+        self.ledger, self.rows, self.adapter = ledger, rows, adapter
+        self.template, self.follows_tz = template, follows_tz
+
+    def read(self, lo: int, hi: int, tz: str | None = None) -> Any:
+        """The rows with ``lo <= position < hi``, as the caller's type."""
+        adapter = self.adapter
+        assert adapter is not None and self.rows is not None, "read() of an entry never written"
+        return self.present(compose(adapter, self.rows.window(lo, hi), self.template), tz)
+
+    def present(self, data: Any, tz: str | None) -> Any:
+        return present(self.adapter, self.follows_tz, data, tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A range a call fetched (or waited for), with its rows: laid over its view."""
+
+    lo: int
+    hi: int
+    rows: Rows
+    adapter: Adapter
+    template: Any
+
+    @classmethod
+    def fetched(cls, lo: int, hi: int, fetched: Fetched) -> Part:
+        """The part of a fetched piece (once committed: its rows conformed to the key's)."""
+        rows = Rows.of(fetched.adapter, fetched.chunk)
+        return cls(lo, hi, rows, fetched.adapter, fetched.template)
 
 
 @dataclass(slots=True)
@@ -63,18 +112,30 @@ class Entry:
                 f"this call has {_axis_text(axis)} bounds"
             )
 
+    def view(self, lo: int, hi: int) -> View:
+        """This entry as of now, with the rows of ``[lo, hi)`` in memory.
+
+        Taken under the entry's lock, which every change holds, so ledger and
+        rows agree. A part of ``[lo, hi)`` whose rows are still on disk (another
+        process committed it after the load) is left out of the view's
+        coverage: it is fetched again rather than read from a file that may be
+        gone by then.
+        """
+        for _ in range(3):
+            self.ledger.prepare(lo, hi)  # loads from disk: outside the lock
+            with self.lock:
+                ledger = self.ledger.copy()
+                rows, unloaded = self.rows.frozen(lo, hi) if self.rows is not None else (None, [])
+                view = View(ledger, rows, self.adapter, self.template, self.follows_tz)
+            if not unloaded:
+                return view
+        for a, b in unloaded:
+            ledger.remove(a, b)
+        return view
+
     def read(self, lo: int, hi: int, tz: str | None = None) -> Any:
         """The stored rows with ``lo <= position < hi``, as the caller's type."""
-        adapter, template = self.adapter, self.template
-        assert adapter is not None and self.rows is not None, "read() of an entry never written"
-        return self.present(compose(adapter, self.rows.window(lo, hi), template), tz)
-
-    def present(self, data: Any, tz: str | None) -> Any:
-        """Show positions in the caller's zone when the provider does so."""
-        adapter = self.adapter
-        if self.follows_tz and tz is not None and adapter is not None:
-            return adapter.convert_tz(data, tz) if adapter.position_tz(data) != tz else data
-        return data
+        return self.view(lo, hi).read(lo, hi, tz)
 
     def conform(self, fetched: Fetched) -> Fetched:
         """Check a piece against this key's schema before anything is written."""
@@ -145,6 +206,13 @@ def compose(adapter: Adapter, parts: list[Any], template: Any) -> Any:
     else:
         out = parts[0] if len(parts) == 1 else adapter.concat(parts)
     return adapter.finish(out, template)
+
+
+def present(adapter: Adapter | None, follows_tz: bool, data: Any, tz: str | None) -> Any:
+    """Show positions in the caller's zone when the provider does so."""
+    if follows_tz and tz is not None and adapter is not None:
+        return adapter.convert_tz(data, tz) if adapter.position_tz(data) != tz else data
+    return data
 
 
 def _axis_text(axis: tuple[AxisKind, bool]) -> str:

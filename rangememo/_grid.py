@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._axis import Axis
-from ._entry import Entry
+from ._entry import Entry, View
 from ._merge import Chunk
 from ._planner import Gap
 
 __all__ = ["claim", "fit", "phase"]
 
 
-def phase(axis: Axis, entry: Entry | None) -> bool | None:
+def phase(axis: Axis, entry: Entry | View | None) -> bool | None:
     """Do the key's rows lie on this request's grid? ``None``: no row shows yet."""
     if axis.ref is None or not axis.midnight_grid:
         return False
@@ -35,7 +35,7 @@ def fit(
     axis: Axis,
     rows_hi: int,
     gap: Gap,
-    entry: Entry | None,
+    entry: Entry | View | None,
     flights: Sequence[Any] = (),
     inward: bool = True,
 ) -> Gap | None:
@@ -81,7 +81,7 @@ def fit(
     return Gap(min(gap.lo, lo), top, lo, end + 1, quiet)
 
 
-def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | None) -> Gap:
+def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View | None) -> Gap:
     """What a call of ``gap`` that returned ``chunk`` may claim."""
     end = gap.call_hi - 1
     if len(chunk):  # the rows at hand tell their phase
@@ -104,7 +104,7 @@ def _busy(flights: Sequence[Any], pos: int) -> bool:
     return any(f.lo <= pos < f.hi for f in flights)
 
 
-def _free(entry: Entry | None, pos: int) -> bool:
+def _free(entry: Entry | View | None, pos: int) -> bool:
     """Does the key hold no row exactly at ``pos`` (so asking for it again repeats nothing)?"""
     return entry is None or entry.rows is None or entry.rows.first_in(pos, pos + 1) is None
 

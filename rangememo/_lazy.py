@@ -137,6 +137,12 @@ class SegmentRows(Rows):
             self.ensure(lo, hi)
         return super().first_in(lo, hi)
 
+    def frozen(self, lo: int, hi: int) -> tuple[Rows, list[tuple[int, int]]]:
+        # Under the mutex: a load moves rows from pending to memory in two steps.
+        with self._mutex:
+            rows, _ = super().frozen(lo, hi)
+            return rows, [(max(a, lo), min(b, hi)) for a, b, _ in self.pending(lo, hi)]
+
     def ensure(self, lo: int, hi: int) -> bool:
         """Load the stored rows of ``[lo, hi)`` not in memory yet; did it load any?
 
@@ -222,6 +228,10 @@ class StoredLedger(Ledger):
     """A ledger whose answers first make sure the asked range is readable."""
 
     probe: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
+
+    def prepare(self, lo: int, hi: int) -> None:
+        if self.probe is not None:
+            self.probe(lo, hi)
 
     def covers(self, lo: int, hi: int, now: float = 0.0) -> bool:
         if self.probe is not None:

@@ -192,7 +192,11 @@ class Ledger:
         return ledger
 
     def copy(self) -> Ledger:
+        """A plain ledger with this one's values (shared: they are never edited)."""
         return Ledger(self.covered, self.provisional, self.stamps)
+
+    def prepare(self, lo: int, hi: int) -> None:
+        """Make ``[lo, hi)`` readable before a snapshot (a stored ledger loads it)."""
 
 
 def _union(items: Iterable[P.Interval]) -> P.Interval:

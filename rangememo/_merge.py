@@ -84,6 +84,24 @@ class Rows:
     def chunks(self) -> list[Chunk]:
         return self._state[0]
 
+    @classmethod
+    def of(cls, adapter: Adapter, chunk: Chunk) -> Rows:
+        """The rows of one chunk (a fetched piece read like stored rows)."""
+        rows = cls(adapter)
+        if len(chunk):
+            rows._set([chunk])
+        return rows
+
+    def frozen(self, lo: int, hi: int) -> tuple[Rows, list[tuple[int, int]]]:
+        """These rows as of now, never to change; and the parts of ``[lo, hi)`` not loaded.
+
+        By reference: the chunk list is swapped on mutation, never edited, so
+        the copy shares it (no rows are copied).
+        """
+        rows = Rows.__new__(Rows)  # no __init__: its empty state would be thrown away
+        rows._adapter, rows._state, rows.nbytes = self._adapter, self._state, self.nbytes
+        return rows, []
+
     def grid_ref(self) -> int | None:
         """A stored row's position (a point of the key's grid), if any."""
         chunks = self._state[0]

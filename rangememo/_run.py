@@ -1,9 +1,12 @@
 """Driving a call: the async path (tasks) and the sync path (threads).
 
-Both follow the same steps: serve a hit; else plan gaps under the cache's
-lock (registering them as in-flight so overlapping callers wait for them),
-fetch the new gaps concurrently, commit each as it lands, then assemble the
-answer from the store.
+Both follow the same steps: take a view of the key and serve a hit from it;
+else plan gaps under the cache's lock (registering them as in-flight so
+overlapping callers wait for them), fetch the new gaps concurrently, commit
+each as it lands, then answer from the view plus the fetched pieces.
+
+A flight's completion is a ``concurrent.futures.Future``, so callers on any
+thread or event loop can wait for it: each waiter relays it to its own loop.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import contextvars
+import functools
 from typing import Any
 
 from ._cache import RangeCache, Request
-from ._entry import Entry, Fetched
+from ._entry import Entry, Part, View
 from ._planner import Gap
 from ._progress import progress_bar
 
@@ -25,54 +29,47 @@ __all__ = ["acall", "call"]
 class _Flight:
     """One gap being fetched, shared by every caller that needs it."""
 
-    __slots__ = (
-        "batch",
-        "claims",
-        "done",
-        "entry",
-        "gap",
-        "hi",
-        "lo",
-        "overlays",
-        "task",
-        "waiters",
-    )
+    __slots__ = ("batch", "done", "entry", "gap", "hi", "lo", "parts", "task", "waiters")
 
-    def __init__(self, gap: Gap, done: Any) -> None:
+    def __init__(self, gap: Gap) -> None:
         self.gap, self.lo, self.hi = gap, gap.lo, gap.hi
-        self.done = done  # an asyncio.Future or a concurrent.futures.Future
+        self.done: cf.Future[None] = cf.Future()  # thread-safe: waiters may be on any loop
         self.task: asyncio.Task[None] | None = None
         self.batch: list[_Flight] = []  # the flights started together under one lock hold
-        self.waiters = 0
+        self.waiters = 0  # changed under the cache's lock
         self.entry: Entry | None = None  # the entry after commit
-        self.overlays: list[Fetched] = []  # fetched but not stored
-        self.claims: list[tuple[int, int]] = []  # what its commits claimed (live edge too)
+        self.parts: list[Part] = []  # what the gap holds, as fetched: every caller answers with it
 
 
-def _newest(entry: Entry | None, mine: list[_Flight]) -> Entry | None:
+def _finish(cache: RangeCache, req: Request, view: View | None, mine: list[_Flight]) -> Any:
+    latest = None
     for f in mine:
-        if f.entry is not None and (entry is None or entry.version < f.entry.version):
-            entry = f.entry  # the store evicted or never had it: use what we committed
-    return entry
-
-
-def _finish(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> Any:
-    overlays = [o for f in mine for o in f.overlays]
-    return cache.assemble(req, _newest(entry, mine), overlays)
+        if f.entry is not None and (latest is None or latest.version < f.entry.version):
+            latest = f.entry
+    return cache.assemble(req, view, [p for f in mine for p in f.parts], latest)
 
 
 #: Rounds of planning one call may take. A flight claims only what its rows
-#: prove (see ``RangeCache.fit``), so a caller that waited on others' flights
-#: plans again for what they left; a second round is rare, a third rarer.
+#: prove (see ``_grid``), so a caller whose flights left part of its range
+#: unclaimed plans again for it; a second round is rare, a third rarer.
 _ROUNDS = 4
 
 
-def _settled(cache: RangeCache, req: Request, entry: Entry | None, mine: list[_Flight]) -> bool:
-    """Is the call's range covered now (or can more rounds not help)?"""
-    if any(f.overlays for f in mine):  # not stored: answered from the pieces
-        return True
-    entry = _newest(entry, mine)
-    return entry is not None and not cache.missing(req, entry, [c for f in mine for c in f.claims])
+def _short(cache: RangeCache, req: Request, view: View | None, mine: list[_Flight]) -> bool:
+    """Is part of the call's range neither in ``view`` nor in its flights' parts?"""
+    claims = [(p.lo, p.hi) for f in mine for p in f.parts]
+    return cache.missing(req, view.ledger if view is not None else None, claims)
+
+
+def _resolve(done: cf.Future[None], exc: BaseException | None = None) -> None:
+    """Settle a flight once (one given up stays cancelled)."""
+    with contextlib.suppress(cf.InvalidStateError):
+        if exc is None:
+            done.set_result(None)
+        elif isinstance(exc, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(exc)
 
 
 # -- async -------------------------------------------------------------------
@@ -88,68 +85,109 @@ async def acall(
     """Run one call of an ``async def`` cached function."""
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
-    entry = await store.aget(ns, req.key)
-    served, result = cache.hit(req, entry)
-    if served:
-        return result if answer else None
-    if req.lo >= req.hi:
-        # An empty half-open request on a key without a schema yet: nothing to
-        # cover, and only the provider knows what its empty answer looks like.
-        return await cache.fn(*args, **kwargs) if answer else None
     mine: list[_Flight] = []
-    for _ in range(_ROUNDS):
-        mine += await _around(cache, req, entry, progress)
+    rounds = 0
+    while True:
         entry = await store.aget(ns, req.key)
-        if _settled(cache, req, entry, mine):
+        view = cache.view(req, entry)
+        served, result = cache.hit(req, view)
+        if served:
+            return result if answer else None
+        if req.lo >= req.hi:
+            # An empty half-open request on a key without a schema yet: nothing to
+            # cover, and only the provider knows what its empty answer looks like.
+            return await cache.fn(*args, **kwargs) if answer else None
+        flown = await _afly(cache, req, view, progress)
+        if flown is None:
+            continue  # a flight we waited for was given up (its loop ended): plan afresh
+        mine += flown
+        rounds += 1
+        if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
-    if not answer:
-        return None
-    return _finish(cache, req, entry, mine)
+    return _finish(cache, req, view, mine) if answer else None
 
 
-async def _around(
-    cache: RangeCache, req: Request, entry: Entry | None, progress: bool | None
-) -> list[_Flight]:
-    """One round: plan, start the new flights, wait for them and the shared ones."""
-    store = cache.store
+async def _afly(
+    cache: RangeCache, req: Request, view: View | None, progress: bool | None
+) -> list[_Flight] | None:
+    """Fetch the gaps and wait for the flights of ``req``; ``None`` if one was given up."""
     loop = asyncio.get_running_loop()
-    new, waits = cache.plan(req, entry, lambda g: _Flight(g, loop.create_future()))
+    new, waits = cache.plan(req, view, _Flight)
     sem = asyncio.Semaphore(cache.options.max_concurrency)
     bar = progress_bar(len(new), progress)
-    if store.shared and len(new) > 1:
+    if cache.store.shared and len(new) > 1:
         # One hold of the key's cross-process lock for the whole batch, so its
         # gaps are fetched concurrently (each fetch re-enters the held lock).
         supervisor = loop.create_task(_abatch(cache, req, new, sem))
-        supervisor.add_done_callback(_retrieve)
+        supervisor.add_done_callback(functools.partial(_batch_ended, cache, req, new))
         for f in new:
             f.batch = new
     else:
         for f in new:
-            f.task = loop.create_task(_afetch(cache, req, f, sem))
-            f.task.add_done_callback(_retrieve)
+            f.task = _start(cache, req, f, sem)
     if bar is not None:
         for f in new:
             f.done.add_done_callback(lambda _f: bar.update(1))
     mine: list[_Flight] = [*new, *waits]
-    for f in mine:
-        f.waiters += 1
+    with cache.lock:
+        for f in mine:
+            f.waiters += 1
     try:
-        await asyncio.gather(*(asyncio.shield(f.done) for f in mine))
+        settled = await asyncio.gather(*(_wait(f.done) for f in mine))
     finally:
         if bar is not None:
             bar.close()
-        for f in mine:
-            f.waiters -= 1
+        with cache.lock:
+            for f in mine:
+                f.waiters -= 1
+            idle = {id(f) for f in mine if f.waiters == 0}
+            idle_batch = {id(f) for f in mine if f.batch and all(id(g) in idle for g in f.batch)}
         for f in mine:
             # Nobody waits for it any more: a cancelled fetch commits nothing.
-            if f.waiters == 0 and f.task is not None and not f.task.done():
-                f.task.cancel()
-            elif f.task is None and f.batch and all(g.waiters == 0 for g in f.batch):
+            if id(f) in idle and f.task is not None and not f.task.done():
+                _cancel(f.task)
+            elif f.task is None and id(f) in idle_batch:
                 for g in f.batch:  # still waiting for the lock: the supervisor skips it
-                    if not g.done.done():
-                        g.done.cancel()
+                    if g.done.cancel():
                         cache.land(req, g)
-    return mine
+    return mine if all(settled) else None
+
+
+async def _wait(done: cf.Future[None]) -> bool:
+    """Wait on this loop for a flight of any loop: False if it was given up, else its outcome."""
+    if not done.done():
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def relay(_: cf.Future[None]) -> None:
+            with contextlib.suppress(RuntimeError):  # our loop is closed: nobody waits
+                loop.call_soon_threadsafe(_wake, waiter)
+
+        done.add_done_callback(relay)
+        await waiter  # cancelling us leaves the flight alone
+    if done.cancelled():
+        return False
+    done.result()  # the provider's error, for every caller that needed the gap
+    return True
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel a task of whichever loop runs it."""
+    loop = task.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        task.cancel()
+    else:
+        with contextlib.suppress(RuntimeError):  # its loop is closed: the task is over
+            loop.call_soon_threadsafe(task.cancel)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -157,6 +195,33 @@ def _retrieve(task: asyncio.Task[None]) -> None:
     # from logging "exception was never retrieved" for the task itself.
     if not task.cancelled():
         task.exception()
+
+
+def _start(
+    cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore
+) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(_afetch(cache, req, flight, sem))
+    task.add_done_callback(functools.partial(_ended, cache, req, flight))
+    return task
+
+
+def _ended(cache: RangeCache, req: Request, flight: _Flight, task: asyncio.Task[None]) -> None:
+    """A fetch task is over. One cancelled before it ran (its loop ended) never
+    settled its flight: give the flight up, so that its waiters plan afresh."""
+    _retrieve(task)
+    if not flight.done.done():
+        flight.done.cancel()
+        cache.land(req, flight)
+
+
+def _batch_ended(
+    cache: RangeCache, req: Request, flights: list[_Flight], task: asyncio.Task[None]
+) -> None:
+    """The supervisor is over; if it never ran (its loop ended), give up its flights."""
+    _retrieve(task)
+    for f in flights:
+        if f.task is None and f.done.cancel():
+            cache.land(req, f)
 
 
 async def _abatch(
@@ -169,17 +234,13 @@ async def _abatch(
             for f in flights:
                 if f.done.done():  # given up (and landed) while we waited for the lock
                     continue
-                f.task = asyncio.create_task(_afetch(cache, req, f, sem))
-                f.task.add_done_callback(_retrieve)
+                f.task = _start(cache, req, f, sem)
             started = [f.task for f in flights if f.task is not None]
             await asyncio.gather(*started, return_exceptions=True)
     except BaseException as exc:
         for f in flights:
             if f.task is None and not f.done.done():  # never started: release its waiters
-                if isinstance(exc, asyncio.CancelledError):
-                    f.done.cancel()
-                else:
-                    f.done.set_exception(exc)
+                _resolve(f.done, exc)
                 cache.land(req, f)
         raise
 
@@ -189,7 +250,9 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
     try:
         async with sem, store.alock(ns, req.key):
             entry = await store.aget(ns, req.key)
-            gaps = cache.replan(req, entry, flight.gap) if store.shared else [flight.gap]
+            gaps = [flight.gap]
+            if store.shared:
+                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
             for gap in gaps:
                 fetched = cache.skip(req, gap, entry)
                 if fetched is None:
@@ -204,19 +267,14 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
                     fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = await store.aput(ns, req.key, fetched)
-                    flight.claims.append((fetched.lo, fetched.hi))
                 except OSError as exc:
                     cache.commit_failed(exc, req)
-                    flight.overlays.append(fetched)
+                flight.parts.append(Part.fetched(fetched.lo, fetched.hi, fetched))
     except BaseException as exc:
-        if not flight.done.done():
-            if isinstance(exc, asyncio.CancelledError):
-                flight.done.cancel()
-            else:
-                flight.done.set_exception(exc)
+        _resolve(flight.done, exc)
         raise
     else:
-        flight.done.set_result(None)
+        _resolve(flight.done)
     finally:
         cache.land(req, flight)
 
@@ -234,29 +292,27 @@ def call(
     """Run one call of a plain cached function (never touches an event loop)."""
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
-    entry = store.get(ns, req.key)
-    served, result = cache.hit(req, entry)
-    if served:
-        return result if answer else None
-    if req.lo >= req.hi:  # empty, and no schema yet: as in acall
-        return cache.fn(*args, **kwargs) if answer else None
     mine: list[_Flight] = []
     for _ in range(_ROUNDS):
-        mine += _round(cache, req, entry, progress)
         entry = store.get(ns, req.key)
-        if _settled(cache, req, entry, mine):
+        view = cache.view(req, entry)
+        served, result = cache.hit(req, view)
+        if served:
+            return result if answer else None
+        if req.lo >= req.hi:  # empty, and no schema yet: as in acall
+            return cache.fn(*args, **kwargs) if answer else None
+        mine += _round(cache, req, view, progress)
+        if not _short(cache, req, view, mine):
             break
-    if not answer:
-        return None
-    return _finish(cache, req, entry, mine)
+    return _finish(cache, req, view, mine) if answer else None
 
 
 def _round(
-    cache: RangeCache, req: Request, entry: Entry | None, progress: bool | None
+    cache: RangeCache, req: Request, view: View | None, progress: bool | None
 ) -> list[_Flight]:
     """One round: plan, fetch the new gaps (threads), wait for the shared ones."""
     store, ns = cache.store, cache.namespace
-    new, waits = cache.plan(req, entry, lambda g: _Flight(g, cf.Future()))
+    new, waits = cache.plan(req, view, _Flight)
     bar = progress_bar(len(new), progress)
     workers = min(cache.options.max_concurrency, len(new))
     errors: list[BaseException] = []
@@ -295,7 +351,7 @@ def _round(
 
 
 def _fail(cache: RangeCache, req: Request, flight: _Flight, exc: BaseException) -> None:
-    flight.done.set_exception(exc)
+    _resolve(flight.done, exc)
     cache.land(req, flight)
 
 
@@ -304,7 +360,9 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
     try:
         with store.lock(ns, req.key):
             entry = store.get(ns, req.key)
-            gaps = cache.replan(req, entry, flight.gap) if store.shared else [flight.gap]
+            gaps = [flight.gap]
+            if store.shared:
+                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
             for gap in gaps:
                 fetched = cache.skip(req, gap, entry)
                 if fetched is None:
@@ -319,14 +377,13 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
                     fetched = cache.digest(req, gap, result, entry)
                 try:
                     flight.entry = entry = store.put(ns, req.key, fetched)
-                    flight.claims.append((fetched.lo, fetched.hi))
                 except OSError as exc:
                     cache.commit_failed(exc, req)
-                    flight.overlays.append(fetched)
+                flight.parts.append(Part.fetched(fetched.lo, fetched.hi, fetched))
     except BaseException as exc:
-        flight.done.set_exception(exc)
+        _resolve(flight.done, exc)
         raise
     else:
-        flight.done.set_result(None)
+        _resolve(flight.done)
     finally:
         cache.land(req, flight)

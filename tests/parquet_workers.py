@@ -95,6 +95,22 @@ def gather_all(root: str, calls: str, requests: list[tuple[str, int, int]], late
     return asyncio.run(main())
 
 
+def hold_then_invalidate(root: str, held: Any, go: Any, first: int, last: int) -> None:
+    """A spawned worker: hold AAA's lock until ``go``, then invalidate days and compact.
+
+    Compaction runs with no grace, so the files the other process read from
+    are deleted under it.
+    """
+    bars = bars_function(root, grace=0.0)
+    store, namespace = bars.cache.store, bars.cache.namespace
+    with store.lock(namespace, ("AAA",)):
+        held.set()
+        if not go.wait(60):
+            raise TimeoutError("never told to go")
+        bars.invalidate("AAA", start=day(first), end=day(last))
+        store.compact(namespace, ("AAA",))
+
+
 def _write(root: str, spec: str, compact_at: int) -> None:
     """``write ROOT a:b,c:d COMPACT_AT``: request the ranges in order (crash tests)."""
     bars = bars_function(root, compact_at=compact_at)
