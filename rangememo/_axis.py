@@ -179,17 +179,33 @@ _UNIT_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 # Wall-time conversion costs ~20 µs in pandas; calls repeat the same bounds
 # (a hit re-asks what it asked before), so memoise it.
-@functools.lru_cache(maxsize=4096)
-def _wall(pos: int, tz: Any) -> int:
+def _wall_now(pos: int, tz: Any) -> int:
     return int(pd.Timestamp(pos, unit="ns", tz="UTC").tz_convert(tz).tz_localize(None).value)
 
 
-@functools.lru_cache(maxsize=4096)
-def _unwall(wall: int, tz: Any) -> int:
+def _unwall_now(wall: int, tz: Any) -> int:
     local = pd.Timestamp(wall, unit="ns").tz_localize(
         tz, ambiguous=True, nonexistent="shift_forward"
     )
     return int(local.value)
+
+
+_wall_cached = functools.lru_cache(maxsize=4096)(_wall_now)
+_unwall_cached = functools.lru_cache(maxsize=4096)(_unwall_now)
+
+
+def _wall(pos: int, tz: Any) -> int:
+    try:
+        return _wall_cached(pos, tz)
+    except TypeError:  # an unhashable tzinfo (dateutil's tzfile): uncached
+        return _wall_now(pos, tz)
+
+
+def _unwall(wall: int, tz: Any) -> int:
+    try:
+        return _unwall_cached(wall, tz)
+    except TypeError:
+        return _unwall_now(wall, tz)
 
 
 def _kind_of(value: Any) -> AxisKind | None:

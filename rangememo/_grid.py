@@ -87,12 +87,11 @@ def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View 
     if len(chunk):  # the rows at hand tell their phase
         closes = axis.midnight_grid and axis.on_grid(chunk.first) and axis.on_grid(chunk.last)
     else:  # else rows the key holds do
-        # A key without rows is taken to be on the grid once an empty answer spans
-        # a whole step (a bar at any phase would have shown); a shorter one says
-        # nothing of where bars lie and claims only what it asked.
+        # An empty answer on a key without rows says nothing of where its bars
+        # lie (a weekend is empty at any phase): it claims what it asked, no more.
+        # Dates have no phase.
         on = phase(axis, entry)
-        whole = axis.kind == "date" or axis.grid_next(gap.call_lo) <= end
-        closes = on is True or (on is None and whole)
+        closes = on is True or (on is None and axis.kind == "date")
     hi = _reach(axis, end, gap.hi if gap.quiet else None, closes)
     # A start rounded up to the grid claims the sliver before it only on that evidence.
     lo = gap.lo if closes else gap.call_lo

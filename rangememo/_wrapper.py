@@ -57,7 +57,8 @@ class _Wrapper:
         self.cache.stats.reset()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.__module__}.{self.__qualname__}>"
+        name = getattr(self, "__qualname__", None) or type(self.__wrapped__).__qualname__
+        return f"<{type(self).__name__} {getattr(self, '__module__', '?')}.{name}>"
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         return reduce_wrapper(self, self._store)
