@@ -62,7 +62,9 @@ class _Bounded(cachetools.LRUCache[_Key, Entry]):
 
 def _positive(name: str, value: int | None) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise InvalidOption(f"MemoryStore({name}={value!r}): a bound must be a positive int or None")
+        raise InvalidOption(
+            f"MemoryStore({name}={value!r}): a bound must be a positive int or None"
+        )
     return value
 
 

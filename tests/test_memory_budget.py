@@ -35,9 +35,7 @@ def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
     seed = sum(map(ord, symbol))
     days = (index - ORIGIN).days.to_numpy()
     close = 100.0 + seed + days * 0.25
-    return pd.DataFrame(
-        {"close": close, "volume": (days * 7 + seed).astype("int64")}, index=index
-    )
+    return pd.DataFrame({"close": close, "volume": (days * 7 + seed).astype("int64")}, index=index)
 
 
 def cached(store: Any, calls: list[str], sync: bool = True) -> Callable[..., Any]:
@@ -62,7 +60,9 @@ def same(got: pd.DataFrame, symbol: str, start: Any, end: Any) -> None:
     assert_frame_equal(got, bars(symbol, start, end), check_freq=False)
 
 
-@pytest.fixture(params=["memory", "parquet"])
+# The ParquetStore case is slow (a write per key); its memory layer's evictions
+# are covered quickly by the tiny-budget tests below.
+@pytest.fixture(params=["memory", pytest.param("parquet", marks=pytest.mark.slow)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Each store at its defaults."""
     if request.param == "memory":
@@ -324,3 +324,12 @@ def test_thrashing_warns_in_async_wrappers_too() -> None:
 
     with pytest.warns(CacheWarning, match=r"MemoryStore\(maxsize="):
         asyncio.run(main())
+
+
+def test_parquet_store_memory_layer_defaults_to_the_same_budget(tmp_path: Path) -> None:
+    """``ParquetStore(path)``: its memory layer gets the machine budget; a pickle keeps "auto"."""
+    store = ParquetStore(tmp_path / "cache")
+    assert store.memory == budget.default_budget()
+    again = pickle.loads(pickle.dumps(store))
+    assert again.memory == budget.default_budget() and again._memory_option == "auto"
+    assert pickle.loads(pickle.dumps(ParquetStore(tmp_path / "c2", memory=123))).memory == 123
