@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import pickle
 import warnings
 from collections.abc import Callable, Iterator
@@ -333,3 +334,45 @@ def test_parquet_store_memory_layer_defaults_to_the_same_budget(tmp_path: Path) 
     again = pickle.loads(pickle.dumps(store))
     assert again.memory == budget.default_budget() and again._memory_option == "auto"
     assert pickle.loads(pickle.dumps(ParquetStore(tmp_path / "c2", memory=123))).memory == 123
+
+
+# -- benchmarks/bench_scale.py runs (tiny sizes) -------------------------------------
+
+TINY_SCALE = {"symbols": 30, "years": 1, "sample": 5, "days": 8}
+
+
+@pytest.fixture(scope="module")
+def bench_scale() -> Any:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("_benchmarks_bench_scale", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_scale_backtest_makes_no_provider_calls(bench_scale: Any) -> None:
+    """In-process, tiny: the history is fetched once per symbol, the backtest never."""
+    for name in ("MemoryStore()", "ParquetStore(tmp, durable=False)"):
+        out = bench_scale.run_store(name, **TINY_SCALE)
+        assert out["prefetch_calls"] == TINY_SCALE["symbols"]
+        assert out["backtest_calls"] == 0 and out["checked_exact"] > 0
+        assert out["rows_bytes"] > 0
+
+
+def test_bench_scale_reports_in_child_processes(bench_scale: Any, tmp_path: Path) -> None:
+    """The script's own entry point: child interpreters, a table, JSON; exit 0."""
+    out = tmp_path / "scale.json"
+    sizes = json.dumps(TINY_SCALE)
+    assert bench_scale.main(["--json", str(out), "--sizes", sizes]) == 0
+    results = json.loads(out.read_text())
+    assert results["sizes"] == TINY_SCALE
+    assert {r["store"] for r in results["runs"]} == set(bench_scale.STORES)
+    assert all(r["backtest_calls"] == 0 for r in results["runs"])
+    assert bench_scale.markdown(results).count("\n| ") == 1 + len(
+        bench_scale.STORES
+    )  # header + rows
