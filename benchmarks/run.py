@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 #: In this order; scripts not written yet are skipped.
-SCRIPTS = ["bench_core.py", "bench_parquet.py", "bench_planner.py"]
+SCRIPTS = ["bench_core.py", "bench_parquet.py", "bench_planner.py", "bench_scale.py"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,7 +158,8 @@ class Rows:
 
     def _set(self, chunks: list[Chunk]) -> None:
         self._state = (chunks, [c.first for c in chunks])
-        self.nbytes = sum(c.nbytes for c in chunks)
+        # The positions array is as much a part of a key's memory as its rows.
+        self.nbytes = sum(c.nbytes + c.positions.nbytes for c in chunks)
 
     def _cut(self, lo: int, hi: int) -> list[Chunk]:
         """The chunk list without rows in ``[lo, hi)`` (views, no copies)."""

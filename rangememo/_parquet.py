@@ -25,10 +25,11 @@ import re
 import threading
 from collections.abc import AsyncIterator, Hashable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 
+from ._budget import default_budget
 from ._codec import UnstorableError, encode, template_to_json
 from ._codes import read_codes, write_codes
 from ._compact import sweep
@@ -60,7 +61,8 @@ __all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
 
 log = logging.getLogger("rangememo")
 
-DEFAULT_MEMORY = 256 * 2**20
+#: ``memory="auto"``: the machine-derived budget of :mod:`rangememo._budget`.
+DEFAULT_MEMORY: Literal["auto"] = "auto"
 _ALL: Any = object()  # "every key" for compact()
 
 
@@ -92,7 +94,9 @@ class ParquetStore(Store):
     """Entries in a directory: Parquet segments and a JSON ledger per key.
 
     ``memory`` bounds the in-memory layer (bytes of rows held, LRU; 0 turns it
-    off). A key is compacted once it has ``compact_at`` segments; replaced
+    off); ``"auto"`` is ``MemoryStore``'s default, ``min(25% of physical
+    memory, 8 GiB)``. An evicted key is read back from disk, never fetched.
+    A key is compacted once it has ``compact_at`` segments; replaced
     files stay ``grace`` seconds for readers of the previous ledger.
     ``durable=False`` skips fsync (tests, throwaway caches). A key reopened
     from disk with at most ``eager_rows`` rows loads whole on first use; a
@@ -104,7 +108,7 @@ class ParquetStore(Store):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        memory: int = DEFAULT_MEMORY,
+        memory: int | Literal["auto"] = DEFAULT_MEMORY,
         *,
         compact_at: int = 32,
         grace: float = 300.0,
@@ -117,10 +121,11 @@ class ParquetStore(Store):
                 "local directories; pass a directory path"
             )
         self.path = Path(os.path.abspath(Path(path).expanduser()))
-        self.memory = memory
+        self._memory_option = memory  # "auto" stays "auto" for a worker on another machine
+        self.memory: int = default_budget() if memory == "auto" else memory
         self.compact_at = max(compact_at, 2)
         self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
-        self._memory = MemoryLayer(memory)
+        self._memory = MemoryLayer(self.memory)
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
         self._writers_lock = threading.Lock()
@@ -134,7 +139,7 @@ class ParquetStore(Store):
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {
-            "memory": self.memory,
+            "memory": self._memory_option,
             "compact_at": self.compact_at,
             "grace": self.grace,
             "durable": self.durable,

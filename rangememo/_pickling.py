@@ -21,7 +21,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import cachetools
 
@@ -45,7 +45,7 @@ class _FreshMemoryStore(NamedTuple):
     """A ``MemoryStore`` to open empty, with the same bound, where it is unpickled."""
 
     maxsize: int | None
-    maxbytes: int | None
+    maxbytes: int | Literal["auto"] | None  # "auto": the budget of the machine it opens on
 
 
 def reduce_wrapper(wrapper: Any, store: Store | None) -> str | tuple[Any, ...]:
@@ -137,6 +137,8 @@ def _portable(store: Store | None) -> Store | _FreshMemoryStore | None:
         return store  # None (the default), a ParquetStore (its path), a Store of your own
     # Rows in memory stay in this process; the worker gets an empty store
     # bounded as this one (a mapping of your own: the default bound).
+    if store._own:
+        return _FreshMemoryStore(store.maxsize, "auto" if store._auto else store.maxbytes)
     mapping = store._map
     if type(mapping) is cachetools.LRUCache:
         if getattr(mapping, "getsizeof", None) is _entry_size:
@@ -144,4 +146,4 @@ def _portable(store: Store | None) -> Store | _FreshMemoryStore | None:
         return _FreshMemoryStore(int(mapping.maxsize), None)
     if type(mapping) is dict:
         return _FreshMemoryStore(None, None)
-    return _FreshMemoryStore(1024, None)
+    return _FreshMemoryStore(None, "auto")

@@ -292,7 +292,7 @@ def test_main_function_ships_by_value_to_another_process(tmp_path, kind):
     later = [(e["symbol"], e["start"], e["end"]) for e in pw.recorded(calls)]
     later = sorted({c for c in later if c[0] != "IBM"} - first)
     if kind == "memory":  # rows in memory stay behind: the worker's store starts empty
-        assert answer["store"].startswith("MemoryStore(LRUCache, ")
+        assert answer["store"].startswith("MemoryStore(maxsize=None, maxbytes=10000000, ")
         assert answer["bound"] == 10**7
         gap = ("2024-01-01 00:00:00", "2024-01-15 00:00:00")
     else:  # the worker reopened the same directory and saw the first process' rows
