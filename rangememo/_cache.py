@@ -90,8 +90,12 @@ class Request:
     key: Hashable
     axis: Axis
     lo: int
-    hi: int  # end of what a fetch of the request covers
     rows_hi: int  # end of the rows the answer holds
+
+    @property
+    def hi(self) -> int:
+        """End of what the answer needs covered: what was asked (a fetch may claim more)."""
+        return self.rows_hi
 
     @property
     def tz(self) -> str | None:
@@ -174,9 +178,7 @@ class RangeCache:
             axis = Axis(
                 a.kind, a.aware, a.tz, a.step, a.closed, a.timestamp_out, lo, a.unit, a.numpy_out
             )
-        # What the answer needs covered is what was asked, ``[lo, rows_hi)``; a
-        # fetch may claim up to the next grid point (see ``digest``).
-        return Request(bound, binder.key(arguments), axis, lo, rows_hi, rows_hi)
+        return Request(bound, binder.key(arguments), axis, lo, rows_hi)
 
     def now(self) -> float:
         return self.options.clock().timestamp()
@@ -251,10 +253,10 @@ class RangeCache:
         which the call answers from without fetching it again.
         """
         if ledger is None:
-            ledger = Ledger()
-        if ledger.covers(req.lo, req.hi, self.now() if ledger.provisional else 0.0):
-            return False
-        left = span(req.lo, req.hi) - ledger.covered
+            gaps = [(req.lo, req.hi)]
+        else:
+            gaps = ledger.missing(req.lo, req.hi, self.now() if ledger.provisional else 0.0)
+        left = P.Interval(*(span(a, b) for a, b in gaps))
         for lo, hi in claims:
             left = left - span(lo, hi)
         return not left.empty
