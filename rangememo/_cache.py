@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,34 @@ class Request:
         return str(self.axis.tz) if self.axis.aware else None
 
 
+class Landings:
+    """When each key last had a flight land, on a counter (changed under the cache's lock).
+
+    Bounded: keys that fell out count as landed at the newest stamp that fell
+    out, which can only make a caller read its entry once more.
+    """
+
+    __slots__ = ("clock", "floor", "last", "size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self.clock = self.floor = 0
+        self.size = size
+        self.last: OrderedDict[Hashable, int] = OrderedDict()
+
+    def stamp(self) -> int:
+        return self.clock
+
+    def note(self, key: Hashable) -> None:
+        self.clock += 1
+        self.last[key] = self.clock
+        self.last.move_to_end(key)
+        if len(self.last) > self.size:
+            self.floor = max(self.floor, self.last.popitem(last=False)[1])
+
+    def since(self, key: Hashable, seen: int) -> bool:
+        return self.last.get(key, self.floor) > seen
+
+
 class RangeCache:
     """The state behind one decorated function."""
 
@@ -129,6 +158,7 @@ class RangeCache:
         self.calendar = SessionCalendar(options.calendar) if options.calendar is not None else None
         # In-flight fetches per key (interval-level single flight).
         self.inflight: dict[Hashable, list[Any]] = {}
+        self.landings = Landings()
         self.lock = threading.Lock()
 
     @property
@@ -222,12 +252,20 @@ class RangeCache:
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
         )
 
-    def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any]) -> Any:
-        """Register new flights for the gaps; return ``(new, waits)``."""
+    def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any], seen: int) -> Any:
+        """Register new flights for the gaps; return ``(new, waits)``.
+
+        ``None`` when a flight of the key landed after ``seen`` (the landing
+        stamp taken before ``view`` was read): its range is in the store but
+        may not be in ``view``, and no longer in flight, so the caller reads
+        the entry again rather than fetch that range a second time.
+        """
         ledger = view.ledger if view is not None else None
         now = self.now() if ledger is not None and ledger.provisional else 0.0
         policy = self.policy(req)
         with self.lock:
+            if self.landings.since(req.key, seen):
+                return None
             flights = self.inflight.setdefault(req.key, [])
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
             fitted = (fit(req.axis, req.rows_hi, g, view, flights) for g in plan.gaps)
@@ -285,6 +323,7 @@ class RangeCache:
         with self.lock:
             flights = self.inflight.get(req.key)
             if flights is not None and flight in flights:
+                self.landings.note(req.key)
                 flights.remove(flight)
                 if not flights:
                     del self.inflight[req.key]

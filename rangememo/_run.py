@@ -88,6 +88,7 @@ async def acall(
     mine: list[_Flight] = []
     rounds = 0
     while True:
+        seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
         entry = await store.aget(ns, req.key)
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
@@ -97,9 +98,11 @@ async def acall(
             # An empty half-open request on a key without a schema yet: nothing to
             # cover, and only the provider knows what its empty answer looks like.
             return await cache.fn(*args, **kwargs) if answer else None
-        flown = await _afly(cache, req, view, progress)
+        flown = await _afly(cache, req, view, progress, seen)
         if flown is None:
-            continue  # a flight we waited for was given up (its loop ended): plan afresh
+            # A flight landed after our read, or one we waited for was given
+            # up (its loop ended): read and plan afresh.
+            continue
         mine += flown
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
@@ -108,11 +111,14 @@ async def acall(
 
 
 async def _afly(
-    cache: RangeCache, req: Request, view: View | None, progress: bool | None
+    cache: RangeCache, req: Request, view: View | None, progress: bool | None, seen: int
 ) -> list[_Flight] | None:
-    """Fetch the gaps and wait for the flights of ``req``; ``None`` if one was given up."""
+    """Fetch the gaps and wait for the flights of ``req``; ``None``: read again."""
     loop = asyncio.get_running_loop()
-    new, waits = cache.plan(req, view, _Flight)
+    planned = cache.plan(req, view, _Flight, seen)
+    if planned is None:
+        return None
+    new, waits = planned
     sem = asyncio.Semaphore(cache.options.max_concurrency)
     bar = progress_bar(len(new), progress)
     if cache.store.shared and len(new) > 1:
@@ -293,7 +299,9 @@ def call(
     req = cache.request(args, kwargs)
     store, ns = cache.store, cache.namespace
     mine: list[_Flight] = []
-    for _ in range(_ROUNDS):
+    rounds = 0
+    while True:
+        seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
         entry = store.get(ns, req.key)
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
@@ -301,18 +309,25 @@ def call(
             return result if answer else None
         if req.lo >= req.hi:  # empty, and no schema yet: as in acall
             return cache.fn(*args, **kwargs) if answer else None
-        mine += _round(cache, req, view, progress)
-        if not _short(cache, req, view, mine):
+        flown = _round(cache, req, view, progress, seen)
+        if flown is None:
+            continue  # a flight landed after our read: read and plan afresh
+        mine += flown
+        rounds += 1
+        if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
     return _finish(cache, req, view, mine) if answer else None
 
 
 def _round(
-    cache: RangeCache, req: Request, view: View | None, progress: bool | None
-) -> list[_Flight]:
+    cache: RangeCache, req: Request, view: View | None, progress: bool | None, seen: int
+) -> list[_Flight] | None:
     """One round: plan, fetch the new gaps (threads), wait for the shared ones."""
     store, ns = cache.store, cache.namespace
-    new, waits = cache.plan(req, view, _Flight)
+    planned = cache.plan(req, view, _Flight, seen)
+    if planned is None:
+        return None
+    new, waits = planned
     bar = progress_bar(len(new), progress)
     workers = min(cache.options.max_concurrency, len(new))
     errors: list[BaseException] = []
