@@ -48,7 +48,7 @@ def cached(store: Store) -> Callable[[str, int, int], pd.DataFrame]:
     fn = range_cached(
         key="key", start="lo", end="hi", step=1, closed="left", store=store, namespace=NAMESPACE
     )(provider)
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def build(fn: Callable[[str, int, int], pd.DataFrame], key: str, k: int) -> None:
