@@ -165,25 +165,20 @@ class Ledger:
         if right and right[0].empty == empty and not self._final.overlaps(hi, right[0].lo):
             new = Stamp(new.lo, right[0].hi, min(right[0].fetched, new.fetched), empty)
             right = right[1:]
-        self.stamps = fold((*left, new, *right))
+        self.stamps = fold((*left, new, *right), self._final.overlaps)
         if self.provisional:
             self.provisional = trimmed(self.provisional, lo, hi)
 
     def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
         """Record ``[lo, hi)`` as provisional, replacing older claims on it.
 
-        Other marks that had expired by this fetch go: they cover nothing any
-        more, and a key's live edge moves on (one mark per key, in practice).
+        Past :data:`PROVISIONAL_LIMIT` marks, those expiring soonest go (expired
+        ones first): a dropped mark is only fetched again, never served wrong.
         """
         if lo >= hi:
             return
         # Kept even when already expired: it records that the range is live
         # data (served never, or until ``expires``) and when it was fetched.
-        new = self._mark(lo, hi, fetched, expires)
-        self.provisional = tuple(m for m in self.provisional if m is new or m.expires > fetched)
-
-    def _mark(self, lo: int, hi: int, fetched: float, expires: float) -> Provisional:
-        """Put a provisional mark, merged with equal neighbours; the mark as put."""
         left, right = cut(self.provisional, lo, hi)
         new = Provisional(lo, hi, fetched, expires)
         if left and left[-1].hi == lo and left[-1].expires == expires:
@@ -197,7 +192,6 @@ class Ledger:
             gone = min(range(len(marks)), key=lambda k: marks[k].expires)
             marks = marks[:gone] + marks[gone + 1 :]
         self.provisional = marks
-        return new
 
     def remove(self, lo: int, hi: int) -> None:
         """Forget ``[lo, hi)`` (final and provisional)."""
@@ -241,7 +235,7 @@ class Ledger:
         ledger = cls()
         ledger._final = Spans.of((int(a), int(b)) for a, b in data.get("covered", []))
         for a, b, f, e in sorted(data.get("provisional", []), key=lambda r: int(r[0])):
-            ledger._mark(int(a), int(b), float(f), float(e))
+            ledger.add_provisional(int(a), int(b), float(f), float(e))
         # Plain lists while folding (a Stamp costs 1 µs to build): old files hold one per fetch.
         recs: list[list[Any]] = []
         for a, b, f, e in sorted(data.get("stamps", []), key=lambda r: int(r[0])):
@@ -256,7 +250,7 @@ class Ledger:
             else:
                 recs.append([lo, hi, fetched, empty])
         stamps = [Stamp(*r) for r in recs]
-        ledger.stamps = fold(tuple(stamps))
+        ledger.stamps = fold(tuple(stamps), ledger._final.overlaps)
         return ledger
 
     def copy(self) -> Ledger:

@@ -8,6 +8,7 @@ whatever the number of fetches (docs/decisions.md, "Ledger at scale").
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -96,16 +97,29 @@ def trimmed(records: tuple[_T, ...], lo: int, hi: int) -> tuple[_T, ...]:
     return left + right
 
 
-def fold(stamps: tuple[Stamp, ...]) -> tuple[Stamp, ...]:
+def fold(stamps: tuple[Stamp, ...], covered: Callable[[int, int], bool]) -> tuple[Stamp, ...]:
     """Past :data:`STAMP_LIMIT`, neighbours merge pairwise (the older fetch time;
-    "empty" only if both were), halving the count: O(1) amortised per add."""
+    "empty" only if both were), halving the count: O(1) amortised per add.
+
+    Then neighbours of one kind with nothing ``covered`` between them merge, as
+    ``Ledger.add`` merges them, so a ledger read back from JSON equals its writer.
+    """
+    if len(stamps) <= STAMP_LIMIT:
+        return stamps
     while len(stamps) > STAMP_LIMIT:
         pairs_ = zip(stamps[::2], stamps[1::2], strict=False)
         folded = [
             Stamp(a.lo, b.hi, min(a.fetched, b.fetched), a.empty and b.empty) for a, b in pairs_
         ]
         stamps = (*folded, *stamps[len(folded) * 2 :])
-    return stamps
+    out = [stamps[0]]
+    for st in stamps[1:]:
+        last = out[-1]
+        if last.empty == st.empty and not covered(last.hi, st.lo):
+            out[-1] = Stamp(last.lo, st.hi, min(last.fetched, st.fetched), st.empty)
+        else:
+            out.append(st)
+    return tuple(out)
 
 
 def subtract(gaps: list[Pair], cuts: list[Pair]) -> list[Pair]:
