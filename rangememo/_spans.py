@@ -22,7 +22,7 @@ __all__ = ["CHUNK", "EMPTY", "Spans"]
 Pair = tuple[int, int]
 
 #: Ranges per chunk (a chunk holds up to twice this before it splits).
-CHUNK = 256
+CHUNK = 128
 
 
 class Spans:
@@ -30,10 +30,12 @@ class Spans:
 
     __slots__ = ("_his", "_los", "_n", "_tops")
 
-    def __init__(self, los: list[list[int]], his: list[list[int]], n: int) -> None:
+    def __init__(
+        self, los: list[list[int]], his: list[list[int]], n: int, tops: list[int] | None = None
+    ) -> None:
         # Chunk lists are shared between values: never edited after this point.
         self._los, self._his, self._n = los, his, n
-        self._tops = [h[-1] for h in his]
+        self._tops = [h[-1] for h in his] if tops is None else tops
 
     @classmethod
     def of(cls, pairs: Iterable[Pair]) -> Spans:
@@ -185,8 +187,10 @@ class Spans:
         # is the very end) to the one ``end`` cuts into.
         first = min(c0, n - 1)
         last = min(max(first, c1 if k1 > 0 else c1 - 1), n - 1)
-        los = [x for c in range(first, last + 1) for x in self._los[c]]
-        his = [x for c in range(first, last + 1) for x in self._his[c]]
+        los, his = list(self._los[first]), list(self._his[first])
+        for c in range(first + 1, last + 1):  # list += list: copies in C, not per item
+            los += self._los[c]
+            his += self._his[c]
         sizes = [len(self._los[c]) for c in range(first, last + 1)]
         s = sum(sizes[: c0 - first]) + k0
         e = sum(sizes[: c1 - first]) + k1
@@ -202,9 +206,10 @@ class Spans:
                 los, his = self._los[first] + los, self._his[first] + his
         mid_lo, mid_hi = _chunked(los, his)
         return Spans(
-            [*self._los[:first], *mid_lo, *self._los[last + 1 :]],
-            [*self._his[:first], *mid_hi, *self._his[last + 1 :]],
+            self._los[:first] + mid_lo + self._los[last + 1 :],
+            self._his[:first] + mid_hi + self._his[last + 1 :],
             self._n - removed + len(new_lo),
+            self._tops[:first] + [h[-1] for h in mid_hi] + self._tops[last + 1 :],
         )
 
 
