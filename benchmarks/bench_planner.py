@@ -171,6 +171,8 @@ def end_to_end(k: int, covered_calls: int, gap_calls: int, repeat: int = 7) -> d
     asks ``[10i, 10i + 7]``, whose ``[10i + 5, 10i + 8)`` is fetched (each repeat
     on a fresh piece, so every one has exactly one gap and the key keeps ``k``).
     """
+    if k < repeat * gap_calls:
+        raise ValueError(f"k={k}: needs a fresh piece per one-gap call, {repeat * gap_calls}")
     t0 = time.perf_counter()
     fn = fragmented_key(k)
     build = time.perf_counter() - t0

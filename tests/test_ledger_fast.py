@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import portion as P
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from strategies import DOMAIN, intervals, nonempty_intervals
+from strategies import intervals, nonempty_intervals
 
 from rangememo import _spans
 from rangememo._ledger import PROVISIONAL_LIMIT, STAMP_LIMIT, Ledger
@@ -190,7 +191,7 @@ class FastLedgerMachine(RuleBasedStateMachine):
     @invariant()
     def records_are_sorted_and_disjoint(self):
         for records in (self.ledger.stamps, self.ledger.provisional):
-            for a, b in zip(records, records[1:], strict=False):
+            for a, b in itertools.pairwise(records):
                 assert a.lo < a.hi <= b.lo < b.hi
 
 
@@ -305,3 +306,36 @@ def test_ten_thousand_intervals_build_and_answer(order, monkeypatch):
         back.remove(10 * i, 10 * i + 5)
     assert len(back.intervals()) == k // 2
     assert not back.overlaps(mid, mid + 5)
+
+
+def test_a_ledger_pickles_and_copies():
+    """A fragmented ledger survives pickle (a worker's store) and copy unchanged."""
+    import copy
+    import pickle
+
+    ledger = Ledger()
+    for i in range(600):
+        ledger.add(10 * i, 10 * i + 5, fetched=1.0, empty=i % 2 == 0)
+    ledger.add_provisional(9000, 9010, fetched=1.0, expires=2.0)
+    for twin in (pickle.loads(pickle.dumps(ledger)), copy.deepcopy(ledger), ledger.copy()):
+        assert twin == ledger
+        assert twin.missing(0, 20, now=1.5) == [(5, 10), (15, 20)]
+
+
+def test_bench_planner_end_to_end_smoke(monkeypatch):
+    """The benchmark's fragmented-key rows run (tiny sizes; timings are not asserted)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_planner.py"
+    spec = importlib.util.spec_from_file_location("_benchmarks_bench_planner", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    out = module.end_to_end_rows(60, 40, quick=True)
+    assert out["big"]["k"] == 60 and out["small"]["k"] == 40
+    assert out["covered_ratio"] > 0 and out["one_gap_ratio"] > 0
+    fn = module.fragmented_key(30)
+    assert len(fn.coverage("X")) == 30
