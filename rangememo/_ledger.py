@@ -155,14 +155,14 @@ class Ledger:
         self._final = self._final.add(lo, hi)
         left, right = cut(self.stamps, lo, hi)
         new = Stamp(lo, hi, fetched, empty)
-        # A stamp merges with its neighbour of the same kind when nothing covered
-        # lies between them, keeping the older fetch time ("fetched no later
-        # than"): a key grown a bar at a time, or fragmented into many pieces,
-        # keeps a handful of stamps, not one per fetch.
-        if left and left[-1].empty == empty and not self._final.overlaps(left[-1].hi, lo):
+        # A stamp merges with a touching neighbour of the same kind, keeping the
+        # older fetch time ("fetched no later than"), so a key grown a bar at a
+        # time keeps a handful of stamps, not one per fetch; past STAMP_LIMIT,
+        # ``fold`` merges more (docs/decisions.md, "Ledger at scale").
+        if left and left[-1].empty == empty and left[-1].hi == lo:
             new = Stamp(left[-1].lo, hi, min(left[-1].fetched, fetched), empty)
             left = left[:-1]
-        if right and right[0].empty == empty and not self._final.overlaps(hi, right[0].lo):
+        if right and right[0].empty == empty and right[0].lo == hi:
             new = Stamp(new.lo, right[0].hi, min(right[0].fetched, new.fetched), empty)
             right = right[1:]
         self.stamps = fold((*left, new, *right), self._final.overlaps)
@@ -181,11 +181,20 @@ class Ledger:
         # data (served never, or until ``expires``) and when it was fetched.
         left, right = cut(self.provisional, lo, hi)
         new = Provisional(lo, hi, fetched, expires)
-        if left and left[-1].hi == lo and left[-1].expires == expires:
-            new = Provisional(left[-1].lo, hi, min(left[-1].fetched, fetched), expires)
+        # Touching marks of one fetch and expiry are one mark (merging loses nothing).
+        if (
+            left
+            and left[-1].hi == lo
+            and (left[-1].fetched, left[-1].expires) == (fetched, expires)
+        ):
+            new = Provisional(left[-1].lo, hi, fetched, expires)
             left = left[:-1]
-        if right and right[0].lo == hi and right[0].expires == expires:
-            new = Provisional(new.lo, right[0].hi, min(right[0].fetched, new.fetched), expires)
+        if (
+            right
+            and right[0].lo == hi
+            and (right[0].fetched, right[0].expires) == (fetched, expires)
+        ):
+            new = Provisional(new.lo, right[0].hi, fetched, expires)
             right = right[1:]
         marks = (*left, new, *right)
         while len(marks) > PROVISIONAL_LIMIT:  # the soonest to expire: expired ones first
@@ -200,17 +209,11 @@ class Ledger:
         self._final = self._final.remove(lo, hi)
         self.provisional = trimmed(self.provisional, lo, hi)
         left, right = cut(self.stamps, lo, hi)
-        # Stamps beside the cut that no longer touch any coverage go with it, and
-        # the two that now face each other merge as ``add`` would have merged them.
+        # Stamps beside the cut that no longer touch any coverage go with it.
         if left and not self._final.overlaps(left[-1].lo, left[-1].hi):
             left = left[:-1]
         if right and not self._final.overlaps(right[0].lo, right[0].hi):
             right = right[1:]
-        if left and right and left[-1].empty == right[0].empty:
-            a, b = left[-1], right[0]
-            if not self._final.overlaps(a.hi, b.lo):
-                merged = Stamp(a.lo, b.hi, min(a.fetched, b.fetched), a.empty)
-                left, right = (*left[:-1], merged), right[1:]
         self.stamps = (*left, *right)
 
     def prune(self, now: float) -> None:
@@ -245,7 +248,7 @@ class Ledger:
                     continue
                 lo = recs[-1][1]
             last = recs[-1] if recs else None
-            if last and last[3] == empty and not ledger._final.overlaps(last[1], lo):
+            if last and last[3] == empty and last[1] == lo:
                 last[1], last[2] = hi, min(last[2], fetched)
             else:
                 recs.append([lo, hi, fetched, empty])

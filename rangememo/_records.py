@@ -98,25 +98,35 @@ def trimmed(records: tuple[_T, ...], lo: int, hi: int) -> tuple[_T, ...]:
 
 
 def fold(stamps: tuple[Stamp, ...], covered: Callable[[int, int], bool]) -> tuple[Stamp, ...]:
-    """Past :data:`STAMP_LIMIT`, neighbours merge pairwise (the older fetch time;
-    "empty" only if both were), halving the count: O(1) amortised per add.
+    """At most :data:`STAMP_LIMIT` stamps, merging neighbours (the older fetch time).
 
-    Then neighbours of one kind with nothing ``covered`` between them merge, as
-    ``Ledger.add`` merges them, so a ledger read back from JSON equals its writer.
+    First those of one kind with nothing ``covered`` between them (a fragmented
+    key's pieces); then, if still too many, neighbours pairwise ("empty" only if
+    both were), halving the count. Rare, so O(1) amortised per add. The result
+    has no touching stamps of one kind, as ``Ledger.add`` leaves them, so a
+    ledger read back from JSON equals its writer.
     """
     if len(stamps) <= STAMP_LIMIT:
         return stamps
-    while len(stamps) > STAMP_LIMIT:
-        pairs_ = zip(stamps[::2], stamps[1::2], strict=False)
+    out = _merged(stamps, lambda a, b: a.empty == b.empty and not covered(a.hi, b.lo))
+    while len(out) > STAMP_LIMIT:
+        pairs_ = zip(out[::2], out[1::2], strict=False)
         folded = [
             Stamp(a.lo, b.hi, min(a.fetched, b.fetched), a.empty and b.empty) for a, b in pairs_
         ]
-        stamps = (*folded, *stamps[len(folded) * 2 :])
+        out = _merged(
+            (*folded, *out[len(folded) * 2 :]), lambda a, b: a.empty == b.empty and a.hi == b.lo
+        )
+    return out
+
+
+def _merged(stamps: tuple[Stamp, ...], joins: Callable[[Stamp, Stamp], bool]) -> tuple[Stamp, ...]:
+    """Sorted stamps with each neighbour that ``joins`` the one before merged into it."""
     out = [stamps[0]]
     for st in stamps[1:]:
         last = out[-1]
-        if last.empty == st.empty and not covered(last.hi, st.lo):
-            out[-1] = Stamp(last.lo, st.hi, min(last.fetched, st.fetched), st.empty)
+        if joins(last, st):
+            out[-1] = Stamp(last.lo, st.hi, min(last.fetched, st.fetched), last.empty)
         else:
             out.append(st)
     return tuple(out)

@@ -236,13 +236,18 @@ def test_stamps_stay_bounded_whatever_the_fetches():
             assert all((p // 10) % 2 == 1 for p in range(s.lo, s.hi))
 
 
-def test_fragmented_fetches_of_one_kind_keep_one_stamp():
-    """Disjoint pieces fetched alike share one stamp (nothing covered lies between)."""
+def test_fragmented_fetches_keep_exact_stamps_up_to_the_limit():
+    """Disjoint pieces keep their own fetch times; past the limit, fewer and older ones."""
     ledger = Ledger()
-    for i in range(1000):
+    for i in range(STAMP_LIMIT):
         ledger.add(10 * i, 10 * i + 5, fetched=float(i))
-    assert len(ledger.stamps) == 1
-    assert ledger.states()[3].fetched == 0.0  # "fetched no later than"
+    assert [s.fetched for s in ledger.states()] == [float(i) for i in range(STAMP_LIMIT)]
+    for i in range(STAMP_LIMIT, 10_000):
+        ledger.add(10 * i, 10 * i + 5, fetched=float(i))
+    assert len(ledger.stamps) <= STAMP_LIMIT
+    states = ledger.states()
+    assert all(s.fetched is not None and s.fetched <= s.lo // 10 for s in states)
+    assert sum(s.hi - s.lo for s in states) == 5 * 10_000
 
 
 def test_provisional_marks_stay_bounded():
