@@ -273,7 +273,7 @@ class RangeCache:
             flights.extend(new)
             if not flights:  # covered meanwhile (another thread): keep no empty list
                 del self.inflight[req.key]
-        partial = ledger is not None and ledger.covered.overlaps(span(req.lo, req.hi))
+        partial = ledger is not None and ledger.overlaps(req.lo, req.hi)
         refetch = 0
         if ledger is not None and ledger.provisional:
             refetch = sum(

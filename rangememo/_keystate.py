@@ -223,8 +223,7 @@ class KeyState:
     def _take_ledger(self, doc: Doc) -> None:
         fresh, ledger, entry = Ledger.from_json(doc.ledger), self.entry.ledger, self.entry
         # Whole values swapped, as every Ledger mutation does: readers see old or new.
-        ledger.covered, ledger.provisional = fresh.covered, fresh.provisional
-        ledger.stamps = fresh.stamps
+        ledger.take(fresh)
         if doc.schema is not None:
             if isinstance(entry.adapter, FrameAdapter):
                 entry.adapter.range_index = bool(doc.schema["range_index"])

@@ -112,15 +112,28 @@ def plan_gaps(
                 left = left - part
         todo = pairs(left)
     if todo and (policy.readahead or policy.lookback):
-        taken = (ledger.live(now) if ledger is not None else P.empty()) | busy
-        todo = _extend(todo, lo, hi, taken, policy)
+        todo = _extend(todo, lo, hi, _Free(ledger, now, busy), policy)
     if policy.coalesce and len(todo) > 1:
         todo = _coalesce(todo, busy, policy.coalesce)
     gaps = [g for a, b in todo for g in _shape(a, b, policy)]
     return Plan(gaps=gaps, waits=waits)
 
 
-def _extend(todo: list[Pair], lo: int, hi: int, taken: P.Interval, policy: Policy) -> list[Pair]:
+class _Free:
+    """Free space (neither covered nor in flight) near a request, looked up by window."""
+
+    def __init__(self, ledger: Ledger | None, now: float, busy: P.Interval) -> None:
+        self.ledger, self.now, self.busy = ledger, now, busy
+
+    def within(self, lo: int, hi: int) -> list[Pair]:
+        """The free runs of ``[lo, hi)``: O(log K) plus what lies in the window."""
+        free = self.ledger.missing(lo, hi, self.now) if self.ledger is not None else [(lo, hi)]
+        if self.busy.empty or not free:
+            return free
+        return pairs(P.Interval(*(span(a, b) for a, b in free)) - self.busy)
+
+
+def _extend(todo: list[Pair], lo: int, hi: int, free: _Free, policy: Policy) -> list[Pair]:
     """Read ahead past the request's end / behind its start, into free space."""
     out = list(todo)
     if policy.readahead and out[-1][1] == hi:
@@ -128,16 +141,13 @@ def _extend(todo: list[Pair], lo: int, hi: int, taken: P.Interval, policy: Polic
         if policy.edge is not None:  # a grid point: bars before it are complete
             limit = min(limit, policy.edge)
         if limit > hi:
-            free = span(hi, limit) - (taken & span(hi, limit))
-            first = next(iter(free), None)
-            if first is not None and not first.empty and first.lower == hi:
-                out[-1] = (out[-1][0], int(first.upper))
+            ahead = free.within(hi, limit)
+            if ahead and ahead[0][0] == hi:
+                out[-1] = (out[-1][0], ahead[0][1])
     if policy.lookback and out[0][0] == lo:
-        start = lo - policy.lookback
-        free = span(start, lo) - (taken & span(start, lo))
-        pieces = list(free)
-        if pieces and not pieces[-1].empty and pieces[-1].upper == lo:
-            out[0] = (int(pieces[-1].lower), out[0][1])
+        behind = free.within(lo - policy.lookback, lo)
+        if behind and behind[-1][1] == lo:
+            out[0] = (behind[-1][0], out[0][1])
     return out
 
 
