@@ -214,8 +214,11 @@ async def test_rate_limit_holds_under_gather_of_100_calls():
     await asyncio.gather(*(get_bars(f"S{i}", D(2024, 10, 1), D(2024, 10, 3)) for i in range(100)))
     starts = sorted(c.at for c in provider.calls)
     assert len(starts) == 100
+    # The provider stamps its start a moment after the grant; on a loaded
+    # machine the OS may preempt between the two for a few ms, so allow 10 %
+    # (a broken limiter packs starts microseconds apart, far below this).
     for i in range(len(starts) - calls):
-        assert starts[i + calls] - starts[i] >= seconds * 0.99
+        assert starts[i + calls] - starts[i] >= seconds * 0.9
 
 
 def test_rate_limit_on_a_sync_function():
