@@ -7,7 +7,7 @@ and calls the wrapped function only for the gaps of each request.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
 from ._entry import Entry, Fetched
@@ -26,7 +26,7 @@ from ._memory import MemoryStore
 from ._stats import CacheInfo
 from ._store import Store, default_store
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._parquet import ParquetStore
 
 __all__ = [
@@ -60,7 +60,7 @@ logging.getLogger("rangememo").addHandler(logging.NullHandler())
 _LAZY = {"ParquetStore": "._parquet"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 
