@@ -44,7 +44,9 @@ class Adapter:
         return data.take(order)
 
     def slice(self, data: Any, i: int, j: int) -> Any:
-        return data.iloc[i:j]
+        # What ``iloc[i:j]`` ends in, without its indexer checks (~3 µs a hit).
+        cut = getattr(data, "_slice", None)
+        return cut(slice(i, j)) if cut is not None else data.iloc[i:j]
 
     def concat(self, parts: list[Any]) -> Any:
         return pd.concat(parts)
@@ -283,7 +285,10 @@ class FrameAdapter(Adapter):
     def same_schema(self, data: Any, template: Any) -> bool:
         if not _same(data.index.dtype, template.index.dtype):
             return False
-        if not data.columns.equals(template.columns) or data.columns.dtype != template.columns.dtype:
+        if (
+            not data.columns.equals(template.columns)
+            or data.columns.dtype != template.columns.dtype
+        ):
             return False
         new, old = column_dtypes(data), column_dtypes(template)
         return len(new) == len(old) and all(_same(a, b) for a, b in zip(new, old, strict=True))
