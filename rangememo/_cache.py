@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import portion as P
 import pyarrow as pa
 
 from ._axis import Axis, Closed, axis_of, span_ns
@@ -27,7 +26,7 @@ from ._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeErro
 from ._frames import Adapter, FrameAdapter, adapter_for
 from ._grid import claim, fit
 from ._identity import default_namespace, describe, fingerprint
-from ._ledger import Ledger, pairs, span
+from ._ledger import Ledger, span
 from ._merge import Chunk, Rows, normalize
 from ._planner import Gap, Policy, plan_gaps
 from ._policy import RateLimit, SessionCalendar, clock_ns, to_units
@@ -312,9 +311,9 @@ class RangeCache:
         gaps = [g for g in fitted if g is not None]
         if planned == [gap] or view.rows is None or view.adapter is None:
             return gaps, []
-        done = span(gap.lo, gap.hi) - P.Interval(*(span(g.lo, g.hi) for g in planned))
+        done = _subtract(gap.lo, gap.hi, [(g.lo, g.hi) for g in planned])
         rows, adapter, template = view.rows, view.adapter, view.template
-        return gaps, [Part(a, b, rows, adapter, template) for a, b in pairs(done)]
+        return gaps, [Part(a, b, rows, adapter, template) for a, b in done]
 
     def land(self, req: Request, flight: Any) -> None:
         """A flight is over (committed or failed): stop sharing it."""

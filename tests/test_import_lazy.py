@@ -52,6 +52,37 @@ def test_memory_store_call_loads_none_of_them(tmp_path: Path) -> None:
     assert _run(code, tmp_path) == dict.fromkeys(LAZY, False)
 
 
+def test_a_sync_program_never_loads_asyncio(tmp_path: Path) -> None:
+    """Decorating and calling a plain function with a MemoryStore leaves asyncio unloaded."""
+    code = (
+        "import sys, json\n"
+        "import pandas as pd\n"
+        "from rangememo import MemoryStore, range_cached\n"
+        "@range_cached(key='s', step='1D', store=MemoryStore())\n"
+        "def f(s, start, end):\n"
+        "    idx = pd.date_range(start, end, freq='D')\n"
+        "    return pd.DataFrame({'v': range(len(idx))}, index=idx)\n"
+        "a, b = pd.Timestamp('2024-01-01'), pd.Timestamp('2024-01-10')\n"
+        "f('X', a, a + pd.Timedelta('3D')); f('X', a, b); f('X', a, b)\n"
+        "print(json.dumps({m: m in sys.modules for m in ['asyncio', 'ssl']}))"
+    )
+    assert _run(code, tmp_path) == {"asyncio": False, "ssl": False}
+
+
+def test_async_wrappers_still_look_async() -> None:
+    """asyncio and inspect both see an async cached function as a coroutine function."""
+    import asyncio
+    import inspect
+
+    from rangememo import MemoryStore, range_cached
+
+    @range_cached(store=MemoryStore())
+    async def f(start: int, end: int) -> None:
+        return None
+
+    assert asyncio.iscoroutinefunction(f) and inspect.iscoroutinefunction(f)
+
+
 def test_every_public_name_imports(tmp_path: Path) -> None:
     """``from rangememo import X`` works for every name of ``__all__``, lazy ones too."""
     names = ", ".join(rangememo.__all__)
