@@ -7,6 +7,13 @@
 (c) extend  one-row extensions of a key holding 1e4 vs 1e6 rows (MemoryStore):
             per-extension cost at 1e6 / at 1e4                           target <= 2
 
+And the hot-path rows of issue 8 (the warm hit above is held to 1.0 there):
+(d) partial a one-gap partial hit (MemoryStore, a 100,000-row key, each call asks
+            the last 30 bars, one of them new): overhead beyond the provider /
+            ``df.loc[s:e].copy()`` of 30 rows                              target <= 3
+(e) import  ``import rangememo`` / ``import pandas, pyarrow``, each timed inside
+            a fresh interpreter, median of several                         target <= 1.1
+
 Usage: ``python benchmarks/bench_core.py [--quick] [--json PATH]``. Prints a markdown
 table and writes the numbers as JSON (default ``benchmarks/results/core.json``).
 Every function takes its sizes as arguments, so tests can run it tiny.
@@ -16,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import datetime as dt
 import gc
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +43,12 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 
+import rangememo
 from rangememo import MemoryStore, range_cached
 from rangememo.testing import FakeProvider, make_bars
 
 RESULTS = Path(__file__).parent / "results"
-TARGETS = {"seed": 0.55, "hit": 1.5, "extend": 2.0}
+TARGETS = {"seed": 0.55, "hit": 1.0, "extend": 2.0, "partial": 3.0, "import": 1.1}
 MINUTE = pd.Timedelta("1min")
 ORIGIN = pd.Timestamp("2015-01-01")
 
@@ -280,17 +290,118 @@ def bench_extend(
     }
 
 
+# -- (d) the one-gap partial hit ------------------------------------------------------
+
+
+def bench_partial(
+    rows: int = 100_000, window: int = 30, calls: int = 300, repeats: int = 5
+) -> dict[str, Any]:
+    """(d) The live-update path: each call asks the last ``window`` bars, one of them new.
+
+    Per call, the time beyond the provider's own (timed inside it) against
+    ``frame.loc[s:e].copy()`` of the same window; each repeat appends ``calls``
+    new bars, the baseline timed right after, so both see the same machine.
+    """
+    frame = _minute_frame(rows + calls * repeats)
+    index = frame.index
+    spent = [0.0]
+
+    def fetch(start: Any, end: Any) -> pd.DataFrame:
+        t0 = time.perf_counter()
+        i, j = index.searchsorted(start, "left"), index.searchsorted(end, "right")
+        out = frame.iloc[i:j]
+        spent[0] += time.perf_counter() - t0
+        return out
+
+    @range_cached(key="symbol", step="1min", store=MemoryStore())
+    def get(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return fetch(start, end)
+
+    get("BENCH", index[0], index[rows - 1])  # one fetch builds the key
+    span = (window - 1) * MINUTE
+    over, base = [], []
+    for r in range(repeats):
+        stamps = list(index[rows + r * calls : rows + (r + 1) * calls])
+        spent[0] = 0.0
+        with no_gc():
+            t0 = time.perf_counter()
+            for t in stamps:
+                get("BENCH", t - span, t)
+            total = time.perf_counter() - t0
+        over.append((total - spent[0]) / calls)
+        base.append(_timed(_slice_copies(frame, [(t - span, t) for t in stamps]), calls))
+    last = index[rows + calls * repeats - 1]
+    pdt.assert_frame_equal(get("BENCH", last - span, last), frame.loc[last - span : last])
+    info = get.cache_info()
+    assert info.provider_calls == 1 + calls * repeats, info
+    ratios = [o / b for o, b in zip(over, base, strict=True)]
+    return {
+        "rows": rows,
+        "window": window,
+        "calls": calls,
+        "repeats": repeats,
+        "overhead_us": statistics.median(over) * 1e6,
+        "slice_copy_us": statistics.median(base) * 1e6,
+        "provider_calls": info.provider_calls,
+        "ratio": statistics.median(ratios),
+        "target": TARGETS["partial"],
+    }
+
+
+def _slice_copies(frame: pd.DataFrame, windows: list[tuple[Any, Any]]) -> Callable[[], object]:
+    """One ``frame.loc[s:e].copy()`` per call, through ``windows``."""
+    it = iter(windows)
+    return lambda: frame.loc[slice(*next(it))].copy()
+
+
+# -- (e) import time -----------------------------------------------------------------
+
+_IMPORT_TIMER = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
+
+
+def _import_seconds(modules: str) -> float:
+    """Seconds ``import modules`` takes in a fresh interpreter (its startup excluded)."""
+    code = _IMPORT_TIMER.format(modules)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_import(repeats: int = 9) -> dict[str, Any]:
+    """(e) ``import rangememo`` against ``import pandas, pyarrow``, alternating, fresh each time."""
+    # Byte-compile rangememo as pip does on install (pandas' and pyarrow's .pyc
+    # files came with theirs): with PYTHONDONTWRITEBYTECODE set, an editable
+    # checkout would otherwise be compiled from source on every import.
+    compileall.compile_dir(Path(rangememo.__file__).parent, quiet=1)
+    base, ours = [], []
+    _import_seconds("rangememo")  # warm the file cache once
+    for _ in range(repeats):
+        base.append(_import_seconds("pandas, pyarrow"))
+        ours.append(_import_seconds("rangememo"))
+    ratios = [o / b for o, b in zip(ours, base, strict=True)]
+    return {
+        "repeats": repeats,
+        "rangememo_ms": statistics.median(ours) * 1e3,
+        "pandas_pyarrow_ms": statistics.median(base) * 1e3,
+        "ratio": statistics.median(ratios),
+        "target": TARGETS["import"],
+    }
+
+
 # -- running and reporting -----------------------------------------------------------
 
 FULL = {
     "seed": {"latency": 0.02, "days": 62, "repeats": 3},
     "hit": {"rows": 100_000, "window": 30, "calls": 2_000, "repeats": 7},
     "extend": {"sizes": (10_000, 1_000_000), "extensions": 2_000, "repeats": 3},
+    "partial": {"rows": 100_000, "window": 30, "calls": 300, "repeats": 7},
+    "import": {"repeats": 9},
 }
 QUICK = {
     "seed": {"latency": 0.02, "days": 62, "repeats": 1},
     "hit": {"rows": 100_000, "window": 30, "calls": 300, "repeats": 3},
     "extend": {"sizes": (10_000, 1_000_000), "extensions": 300, "repeats": 1},
+    "partial": {"rows": 100_000, "window": 30, "calls": 100, "repeats": 3},
+    "import": {"repeats": 5},
 }
 
 
@@ -299,6 +410,8 @@ def run_all(sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "seed": bench_seed(**sizes["seed"]),
         "hit": bench_hit(**sizes["hit"]),
         "extend": bench_extend(**sizes["extend"]),
+        "partial": bench_partial(**sizes["partial"]),
+        "import": bench_import(**sizes["import"]),
     }
 
 
@@ -308,6 +421,7 @@ def _verdict(ratio: float, target: float) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     seed, hit, ext = results["seed"], results["hit"], results["extend"]
+    part, imp = results["partial"], results["import"]
     w = seed["wall_s"]
     small, big = ext["sizes"]
     per = ext["per_extension_us"]
@@ -341,6 +455,21 @@ def markdown(results: dict[str, Any]) -> str:
             f"{per[str(small)]:.1f} µs",
             ext["ratio"],
             ext["target"],
+        ),
+        (
+            f"(d) partial hit one gap, {part['rows']:,}-row key, last {part['window']} bars: "
+            f"overhead / {part['window']}-row slice copy",
+            f"{part['overhead_us']:.1f} µs",
+            f"{part['slice_copy_us']:.1f} µs",
+            part["ratio"],
+            part["target"],
+        ),
+        (
+            "(e) `import rangememo` / `import pandas, pyarrow` (fresh interpreters)",
+            f"{imp['rangememo_ms']:.0f} ms",
+            f"{imp['pandas_pyarrow_ms']:.0f} ms",
+            imp["ratio"],
+            imp["target"],
         ),
     ]
     lines = [

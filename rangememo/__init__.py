@@ -7,6 +7,7 @@ and calls the wrapped function only for the gaps of each request.
 from __future__ import annotations
 
 import logging
+import typing as _typing
 
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
 from ._entry import Entry, Fetched
@@ -22,9 +23,11 @@ from ._errors import (
 )
 from ._introspect import Coverage
 from ._memory import MemoryStore
-from ._parquet import ParquetStore
 from ._stats import CacheInfo
 from ._store import Store, default_store
+
+if _typing.TYPE_CHECKING:
+    from ._parquet import ParquetStore
 
 __all__ = [
     "AsyncRangeCached",
@@ -51,3 +54,21 @@ __all__ = [
 __version__ = "0.1.0"
 
 logging.getLogger("rangememo").addHandler(logging.NullHandler())
+
+#: Names whose modules load on first use: the Parquet store pulls in joblib,
+#: filelock, platformdirs and pyarrow.parquet, which a MemoryStore user never needs.
+_LAZY = {"ParquetStore": "._parquet"}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -63,12 +63,30 @@ class Binder:
                     f"key must not include the range arguments {clash}; drop them from key="
                 )
         self._var_kw = {p.name for p in params if p.kind is p.VAR_KEYWORD}
+        # Plain parameters only (no *args, **kwargs, positional-only): a call
+        # binds by name in ~1 µs instead of Signature.bind's ~3 µs (every hit).
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self._plain: tuple[str, ...] | None = tuple(names) if plain else None
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         # For introspection calls: the signature without self and the range,
         # so ``coverage("AAPL", "D")`` binds "D" to timeframe, not to start.
         self.key_signature = sig.replace(parameters=[p for p in params if p.name not in skip])
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         """Bind like a real call (``TypeError`` for a bad call), defaults applied."""
+        names = self._plain
+        if names is not None and len(args) <= len(names):
+            arguments, used = dict(zip(names, args, strict=False)), 0
+            for name in names[len(args) :]:
+                if name in kwargs:
+                    arguments[name], used = kwargs[name], used + 1
+                elif name in self._defaults:
+                    arguments[name] = self._defaults[name]
+                else:
+                    break  # a missing argument: Signature.bind says which
+            else:
+                if used == len(kwargs):  # no stray keyword, none repeating a positional
+                    return inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type,unused-ignore]
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return bound

@@ -12,7 +12,22 @@ from ._frames import Adapter
 from ._ledger import Ledger
 from ._merge import Chunk, Rows
 
-__all__ = ["Entry", "Fetched", "Part", "View", "compose", "present"]
+__all__ = ["Entry", "Fetched", "Landed", "Part", "View", "compose", "present"]
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """An entry's rows just after one commit, and the version that commit started from.
+
+    A call whose view was taken at ``before`` and whose commits follow one
+    another from there answers with these rows directly: they are the view's
+    rows with the call's pieces laid over, already merged (one slice, where
+    laying the pieces over the view would concatenate them again).
+    """
+
+    entry: Entry
+    before: int
+    rows: Rows
 
 
 @dataclass(slots=True)
@@ -34,6 +49,7 @@ class Fetched:
     fetched_at: float = 0.0
     expires: float | None = None
     tz: str | None = None  # the timezone of the request's bounds (aware axes)
+    landed: Landed | None = None  # set by Entry.apply: the rows as this commit left them
 
 
 class View:
@@ -45,7 +61,7 @@ class View:
     hit, where a frozen dataclass' ``__init__`` costs twice as much.)
     """
 
-    __slots__ = ("adapter", "follows_tz", "ledger", "rows", "template")
+    __slots__ = ("adapter", "entry", "follows_tz", "ledger", "rows", "template", "version")
 
     def __init__(
         self,
@@ -54,9 +70,12 @@ class View:
         adapter: Adapter | None,
         template: Any,
         follows_tz: bool,
+        entry: Entry | None = None,
+        version: int = -1,
     ) -> None:
         self.ledger, self.rows, self.adapter = ledger, rows, adapter
         self.template, self.follows_tz = template, follows_tz
+        self.entry, self.version = entry, version  # whose moment this is
 
     def read(self, lo: int, hi: int, tz: str | None = None) -> Any:
         """The rows with ``lo <= position < hi``, as the caller's type."""
@@ -77,12 +96,13 @@ class Part:
     rows: Rows
     adapter: Adapter
     template: Any
+    landed: Landed | None = None
 
     @classmethod
     def fetched(cls, lo: int, hi: int, fetched: Fetched) -> Part:
         """The part of a fetched piece (once committed: its rows conformed to the key's)."""
         rows = Rows.of(fetched.adapter, fetched.chunk)
-        return cls(lo, hi, rows, fetched.adapter, fetched.template)
+        return cls(lo, hi, rows, fetched.adapter, fetched.template, fetched.landed)
 
 
 @dataclass(slots=True)
@@ -126,7 +146,9 @@ class Entry:
             with self.lock:
                 ledger = self.ledger.copy()
                 rows, unloaded = self.rows.frozen(lo, hi) if self.rows is not None else (None, [])
-                view = View(ledger, rows, self.adapter, self.template, self.follows_tz)
+                view = View(
+                    ledger, rows, self.adapter, self.template, self.follows_tz, self, self.version
+                )
             if not unloaded:
                 return view
         for a, b in unloaded:
@@ -179,6 +201,10 @@ class Entry:
         if fetched.final_hi < fetched.hi:
             expires = fetched.expires if fetched.expires is not None else fetched.fetched_at
             self.ledger.add_provisional(fetched.final_hi, fetched.hi, fetched.fetched_at, expires)
+        # Only rows wholly in memory (a plain Rows) can answer for the view: a
+        # stored key's rows may hold parts still on disk, or loaded since.
+        if type(self.rows) is Rows:
+            fetched.landed = Landed(self, self.version, self.rows.frozen(fetched.lo, fetched.hi)[0])
         self.version += 1
 
     def forget(self, lo: int | None = None, hi: int | None = None) -> None:

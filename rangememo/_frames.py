@@ -44,7 +44,9 @@ class Adapter:
         return data.take(order)
 
     def slice(self, data: Any, i: int, j: int) -> Any:
-        return data.iloc[i:j]
+        # What ``iloc[i:j]`` ends in, without its indexer checks (~3 µs a hit).
+        cut = getattr(data, "_slice", None)
+        return cut(slice(i, j)) if cut is not None else data.iloc[i:j]
 
     def concat(self, parts: list[Any]) -> Any:
         return pd.concat(parts)
@@ -87,6 +89,8 @@ class Adapter:
         template's. A real conflict of a shared column raises
         :class:`SchemaMismatchError` naming the columns.
         """
+        if self.same_schema(data, template):
+            return data, template, False  # the hot path: a piece like the ones before
         old, new = self.schema(template), self.schema(data)
         changed = [c for c in old.keys() & new.keys() if old[c] != new[c]]
         if changed:
@@ -120,6 +124,28 @@ class Adapter:
         if old.keys() == new.keys():
             return data, template, bool(changed)
         return data, self.widen(template, data), True
+
+    def joins(self, a: Any, b: Any) -> bool:
+        """May ``b`` follow ``a`` in one stored chunk without losing what a slice shows?
+
+        A ``DatetimeIndex`` with a ``freq`` keeps it through ``pd.concat`` only
+        where the pieces are contiguous; merged across a hole, every later
+        slice of the chunk would show ``freq=None`` where the uncached call
+        shows the provider's.
+        """
+        if self.index is not None:
+            return True
+        fa, fb = getattr(a.index, "freq", None), getattr(b.index, "freq", None)
+        if fa is None and fb is None:
+            return True
+        return bool(fa == fb and len(a) and len(b) and a.index[-1] + fa == b.index[0])
+
+    def same_schema(self, data: Any, template: Any) -> bool:
+        """Are the schemas of ``data`` and ``template`` exactly equal (cheaply)?
+
+        ``False`` only means "look closer": :meth:`conform` then compares in full.
+        """
+        return False
 
     def column(self, data: Any, name: str) -> Any:
         """The values of schema entry ``name`` (``None``: not a widenable column)."""
@@ -160,6 +186,25 @@ class Adapter:
         return data
 
 
+def _same(a: Any, b: Any) -> bool:
+    """One dtype equal to another in every way a schema shows (categories in order)."""
+    if a is b:
+        return True
+    if isinstance(a, pd.CategoricalDtype):
+        return same_dtype(a, b)
+    return bool(a == b) and str(a) == str(b)
+
+
+def column_dtypes(frame: pd.DataFrame) -> list[Any]:
+    """The dtype of each column, in order.
+
+    The block manager answers in ~0.3 µs where ``DataFrame.dtypes`` builds a
+    Series (~15 µs); this runs on every commit.
+    """
+    get = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
+    return list(get()) if get is not None else list(frame.dtypes)
+
+
 def _describe(values: Any, text: str) -> str:
     dtype = getattr(values, "dtype", None)
     if isinstance(dtype, pd.CategoricalDtype):
@@ -181,10 +226,11 @@ def _check_positions(values: Any, axis: Axis, where: str) -> Positions:
             f"{where} is {'tz-aware' if aware else 'tz-naive'} ({dtype}) but the bounds are "
             f"{'tz-aware' if axis.aware else 'tz-naive'}"
         )
-    idx = pd.DatetimeIndex(values)
+    # An index is used as it is (rebuilding one costs ~8 µs a commit).
+    idx = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
     if idx.hasnans:
         raise InvalidResult(f"{where} contains NaT")
-    return idx.as_unit("ns").asi8
+    return (idx if idx.unit == "ns" else idx.as_unit("ns")).asi8
 
 
 def _same_instants(values: Any, dtype: str, any_tz: bool = False) -> Any:
@@ -235,6 +281,17 @@ class FrameAdapter(Adapter):
             data = data.reset_index(drop=True)
             data.index.name = template.index.name
         return data
+
+    def same_schema(self, data: Any, template: Any) -> bool:
+        if not _same(data.index.dtype, template.index.dtype):
+            return False
+        if (
+            not data.columns.equals(template.columns)
+            or data.columns.dtype != template.columns.dtype
+        ):
+            return False
+        new, old = column_dtypes(data), column_dtypes(template)
+        return len(new) == len(old) and all(_same(a, b) for a, b in zip(new, old, strict=True))
 
     def schema(self, data: Any) -> dict[str, str]:
         out = {"<index>": str(data.index.dtype)}
@@ -297,6 +354,9 @@ class SeriesAdapter(Adapter):
         if self.index is not None:
             raise InvalidResult(f"index={self.index!r} names a column, but the result is a Series")
         return _check_positions(data.index, axis, "the result's index")
+
+    def same_schema(self, data: Any, template: Any) -> bool:
+        return _same(data.index.dtype, template.index.dtype) and _same(data.dtype, template.dtype)
 
     def schema(self, data: Any) -> dict[str, str]:
         return {"<index>": str(data.index.dtype), "<values>": str(data.dtype)}
@@ -362,6 +422,12 @@ class TableAdapter(Adapter):
 
     def signature(self, data: Any) -> Any:
         return data.schema
+
+    def joins(self, a: Any, b: Any) -> bool:
+        return True
+
+    def same_schema(self, data: Any, template: Any) -> bool:
+        return bool(data.schema.equals(template.schema, check_metadata=False))
 
     def schema(self, data: Any) -> dict[str, str]:
         return {f.name: str(f.type) for f in data.schema}

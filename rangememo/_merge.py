@@ -24,6 +24,13 @@ __all__ = ["Chunk", "Rows", "normalize"]
 #: (middle inserts can defeat the geometric rule).
 MAX_CHUNKS = 48
 
+#: Neighbours that together hold at most this many bytes always merge: copying
+#: them costs little next to ``pd.concat``'s own overhead, and a key growing a
+#: bar at a time then keeps its newest rows in one chunk, so a window over them
+#: is one slice, not a concat of the geometric rule's many small chunks. (Rows
+#: copied per append stay bounded by this; the geometric rule takes over above.)
+SMALL_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -190,13 +197,15 @@ class Rows:
 
     def _consolidate(self, chunks: list[Chunk], k: int) -> list[Chunk]:
         # Geometric rule around the insertion point: merge with a neighbour
-        # while the smaller of the two is at least half the larger.
+        # while the smaller of the two is at least half the larger (or both are small).
         while True:
             merged = False
             for left in (k - 1, k):
                 if left >= 0 and left + 1 < len(chunks):
                     a, b = len(chunks[left]), len(chunks[left + 1])
-                    if 2 * min(a, b) >= max(a, b) and self._fits(chunks[left], chunks[left + 1]):
+                    small = chunks[left].nbytes + chunks[left + 1].nbytes <= SMALL_BYTES
+                    close = small or 2 * min(a, b) >= max(a, b)
+                    if close and self._fits(chunks[left], chunks[left + 1]):
                         chunks[left : left + 2] = [self._merge(chunks[left], chunks[left + 1])]
                         k, merged = left, True
                         break
@@ -223,7 +232,10 @@ class Rows:
 
     def _fits(self, a: Chunk, b: Chunk) -> bool:
         """May ``a`` and ``b`` share a chunk? Only with one exact schema: each piece
-        keeps its own dtypes, so an answer is ``pd.concat`` of the pieces it spans."""
+        keeps its own dtypes, so an answer is ``pd.concat`` of the pieces it spans.
+        (Nor across a hole in an index with a ``freq``: see ``Adapter.joins``.)"""
+        if not self._adapter.joins(a.data, b.data):
+            return False
         if not self.mixed:
             return True
         sig = self._adapter.signature

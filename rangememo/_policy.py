@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import threading
@@ -134,6 +133,8 @@ class RateLimit:
             time.sleep(wait)
 
     async def aacquire(self) -> None:
+        import asyncio  # the async path only
+
         while (wait := self._try()) > 0:  # noqa: ASYNC110 - waits for a deadline, not an event
             await asyncio.sleep(wait)
 

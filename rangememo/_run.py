@@ -11,17 +11,21 @@ thread or event loop can wait for it: each waiter relays it to its own loop.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import contextlib
 import contextvars
 import functools
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from ._cache import RangeCache, Request
 from ._entry import Entry, Part, View
 from ._planner import Gap
 from ._progress import progress_bar
+
+# asyncio is imported by the async path only: a plain function's call never needs it.
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["acall", "call"]
 
@@ -61,12 +65,18 @@ def _short(cache: RangeCache, req: Request, view: View | None, mine: list[_Fligh
     return cache.missing(req, view.ledger if view is not None else None, claims)
 
 
+def _is_cancel(exc: BaseException) -> bool:
+    """Is ``exc`` asyncio's cancellation? (Never, if asyncio was never imported.)"""
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.CancelledError)
+
+
 def _resolve(done: cf.Future[None], exc: BaseException | None = None) -> None:
     """Settle a flight once (one given up stays cancelled)."""
     with contextlib.suppress(cf.InvalidStateError):
         if exc is None:
             done.set_result(None)
-        elif isinstance(exc, asyncio.CancelledError):
+        elif _is_cancel(exc):
             done.cancel()
         else:
             done.set_exception(exc)
@@ -114,6 +124,8 @@ async def _afly(
     cache: RangeCache, req: Request, view: View | None, progress: bool | None, seen: int
 ) -> list[_Flight] | None:
     """Fetch the gaps and wait for the flights of ``req``; ``None``: read again."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     planned = cache.plan(req, view, _Flight, seen)
     if planned is None:
@@ -162,6 +174,8 @@ async def _afly(
 async def _wait(done: cf.Future[None]) -> bool:
     """Wait on this loop for a flight of any loop: False if it was given up, else its outcome."""
     if not done.done():
+        import asyncio
+
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
 
@@ -184,6 +198,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 def _cancel(task: asyncio.Task[None]) -> None:
     """Cancel a task of whichever loop runs it."""
+    import asyncio
+
     loop = task.get_loop()
     try:
         running = asyncio.get_running_loop()
@@ -206,6 +222,8 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 def _start(
     cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore
 ) -> asyncio.Task[None]:
+    import asyncio
+
     task = asyncio.get_running_loop().create_task(_afetch(cache, req, flight, sem))
     task.add_done_callback(functools.partial(_ended, cache, req, flight))
     return task
@@ -242,13 +260,19 @@ async def _abatch(
                     continue
                 f.task = _start(cache, req, f, sem)
             started = [f.task for f in flights if f.task is not None]
-            await asyncio.gather(*started, return_exceptions=True)
+            await _gather(started)
     except BaseException as exc:
         for f in flights:
             if f.task is None and not f.done.done():  # never started: release its waiters
                 _resolve(f.done, exc)
                 cache.land(req, f)
         raise
+
+
+async def _gather(tasks: list[asyncio.Task[None]]) -> None:
+    import asyncio
+
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio.Semaphore) -> None:

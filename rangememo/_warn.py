@@ -11,10 +11,10 @@ live stack, else at that remembered call site.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import importlib.util
 import os
 import sys
 import threading
@@ -24,12 +24,21 @@ from typing import Any
 
 __all__ = ["remember_caller", "warn"]
 
+
+def _stdlib_dir(name: str) -> str:
+    """The directory of package ``name``, located, not imported (a sync-only
+    program never loads asyncio)."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None and spec.origin else name
+    return os.path.dirname(origin) + os.sep
+
+
 # Frames in rangememo are never "the user's"; nor is the machinery a task or a
 # worker thread runs on: reaching it means the user's frame is not on this stack.
 _OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MACHINERY = (
     _OURS,
-    os.path.dirname(asyncio.__file__) + os.sep,
+    _stdlib_dir("asyncio"),
     os.path.dirname(concurrent.futures.__file__) + os.sep,
     *(m.__file__ for m in (threading, contextlib, contextvars) if m.__file__),
 )

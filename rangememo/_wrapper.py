@@ -11,7 +11,6 @@ to ``self``. For type checkers they are generic over the wrapped signature
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import types
 from collections.abc import Callable, Coroutine, Hashable
@@ -150,6 +149,22 @@ class RangeCached(_Wrapper, Generic[P, R]):
         return BoundRangeCached(self, instance)
 
 
+class _AsyncioMark:
+    """asyncio's coroutine-function mark, looked up when asked for.
+
+    Only asyncio asks (so it is loaded by then): importing it here would load
+    asyncio with rangememo even for a program that never runs an event loop.
+    """
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        import asyncio.coroutines
+
+        mark = getattr(asyncio.coroutines, "_is_coroutine", None)
+        if mark is None:  # Python 3.12+: asyncio reads inspect's flag instead
+            raise AttributeError("_is_coroutine")
+        return mark
+
+
 class _LooksAsync:
     """``inspect``/``asyncio.iscoroutinefunction`` say True, as for the wrapped function.
 
@@ -160,8 +175,7 @@ class _LooksAsync:
 
     __slots__ = ()
     __wrapped__: Callable[..., Any]
-    if hasattr(asyncio.coroutines, "_is_coroutine"):  # asyncio.iscoroutinefunction on 3.11
-        _is_coroutine = asyncio.coroutines._is_coroutine
+    _is_coroutine = _AsyncioMark()  # asyncio.iscoroutinefunction on 3.11
 
     @property
     def __code__(self) -> types.CodeType | None:

@@ -16,6 +16,8 @@ TINY = {
     "seed": {"latency": 0.0, "days": 4, "repeats": 1},
     "hit": {"rows": 500, "window": 30, "calls": 5, "repeats": 1},
     "extend": {"sizes": (100, 1_000), "extensions": 5, "repeats": 1},
+    "partial": {"rows": 500, "window": 30, "calls": 5, "repeats": 1},
+    "import": {"repeats": 1},
 }
 
 
@@ -49,7 +51,7 @@ def test_all_benchmarks_run_and_report(bench_core: ModuleType, tmp_path: Path) -
     assert results["hit"]["provider_calls"] == 2  # one warm-up fetch per wrapper
     assert set(results["extend"]["per_extension_us"]) == {"100", "1000"}
     table = bench_core.markdown(results)
-    assert table.count("\n| (") == 4
+    assert table.count("\n| (") == 6
     path = tmp_path / "core.json"
     path.write_text(json.dumps(results))
     assert json.loads(path.read_text())["seed"]["days"] == 4
