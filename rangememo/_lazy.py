@@ -193,14 +193,16 @@ class SegmentRows(Rows):
                 out.append((hi, b, seg))
         self._set_pending(out)
 
-    def add_segment(self, seg: Segment) -> None:
-        """Another process committed ``seg``: its claims now read from disk."""
+    def add_segment(self, seg: Segment, claims: Sequence[Pair] | None = None) -> None:
+        """Another process committed ``seg``: its claims (or ``claims``) now read from disk."""
+        claims = seg.claims if claims is None else claims
         with self._mutex:
-            for a, b in seg.claims:
+            for a, b in claims:
                 self._replace(a, b, None)
             if seg.file is None or not seg.rows:
                 return
-            new = [(a, b, seg) for a, b in pairs(claimed(seg) & span(seg.first, seg.last + 1))]
+            lo, hi = seg.first, seg.last + 1
+            new = [(max(a, lo), min(b, hi), seg) for a, b in claims if a < hi and b > lo]
             self._set_pending(sorted(self._pending[1] + new, key=lambda p: p[0]))
 
     def drop(self, ranges: list[Pair]) -> None:
@@ -228,6 +230,23 @@ class StoredLedger(Ledger):
     """A ledger whose answers first make sure the asked range is readable."""
 
     probe: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
+    #: While a list, every mutation is also recorded here (a commit's log record).
+    journal: list[list[object]] | None = field(default=None, repr=False, compare=False)
+
+    def add(self, lo: int, hi: int, fetched: float = 0.0, empty: bool = False) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["a", lo, hi, fetched, empty])
+        Ledger.add(self, lo, hi, fetched, empty)
+
+    def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["p", lo, hi, fetched, expires])
+        Ledger.add_provisional(self, lo, hi, fetched, expires)
+
+    def remove(self, lo: int, hi: int) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["r", lo, hi])
+        Ledger.remove(self, lo, hi)
 
     def prepare(self, lo: int, hi: int) -> None:
         if self.probe is not None:

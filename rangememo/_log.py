@@ -1,0 +1,389 @@
+"""A key's ledger as a log of immutable records (the commit protocol, on a Medium).
+
+Each commit adds one record ``log/<seq>.json`` (``seq`` zero-padded, from 1),
+created only if absent: the claims' ledger operations, the segment it adds
+(or the run of segments it replaces, for a merge), the schema when it
+changes. Every ``CHECKPOINT_EVERY`` records — or sooner, once the records
+since the last checkpoint weigh as much as it does, so a small key carries
+one or two — a writer folds the log into ``log/<seq>.checkpoint.json``
+(created if absent, same content whoever writes it) and deletes what came
+before, in ascending order. Readers load the newest checkpoint plus the
+records after it; a reader at ``seq`` is up to date while record ``seq + 1``
+does not exist *and* the file it read last (its *anchor*) still does:
+deletion runs in ascending order, so a deleted successor implies a deleted
+anchor. Nothing here renames over a file, relies on directory fsync order or
+takes a lock: :mod:`rangememo._localmedium` and an object store both run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._layout import Doc, NewerLedger
+from ._ledger import Ledger
+from ._medium import Medium
+from ._segments import Claim, Damaged, Segment, crashpoint
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LogState",
+    "Record",
+    "apply_ops",
+    "append",
+    "catch_up",
+    "checkpoint",
+    "load",
+    "up_to_date",
+]
+
+log = logging.getLogger("rangememo")
+
+FORMAT = 2
+#: At most this many records between two checkpoints (fewer for small keys).
+CHECKPOINT_EVERY = 32
+LOG = "log"
+LEGACY = "ledger.json"
+Op = list[Any]  # ["a", lo, hi, fetched, empty] | ["p", lo, hi, fetched, expires] | ["r", lo, hi]
+
+
+def record_name(prefix: str, seq: int) -> str:
+    return f"{prefix}/{LOG}/{seq:010d}.json"
+
+
+def checkpoint_name(prefix: str, seq: int) -> str:
+    return f"{prefix}/{LOG}/{seq:010d}.checkpoint.json"
+
+
+@dataclass(slots=True)
+class Record:
+    """One commit: what changes, applied on top of the state before it."""
+
+    add: Segment | None = None  # appended, or the merge of ``replace``
+    replace: tuple[int, int] | None = None  # segments[i:j] replaced by ``add``
+    tomb: str | None = None  # a damaged segment's file: it becomes a tombstone
+    ops: list[Op] = field(default_factory=list)
+    schema: dict[str, Any] | None = None  # only when it changes
+    key: dict[str, Any] | None = None  # the key's JSON form, in a key's first record
+
+    def to_bytes(self, seq: int) -> bytes:
+        body: dict[str, Any] = {"format": FORMAT, "seq": seq, "time": time.time()}
+        if self.add is not None:
+            body["add"] = self.add.to_json()
+        for name in ("replace", "tomb", "schema", "key"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = list(value) if name == "replace" else value
+        body["ops"] = self.ops
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class LogState:
+    """The fold of a key's log: coverage, segments (commit order), schema."""
+
+    ledger: Ledger = field(default_factory=Ledger)
+    segments: list[Segment] = field(default_factory=list)
+    schema: dict[str, Any] | None = None
+    seq: int = 0
+    retired: list[str] = field(default_factory=list)  # replaced files, maybe still on disk
+    key: dict[str, Any] | None = None
+    updated: float = 0.0
+    anchor: str = ""  # the last file read: while it exists, seq + 1 is the next record
+    since: int = 0  # records since the checkpoint
+    since_bytes: int = 0
+    base_bytes: int = 0  # size of the checkpoint read (0: none)
+    legacy: bool = False  # read from a format-1 ledger.json
+
+    @property
+    def generation(self) -> int:
+        return self.seq
+
+    def files(self) -> set[str]:
+        return {s.file for s in self.segments if s.file} | set(self.retired)
+
+    def checkpoint_bytes(self) -> bytes:
+        body = {
+            "format": FORMAT,
+            "seq": self.seq,
+            "checkpoint": True,
+            "time": self.updated,
+            "key": self.key,
+            "schema": self.schema,
+            "ledger": self.ledger.to_json(),
+            "segments": [s.to_json() for s in self.segments],
+            "retired": self.retired,
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def due(self) -> bool:
+        """Is a checkpoint due? (amortised: its cost is at most the records' since)"""
+        if self.legacy:  # migrated on the first write
+            return True
+        if self.since == 0:
+            return False
+        return self.since >= CHECKPOINT_EVERY or self.since_bytes >= max(self.base_bytes, 2048)
+
+
+def apply_ops(ledger: Ledger, ops: list[Op]) -> None:
+    for op in ops:
+        if op[0] == "a":
+            ledger.add(int(op[1]), int(op[2]), float(op[3]), bool(op[4]))
+        elif op[0] == "p":
+            ledger.add_provisional(int(op[1]), int(op[2]), float(op[3]), float(op[4]))
+        elif op[0] == "r":
+            ledger.remove(int(op[1]), int(op[2]))
+        else:
+            raise ValueError(f"unknown ledger operation {op[0]!r}")
+
+
+def _body(data: bytes, name: str) -> dict[str, Any]:
+    try:
+        body = json.loads(data)
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        fmt = body["format"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(name, f"unreadable log file ({type(exc).__name__}: {exc})") from exc
+    if fmt != FORMAT:
+        if isinstance(fmt, int) and fmt > FORMAT:
+            raise NewerLedger(f"{name}: format {fmt}: written by a newer rangememo")
+        raise _damaged(name, f"format {fmt!r}, this rangememo reads {FORMAT}")
+    return body
+
+
+def _damaged(name: str, reason: str) -> Damaged:
+    return Damaged(Path(name), reason)
+
+
+def parse_record(data: bytes, name: str) -> Record:
+    body = _body(data, name)
+    try:
+        rep = body.get("replace")
+        return Record(
+            add=Segment.from_json(body["add"]) if "add" in body else None,
+            replace=(int(rep[0]), int(rep[1])) if rep is not None else None,
+            tomb=body.get("tomb"),
+            ops=list(body["ops"]),
+            schema=body.get("schema"),
+            key=body.get("key"),
+        )
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise _damaged(name, f"unreadable record ({type(exc).__name__}: {exc})") from exc
+
+
+def fold(
+    state: LogState,
+    rec: Record,
+    seq: int,
+    on_ops: Callable[[], None] | None = None,
+    *,
+    ledger: bool = True,
+) -> None:
+    """Apply ``rec`` (record ``seq``) to ``state``; ``on_ops`` runs before its ledger ops.
+
+    ``ledger=False``: the writer's ledger holds the operations already.
+    """
+    if rec.schema is not None:
+        state.schema = rec.schema
+    if rec.key is not None and state.key is None:
+        state.key = rec.key
+    segs = state.segments
+    if rec.tomb is not None:
+        for i, seg in enumerate(segs):
+            if seg.file == rec.tomb:
+                segs[i] = Segment(None, seg.claims)
+    if rec.replace is not None:
+        i, j = rec.replace
+        state.retired += [s.file for s in segs[i:j] if s.file is not None]
+        segs[i:j] = [merged(segs[i:j], rec.add)] if rec.add is not None else []
+    elif rec.add is not None:
+        segs.append(rec.add)
+    if on_ops is not None:
+        on_ops()
+    if ledger:
+        apply_ops(state.ledger, rec.ops)
+    state.seq = seq
+
+
+def union(*claims: Sequence[Claim]) -> tuple[Claim, ...]:
+    """The union of sorted lists of half-open ranges, as sorted disjoint ranges (linear)."""
+    items = sorted((c for cs in claims for c in cs), key=lambda c: c[0]) if len(claims) > 1 else list(claims[0]) if claims else []
+    out: list[Claim] = []
+    for a, b in items:
+        if a >= b:
+            continue
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+def merged(run: Sequence[Segment], seg: Segment) -> Segment:
+    """``seg`` as it stands for ``run``: its own claims plus all of the run's."""
+    return dataclasses.replace(seg, claims=union(*(s.claims for s in run), seg.claims))
+
+
+def _from_checkpoint(data: bytes, name: str, ledger: type[Ledger]) -> LogState:
+    body = _body(data, name)
+    try:
+        return LogState(
+            ledger=ledger.from_json(body["ledger"]),
+            segments=[Segment.from_json(s) for s in body["segments"]],
+            schema=body["schema"],
+            seq=int(body["seq"]),
+            retired=[str(f) for f in body.get("retired", [])],
+            key=body.get("key"),
+            updated=float(body["time"]),
+            anchor=name,
+            base_bytes=len(data),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(name, f"unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def _from_legacy(doc: Doc, name: str, ledger: type[Ledger]) -> LogState:
+    return LogState(
+        ledger=ledger.from_json(doc.ledger),
+        segments=list(doc.segments),
+        schema=doc.schema,
+        seq=0,
+        retired=[f for f, _ in doc.retired],
+        updated=doc.updated,
+        anchor=name,
+        legacy=True,
+    )
+
+
+def _seq(name: str) -> tuple[int, bool] | None:
+    stem, _, rest = name.partition(".")
+    if not stem.isdigit() or rest not in ("json", "checkpoint.json"):
+        return None
+    return int(stem), rest != "json"
+
+
+def load(medium: Medium, prefix: str, ledger: type[Ledger] = Ledger) -> LogState | None:
+    """The key's state now; ``None`` if nothing was ever committed.
+
+    Raises :class:`Damaged` (a record or checkpoint unreadable) or
+    :class:`~rangememo._layout.NewerLedger`.
+    """
+    for _ in range(8):  # a checkpoint landing meanwhile deletes what was listed
+        names = [s for s in map(_seq, medium.list(f"{prefix}/{LOG}")) if s is not None]
+        ckpts = [s for s, c in names if c]
+        if ckpts:
+            name = checkpoint_name(prefix, max(ckpts))
+            data = medium.read(name)
+            if data is None:
+                continue
+            state = _from_checkpoint(data, name, ledger)
+        else:
+            state = _legacy(medium, prefix, ledger)
+            if state is None:
+                if not any(s == 1 for s, _ in names):
+                    return None
+                state = LogState(ledger=ledger())
+        if catch_up(medium, prefix, state) is not None:
+            return state
+    raise _damaged(f"{prefix}/{LOG}", "the log keeps changing under the reader")
+
+
+def _legacy(medium: Medium, prefix: str, ledger: type[Ledger]) -> LogState | None:
+    name = f"{prefix}/{LEGACY}"
+    data = medium.read(name)
+    if data is None:
+        return None
+    try:
+        doc = Doc.from_bytes(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(name, f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
+    return _from_legacy(doc, name, ledger)
+
+
+def catch_up(
+    medium: Medium,
+    prefix: str,
+    state: LogState,
+    apply: Callable[[Record, int], None] | None = None,
+) -> int | None:
+    """Apply the records after ``state.seq``; how many, or ``None`` if the state is lost.
+
+    ``apply`` replaces :func:`fold` (a key state also updates its rows).
+    ``None``: the anchor is gone (a checkpoint deleted the records in
+    between): load afresh.
+    """
+    n = 0
+    while True:
+        name = record_name(prefix, state.seq + 1)
+        data = medium.read(name)
+        if data is None:
+            if state.anchor and not medium.exists(state.anchor):
+                return None
+            return n
+        rec = parse_record(data, name)
+        if apply is None:
+            fold(state, rec, state.seq + 1)
+        else:
+            apply(rec, state.seq + 1)
+        state.anchor, state.since = name, state.since + 1
+        state.since_bytes += len(data)
+        n += 1
+
+
+def up_to_date(medium: Medium, prefix: str, state: LogState) -> bool:
+    """The hit path's check: no next record, and the anchor still there (two stats)."""
+    return not medium.exists(record_name(prefix, state.seq + 1)) and (
+        not state.anchor or medium.exists(state.anchor)
+    )
+
+
+def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | None:
+    """Create record ``state.seq + 1``; its seq, or ``None`` if another writer took it.
+
+    The caller catches up and decides (a plain record is retried at the new
+    head: its segment stays valid; a merge replacing segments by position is
+    dropped).
+    """
+    seq = state.seq + 1
+    name = record_name(prefix, seq)
+    data = rec.to_bytes(seq)
+    if not medium.create(name, data):
+        return None
+    crashpoint("record-created")
+    state.anchor, state.since, state.since_bytes = name, state.since + 1, state.since_bytes + len(data)
+    return seq
+
+
+def checkpoint(medium: Medium, prefix: str, state: LogState) -> bool:
+    """Fold the log into a checkpoint at ``state.seq``, then delete what it makes obsolete."""
+    if state.legacy:
+        state.legacy = False
+    data = state.checkpoint_bytes()
+    name = checkpoint_name(prefix, state.seq)
+    medium.create(name, data)  # if it exists, another writer folded the same records
+    crashpoint("checkpoint-created")
+    state.anchor, state.since, state.since_bytes, state.base_bytes = name, 0, 0, len(data)
+    prune(medium, prefix, state.seq)
+    return True
+
+
+def prune(medium: Medium, prefix: str, upto: int) -> None:
+    """Delete records ``<= upto`` and checkpoints ``< upto``, in ascending order."""
+    # The format-1 ledger.json is seq 0: it goes first, like every older file.
+    if medium.exists(f"{prefix}/{LEGACY}"):
+        medium.delete(f"{prefix}/{LEGACY}")
+        medium.delete(f"{prefix}/key.json")  # the checkpoint holds the key now
+    old = [s for s in map(_seq, medium.list(f"{prefix}/{LOG}")) if s is not None]
+    for seq, is_ckpt in sorted(old):
+        if seq > upto or (is_ckpt and seq == upto):
+            continue
+        medium.delete(checkpoint_name(prefix, seq) if is_ckpt else record_name(prefix, seq))
+        crashpoint("prune-deleted")
