@@ -324,7 +324,8 @@ class KeyState:
         assert isinstance(ledger, StoredLedger)
         old = doc.segments[rec.replace[0] : rec.replace[1]] if rec.replace else []
         with entry.lock:
-            ledger.journal = ops = []
+            ops: list[list[object]] = []
+            ledger.journal = ops
             try:
                 change()
             finally:

@@ -15,6 +15,7 @@ merged file instead (see ``KeyState._moved_on``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from ._medium import Medium
 
@@ -75,6 +77,7 @@ class Leases:
         if self.pid != os.getpid():  # a forked child is another process
             self.pid, self.keys, self.written = os.getpid(), set(), 0.0
             self.name = f"{LEASES}/{_host()}-{self.pid}-{uuid.uuid4().hex[:8]}.json"
+            atexit.register(self.medium.delete, self.name)  # a clean exit pins nothing
         return self.name
 
     def hold(self, prefix: str) -> None:
@@ -100,12 +103,13 @@ class Leases:
             if name == mine or not entry.endswith(".json"):
                 continue
             data = self.medium.read(name)
+            body: Any = None
             try:
                 body = json.loads(data) if data is not None else None
-                fresh = body is not None and now - float(body["time"]) < EXPIRY
+                fresh = isinstance(body, dict) and now - float(body["time"]) < EXPIRY
             except (ValueError, KeyError, TypeError):
                 fresh = False
-            if not fresh:
+            if not fresh or not isinstance(body, dict):
                 if data is not None and not _young(self.medium, name, now):
                     self.medium.delete(name)  # dead: its process is gone or idle
                 continue

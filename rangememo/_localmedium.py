@@ -19,7 +19,8 @@ import os
 import uuid
 from pathlib import Path
 
-from ._segments import crashpoint, write_bytes
+from . import _segments
+from ._segments import crashpoint
 
 __all__ = ["LocalMedium", "TEMP_PREFIX"]
 
@@ -63,7 +64,7 @@ class LocalMedium:
             os.makedirs(folder, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
         try:
-            write_bytes(fd, data)
+            _segments.write_bytes(fd, data)
             if self.durable:
                 os.fsync(fd)
         except BaseException:
@@ -98,7 +99,7 @@ class LocalMedium:
         except FileExistsError:
             return False
         try:
-            write_bytes(fd, data)
+            _segments.write_bytes(fd, data)
             if self.durable:
                 os.fsync(fd)
         finally:

@@ -18,6 +18,7 @@ takes a lock: :mod:`rangememo._localmedium` and an object store both run it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -81,7 +82,7 @@ class Record:
             if value is not None:
                 body[name] = list(value) if name == "replace" else value
         body["ops"] = self.ops
-        return json.dumps(body, separators=(",", ":")).encode()
+        return seal(body)
 
 
 @dataclass(slots=True)
@@ -120,7 +121,7 @@ class LogState:
             "segments": [s.to_json() for s in self.segments],
             "retired": self.retired,
         }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return seal(body)
 
     def due(self) -> bool:
         """Is a checkpoint due? (amortised: its cost is at most the records' since)"""
@@ -143,9 +144,18 @@ def apply_ops(ledger: Ledger, ops: list[Op]) -> None:
             raise ValueError(f"unknown ledger operation {op[0]!r}")
 
 
+def seal(body: dict[str, Any]) -> bytes:
+    """A log file: compact JSON, then a line with its sha256 (bit rot in valid JSON shows)."""
+    text = json.dumps(body, separators=(",", ":")).encode()
+    return text + b"\n" + hashlib.sha256(text).hexdigest().encode() + b"\n"
+
+
 def _body(data: bytes, name: str) -> dict[str, Any]:
+    text, _, digest = data.rstrip(b"\n").rpartition(b"\n")
+    if hashlib.sha256(text).hexdigest().encode() != digest:
+        raise _damaged(name, "checksum mismatch (truncated or altered)")
     try:
-        body = json.loads(data)
+        body = json.loads(text)
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
         fmt = body["format"]
@@ -286,11 +296,10 @@ def load(medium: Medium, prefix: str, ledger: type[Ledger] = Ledger) -> LogState
                 continue
             state = _from_checkpoint(data, name, ledger)
         else:
-            state = _legacy(medium, prefix, ledger)
-            if state is None:
-                if not any(s == 1 for s, _ in names):
-                    return None
-                state = LogState(ledger=ledger())
+            legacy = _legacy(medium, prefix, ledger)
+            if legacy is None and not any(s == 1 for s, _ in names):
+                return None
+            state = legacy if legacy is not None else LogState(ledger=ledger())
         if catch_up(medium, prefix, state) is not None:
             return state
     raise _damaged(f"{prefix}/{LOG}", "the log keeps changing under the reader")
