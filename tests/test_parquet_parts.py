@@ -128,7 +128,7 @@ def test_plan_leaves_a_big_base_alone():
     """Small parts after a big one merge among themselves; the base is not rewritten."""
     assert plan_tail([seg(1_000_000), seg(1440)], 1440, None) == 1
     assert plan_tail([seg(1_000_000), seg(9000)], 1440, None) == 2  # nothing joins a full tail
-    assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 1, None) == 2
+    assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 1, None) == 3
     assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 10_000, None) == 0  # a counter
 
 
