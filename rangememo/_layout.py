@@ -77,9 +77,9 @@ class KeyPaths(NamedTuple):
 
 
 #: Lock files are shared by keys (a key's in-process mutex stays its own):
-#: a lock only keeps two processes from fetching one range twice, and 256
+#: a lock only keeps two processes from fetching one range twice, and 64
 #: stripes keep false sharing rare without a file per key.
-LOCK_STRIPES = 256
+LOCK_STRIPES = 64
 
 
 def lock_path(root: Path, nsname: str, khash: str) -> str:

@@ -156,12 +156,18 @@ class SegmentRows(Rows):
                 parts = [p for p in todo if p[2] is seg]
                 a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
                 known_lo, known_hi, chunk = self._load(seg, a, b)
-                for x, y, s in self._pending[1]:
-                    if s is not seg:
+                kept: list[Piece] = []
+                for x, y, s in self._pending[1]:  # one pass: O(pieces), not O(pieces^2)
+                    lo_, hi_ = max(x, known_lo), min(y, known_hi)
+                    if s is not seg or lo_ >= hi_:
+                        kept.append((x, y, s))
                         continue
-                    x, y = max(x, known_lo), min(y, known_hi)
-                    if x < y:
-                        self._replace(x, y, _slice(self._adapter, chunk, x, y))
+                    Rows.replace(self, lo_, hi_, _slice(self._adapter, chunk, lo_, hi_))
+                    if x < lo_:
+                        kept.append((x, lo_, s))
+                    if y > hi_:
+                        kept.append((hi_, y, s))
+                self._set_pending(kept)
             return bool(segments)
 
     # -- writing -------------------------------------------------------------

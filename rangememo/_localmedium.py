@@ -55,7 +55,7 @@ class LocalMedium:
     def size(self, name: str) -> int:
         return os.stat(self.path(name)).st_size
 
-    def _temp(self, final: str, data: bytes) -> str:
+    def _temp(self, final: str, data: bytes, sync: bool = True) -> str:
         folder = os.path.dirname(final)
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
         try:
@@ -65,7 +65,7 @@ class LocalMedium:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
         try:
             _segments.write_bytes(fd, data)
-            if self.durable:
+            if self.durable and sync:
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -108,7 +108,7 @@ class LocalMedium:
 
     def put(self, name: str, data: bytes) -> None:
         final = self.path(name)
-        tmp = self._temp(final, data)
+        tmp = self._temp(final, data, sync=False)  # hints and leases: losing one is harmless
         try:
             os.replace(tmp, final)
         except BaseException:

@@ -129,7 +129,9 @@ class LogState:
             return True
         if self.since == 0:
             return False
-        return self.since >= CHECKPOINT_EVERY or self.since_bytes >= max(self.base_bytes, 2048)
+        # Records weighing a quarter of the checkpoint: a small key folds every
+        # commit or two (few files), a large one every CHECKPOINT_EVERY records.
+        return self.since >= CHECKPOINT_EVERY or 4 * self.since_bytes >= self.base_bytes
 
 
 def apply_ops(ledger: Ledger, ops: list[Op]) -> None:
