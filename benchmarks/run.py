@@ -15,7 +15,13 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 #: In this order; scripts not written yet are skipped.
-SCRIPTS = ["bench_core.py", "bench_parquet.py", "bench_planner.py", "bench_scale.py"]
+SCRIPTS = [
+    "bench_core.py",
+    "bench_parquet.py",
+    "bench_planner.py",
+    "bench_scale.py",
+    "bench_disk.py",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,16 @@ from ._log import LogState, Record, append, catch_up, checkpoint, fold, load
 from ._medium import Medium
 from ._merge import Chunk
 from ._repair import repair_segment, warn_damaged
-from ._segments import MAX_POS, MIN_POS, Claim, Damaged, Segment, crashpoint, read_segment, schema_digest
+from ._segments import (
+    MAX_POS,
+    MIN_POS,
+    Claim,
+    Damaged,
+    Segment,
+    crashpoint,
+    read_segment,
+    schema_digest,
+)
 
 __all__ = ["KeyState", "LostRace"]
 
@@ -135,8 +144,10 @@ class KeyState:
             doc.schema[k] != rec.schema[k] for k in ("kind", "index", "axis")
         ):
             raise _Reload
-        if rec.replace is not None and (rec.add is None or rec.add.claims) and (
-            rec.replace[1] != len(doc.segments)
+        if (
+            rec.replace is not None
+            and (rec.add is None or rec.add.claims)
+            and (rec.replace[1] != len(doc.segments))
         ):
             raise _Reload  # never written: only a tail merge adds claims
         template = self.tobj
@@ -244,8 +255,10 @@ class KeyState:
         if fresh is None or any(s.file == seg.file for s in fresh.segments):
             return False
         old, entry, rows = self.doc.schema or {}, self.entry, self.entry.rows
-        if fresh.schema is None or entry.adapter is None or any(
-            old.get(k) != fresh.schema[k] for k in ("kind", "index", "axis")
+        if (
+            fresh.schema is None
+            or entry.adapter is None
+            or any(old.get(k) != fresh.schema[k] for k in ("kind", "index", "axis"))
         ):
             return False
         try:
@@ -279,15 +292,23 @@ class KeyState:
         repair_segment(self.medium, self.paths, seg, durable=self.durable)
 
     # -- writing (the caller holds the key's lock) -------------------------------------
-    def put(self, kind: str, chunk: Chunk, claims: tuple[Claim, ...], tdoc: Any,
-            change: Callable[[], None]) -> None:
+    def put(
+        self,
+        kind: str,
+        chunk: Chunk,
+        claims: tuple[Claim, ...],
+        tdoc: Any,
+        change: Callable[[], None],
+    ) -> None:
         """Write ``chunk`` (merged with a small tail), then commit its record."""
         segs, prefix = self.doc.segments, self.paths.prefix
         if not len(chunk):  # a tombstone: trailing ones collapse into it
             i = len(segs)
             while i > 0 and segs[i - 1].file is None:
                 i -= 1
-            rec = Record(add=Segment(None, claims), replace=(i, len(segs)) if i < len(segs) else None)
+            rec = Record(
+                add=Segment(None, claims), replace=(i, len(segs)) if i < len(segs) else None
+            )
             self.commit(rec, change, tdoc)
             return
         table = encode(kind, chunk.data, chunk.positions, self.piece_doc(chunk.data))

@@ -22,9 +22,9 @@ import hashlib
 import json
 import logging
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._layout import Doc, NewerLedger
@@ -226,7 +226,13 @@ def fold(
 
 def union(*claims: Sequence[Claim]) -> tuple[Claim, ...]:
     """The union of sorted lists of half-open ranges, as sorted disjoint ranges (linear)."""
-    items = sorted((c for cs in claims for c in cs), key=lambda c: c[0]) if len(claims) > 1 else list(claims[0]) if claims else []
+    items = (
+        sorted((c for cs in claims for c in cs), key=lambda c: c[0])
+        if len(claims) > 1
+        else list(claims[0])
+        if claims
+        else []
+    )
     out: list[Claim] = []
     for a, b in items:
         if a >= b:
@@ -369,7 +375,11 @@ def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | N
     if not medium.create(name, data):
         return None
     crashpoint("record-created")
-    state.anchor, state.since, state.since_bytes = name, state.since + 1, state.since_bytes + len(data)
+    state.anchor, state.since, state.since_bytes = (
+        name,
+        state.since + 1,
+        state.since_bytes + len(data),
+    )
     return seq
 
 

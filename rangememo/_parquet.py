@@ -31,7 +31,7 @@ from typing import Any, Literal
 import platformdirs
 
 from ._budget import default_budget
-from ._codec import UnstorableError, encode, template_to_json
+from ._codec import UnstorableError, template_to_json
 from ._codes import read_codes, write_codes
 from ._entry import Entry, Fetched
 from ._errors import InvalidOption

@@ -58,9 +58,7 @@ def repair_segment(medium: Medium, paths: KeyPaths, seg: Segment, *, durable: bo
         with hold(paths.lock, timeout=REPAIR_WAIT):
             state = load(medium, paths.prefix)
             if state is not None and any(s.file == seg.file for s in state.segments):
-                ops: list[list[object]] = [
-                    ["r", a, b] for a, b in shown(state.segments, seg.file)
-                ]
+                ops: list[list[object]] = [["r", a, b] for a, b in shown(state.segments, seg.file)]
                 rec = Record(tomb=seg.file, ops=ops)
                 while append(medium, paths.prefix, state, rec) is None:
                     state = load(medium, paths.prefix)

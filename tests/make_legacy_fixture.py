@@ -28,8 +28,12 @@ def main() -> None:
         return make_bars(symbol, start, end)
 
     for symbol in ("AAA", "BBB"):
-        for a, b in [("2024-01-01", "2024-01-10"), ("2024-01-11", "2024-01-20"),
-                     ("2024-02-01", "2024-02-05"), ("2024-01-21", "2024-01-31")]:
+        for a, b in [
+            ("2024-01-01", "2024-01-10"),
+            ("2024-01-11", "2024-01-20"),
+            ("2024-02-01", "2024-02-05"),
+            ("2024-01-21", "2024-01-31"),
+        ]:
             bars(symbol, pd.Timestamp(a), pd.Timestamp(b))
     bars.invalidate("BBB", start=pd.Timestamp("2024-01-05"), end=pd.Timestamp("2024-01-06"))
     shutil.rmtree(OUT / ".locks", ignore_errors=True)

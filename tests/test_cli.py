@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import time
 from pathlib import Path
@@ -11,11 +10,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
-import rangememo._keystate
 from click.testing import CliRunner, Result
 from pandas.testing import assert_frame_equal
 
+import rangememo._keystate
 from rangememo import ParquetStore, range_cached
 from rangememo._cli import main
 from rangememo._localmedium import LocalMedium

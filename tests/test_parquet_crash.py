@@ -68,12 +68,24 @@ CRASHES = [
     ("segment-created", ("write-parts", "1:1,2:2,3:3"), ("write", "4:29"), [("AAA", 4, 29)]),
     ("checkpoint-created", ("write", "1:9"), ("write", ONE_DAY_EACH), None),
     ("prune-deleted", ("write", "1:9"), ("write", ONE_DAY_EACH), None),
-    ("compact-created", ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
-     ("compact",), []),
-    ("compact-committed", ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
-     ("compact",), []),
-    ("release-deleted", ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
-     ("compact",), []),
+    (
+        "compact-created",
+        ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
+        ("compact",),
+        [],
+    ),
+    (
+        "compact-committed",
+        ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
+        ("compact",),
+        [],
+    ),
+    (
+        "release-deleted",
+        ("write-parts", ",".join(f"{d}:{d}" for d in range(1, 30))),
+        ("compact",),
+        [],
+    ),
 ]
 
 
