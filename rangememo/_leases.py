@@ -77,7 +77,7 @@ class Leases:
         if self.pid != os.getpid():  # a forked child is another process
             self.pid, self.keys, self.written = os.getpid(), set(), 0.0
             self.name = f"{LEASES}/{_host()}-{self.pid}-{uuid.uuid4().hex[:8]}.json"
-            atexit.register(self.medium.delete, self.name)  # a clean exit pins nothing
+            atexit.register(_drop, self.medium, self.name)  # a clean exit pins nothing
         return self.name
 
     def hold(self, prefix: str) -> None:
@@ -123,6 +123,11 @@ class Leases:
         if self.name and self.pid == os.getpid():
             self.medium.delete(self.name)
             self.keys, self.written = set(), 0.0
+
+
+def _drop(medium: Medium, name: str) -> None:
+    with contextlib.suppress(OSError):
+        medium.delete(name)
 
 
 def _host() -> str:
