@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from ._codec import POS
 from ._lazy import visible
-from ._log import LogState, Record, append, fold, union
+from ._log import append
+from ._logformat import LogState, Record, fold
 from ._medium import Medium
 from ._segments import ROW_GROUP, Claim, Segment, crashpoint, read_segment, schema_digest
 
@@ -204,7 +205,3 @@ def compact_state(
         crashpoint("compact-committed")
         done.append(([s.file for s in run if s.file is not None], state.segments[i]))
     return done
-
-
-def union_claims(run: Sequence[Segment]) -> tuple[Claim, ...]:
-    return union(*(s.claims for s in run))

@@ -19,14 +19,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._codec import decode, encode, piece_template, template_from_json, template_to_json
-from ._compact import Unmergeable, compact_state, merge, plan_tail, write_part
+from . import _keywrite
+from ._codec import decode, piece_template, template_from_json, template_to_json
 from ._entry import Entry
 from ._frames import FrameAdapter, adapter_named
-from ._layout import KeyPaths, key_doc
+from ._layout import KeyPaths
 from ._lazy import SegmentRows, StoredLedger, shown, visible
-from ._leases import Leases, readers, reading
-from ._log import LogState, Record, append, catch_up, checkpoint, fold, load
+from ._leases import Leases, reading
+from ._log import catch_up, load
+from ._logformat import LogState, Record, fold
 from ._medium import Medium
 from ._merge import Chunk
 from ._repair import repair_segment, warn_damaged
@@ -36,18 +37,12 @@ from ._segments import (
     Claim,
     Damaged,
     Segment,
-    crashpoint,
     read_segment,
-    schema_digest,
 )
 
-__all__ = ["KeyState", "LostRace"]
+__all__ = ["KeyState"]
 
 log = logging.getLogger("rangememo")
-
-
-class LostRace(OSError):
-    """Another writer committed a record this merge was based on: nothing committed."""
 
 
 class _Reload(Exception):
@@ -291,7 +286,7 @@ class KeyState:
                 entry.ledger.remove(a, b)
         repair_segment(self.medium, self.paths, seg, durable=self.durable)
 
-    # -- writing (the caller holds the key's lock) -------------------------------------
+    # -- writing (the caller holds the key's lock): see rangememo._keywrite -------------
     def put(
         self,
         kind: str,
@@ -300,132 +295,16 @@ class KeyState:
         tdoc: Any,
         change: Callable[[], None],
     ) -> None:
-        """Write ``chunk`` (merged with a small tail), then commit its record."""
-        segs, prefix = self.doc.segments, self.paths.prefix
-        if not len(chunk):  # a tombstone: trailing ones collapse into it
-            i = len(segs)
-            while i > 0 and segs[i - 1].file is None:
-                i -= 1
-            rec = Record(
-                add=Segment(None, claims), replace=(i, len(segs)) if i < len(segs) else None
-            )
-            self.commit(rec, change, tdoc)
-            return
-        table = encode(kind, chunk.data, chunk.positions, self.piece_doc(chunk.data))
-        i = plan_tail(segs, table.num_rows, schema_digest(table.schema))
-        seg = None
-        if any(s.file is not None for s in segs[i:]):
-            try:
-                seg = merge(self.medium, prefix, segs[i:], (table, claims), point="segment")
-            except Damaged as exc:
-                self.damaged(exc)
-                self.catch_up()  # the repair's record
-                i = len(self.doc.segments)
-            except Unmergeable as exc:
-                log.debug("%s", exc)
-                i = len(self.doc.segments)
-        if seg is None:
-            seg = write_part(self.medium, prefix, table, claims, "segment")
-        n = len(self.doc.segments)
-        try:
-            self.commit(Record(add=seg, replace=(i, n) if i < n else None), change, tdoc)
-        except BaseException:
-            if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
-                self.medium.delete(f"{prefix}/{seg.file}")
-            raise
+        _keywrite.put(self, kind, chunk, claims, tdoc, change)
 
     def commit(self, rec: Record, change: Callable[[], None], tdoc: Any) -> None:
-        """Apply ``change`` to the entry, then append ``rec`` with the ledger operations.
-
-        On failure the entry may hold the change while the log does not: the
-        caller must drop this state.
-        """
-        entry, doc = self.entry, self.doc
-        ledger = entry.ledger
-        assert isinstance(ledger, StoredLedger)
-        old = doc.segments[rec.replace[0] : rec.replace[1]] if rec.replace else []
-        with entry.lock:
-            ops: list[list[object]] = []
-            ledger.journal = ops
-            try:
-                change()
-            finally:
-                ledger.journal = None
-        rec.ops = ops
-        adapter = entry.adapter
-        assert adapter is not None and entry.axis is not None
-        schema = {
-            "kind": adapter.kind,
-            "index": adapter.index,
-            "range_index": bool(getattr(adapter, "range_index", False)),
-            "axis": list(entry.axis),
-            "follows_tz": entry.follows_tz,  # answers shown in the caller's zone
-            "template": tdoc,
-        }
-        if schema != doc.schema:
-            rec.schema = schema
-        if doc.key is None:
-            rec.key = key_doc(self.key)
-        seq = append(self.medium, self.paths.prefix, doc, rec)
-        while seq is None:  # lost a race (no lock): record order is newest-wins order
-            if rec.replace is not None:
-                raise LostRace(f"{self.paths.prefix}: another writer committed first")
-            self.stale = True
-            if catch_up(self.medium, self.paths.prefix, doc) is None:
-                raise LostRace(f"{self.paths.prefix}: the log moved on under a writer")
-            seq = append(self.medium, self.paths.prefix, doc, rec)
-        with entry.lock:
-            fold(doc, rec, seq, ledger=False)
-            if old and isinstance(entry.rows, SegmentRows) and rec.add is not None:
-                entry.rows.rebind({s.file: doc.segments[rec.replace[0]] for s in old if s.file})  # type: ignore[index]
-        self.tdoc, self.tobj = tdoc, entry.template
-        entry.version = seq
-        self.fold_log()
-
-    def fold_log(self) -> None:
-        """Write a checkpoint if one is due (a commit already landed: failures only log)."""
-        if not self.doc.due():
-            return
-        doc = self.doc
-        if doc.key is None:
-            doc.key = key_doc(self.key)
-        doc.retired = [f for f in doc.retired if self.medium.exists(f"{self.paths.prefix}/{f}")]
-        try:
-            checkpoint(self.medium, self.paths.prefix, doc)
-        except OSError as exc:
-            log.warning("checkpoint of %s failed: %s", self.paths.keydir, exc)
+        _keywrite.commit(self, rec, change, tdoc)
 
     def compact(self, full: bool, leases: Leases) -> int:
-        """Merge runs of segments (one record each); segments merged away."""
-        before, doc = len(self.doc.segments), self.doc
-        try:
-            done = compact_state(self.medium, self.paths.prefix, doc, full)
-        except Damaged as exc:
-            self.damaged(exc)
-            return 0
-        except OSError as exc:  # what was committed stays; compaction can wait
-            log.warning("compaction of %s failed: %s", self.paths.keydir, exc)
-            return 0
-        rows = self.entry.rows
-        if isinstance(rows, SegmentRows):
-            for files, seg in done:
-                rows.rebind(dict.fromkeys(files, seg))
-        self.entry.version = doc.seq
-        self.release(leases)
-        self.fold_log()
-        return before - len(doc.segments)
+        return _keywrite.compact(self, full, leases)
 
     def release(self, leases: Leases) -> list[str]:
-        """Delete replaced files no reader can still need; the names deleted."""
-        doc, prefix = self.doc, self.paths.prefix
-        if not doc.retired or readers(prefix) or leases.others_hold(prefix):
-            return []
-        gone = list(doc.retired)
-        for name in gone:
-            self.medium.delete(f"{prefix}/{name}")
-            crashpoint("release-deleted")
-        doc.retired = []
-        return gone
+        return _keywrite.release(self, leases)
 
 
 def _template(kind: str, doc: Any) -> Any:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-import rangememo._keystate
-import rangememo._log
+import rangememo._keywrite
+import rangememo._logformat
 import rangememo._segments
 from rangememo import CacheWarning, ParquetStore, range_cached
 from rangememo._localmedium import LocalMedium
@@ -72,7 +72,7 @@ def files(root: Path) -> dict[str, bytes]:
 def two_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A key written by two calls: days 2-10 and 11-20, one segment each (no tail merge)."""
     with monkeypatch.context() as m:
-        m.setattr(rangememo._keystate, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
         _two_calls(tmp_path)
     return tmp_path
 
@@ -142,7 +142,7 @@ def test_damage_found_in_a_big_key_read_window_by_window(tmp_path, monkeypatch):
     """A key too big to load whole: the damage is found by the window that needs it."""
     fn = cached(tmp_path, Provider(), eager_rows=0)
     with monkeypatch.context() as m:  # two parts: no tail merge
-        m.setattr(rangememo._keystate, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
         fn("AAA", day(2), day(10))
         fn("AAA", day(11), day(20))
     _truncate(segments(tmp_path)[0])
@@ -191,7 +191,7 @@ def test_a_ledger_of_a_newer_version_is_left_alone(two_segments):
     for path in (keydir(root) / "log").iterdir():
         body = json.loads(path.read_bytes().rpartition(b"\n")[0].rpartition(b"\n")[0])
         body["format"] = 3
-        path.write_bytes(rangememo._log.seal(body))
+        path.write_bytes(rangememo._logformat.seal(body))
     before = files(root)
     provider = Provider()
     with pytest.warns(CacheWarning, match="newer rangememo"):
