@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_planner.py",
     "bench_scale.py",
     "bench_fragmented.py",
+    "bench_disk.py",
 ]
 
 

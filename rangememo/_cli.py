@@ -5,7 +5,7 @@
     rangememo [--dir PATH] ls [NAMESPACE]       namespaces and keys: rows, coverage, bytes
     rangememo [--dir PATH] show NAMESPACE KEY   one key: coverage, gaps, segments, schema
     rangememo [--dir PATH] verify               read everything; exit 1 naming any problem
-    rangememo [--dir PATH] gc                   remove orphans, temp files, retired parts
+    rangememo [--dir PATH] gc                   free replaced parts, orphans, temp files
     rangememo [--dir PATH] compact              merge each key's segments
     rangememo [--dir PATH] clear [NAMESPACE [KEY]]
 
@@ -174,10 +174,15 @@ def verify_command(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--grace", default=300.0, show_default=True, help="Keep retired parts this long (s).")
+@click.option(
+    "--grace",
+    default=60.0,
+    show_default=True,
+    help="Spare orphans and temp files younger than this (s): a writer may be at work.",
+)
 @click.pass_context
 def gc(ctx: click.Context, grace: float) -> None:
-    """Remove orphan segments, temp files and retired parts past their grace period."""
+    """Free replaced parts no other process reads (now), orphans and temp files."""
     removed, console = collect(_root(ctx), grace), _console()
     for path in removed:
         console.print(f"removed {_e(path)}")
@@ -185,9 +190,7 @@ def gc(ctx: click.Context, grace: float) -> None:
 
 
 @main.command()
-@click.option(
-    "--grace", default=300.0, show_default=True, help="Keep replaced parts this long (s)."
-)
+@click.option("--grace", default=0.0, hidden=True, help="Deprecated, ignored.")
 @click.pass_context
 def compact(ctx: click.Context, grace: float) -> None:
     """Merge each key's segments into large ones (readers are never blocked)."""

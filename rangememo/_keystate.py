@@ -1,11 +1,12 @@
-"""One stored key as a process holds it: the entry and the ledger it came from.
+"""One stored key as a process holds it: the entry and the log state it reflects.
 
-A :class:`KeyState` is built from a key's ledger without loading rows (they
-load window by window through :class:`~rangememo._lazy.SegmentRows`), catches
-up in place when another process only appended segments (or compacted them
-away under a slow reader), and commits a change by writing the ledger after
-its segment. A damaged segment found on the way is uncovered and repaired
-(:mod:`rangememo._repair`), so its range is fetched again.
+A :class:`KeyState` is built from a key's log (:mod:`rangememo._log`) without
+loading rows (they load window by window through
+:class:`~rangememo._lazy.SegmentRows`), catches up *in place* by applying the
+records other processes appended (never recomputing what it knew), and
+commits a change as one record after its segment. A damaged segment found on
+the way is uncovered and repaired (:mod:`rangememo._repair`), so its range is
+fetched again.
 """
 
 from __future__ import annotations
@@ -13,28 +14,43 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from . import _keywrite
 from ._codec import decode, piece_template, template_from_json, template_to_json
-from ._compact import compact, plan
 from ._entry import Entry
 from ._frames import FrameAdapter, adapter_named
-from ._layout import Doc, KeyPaths, NewerLedger, Sig, read_doc, write_doc
+from ._layout import KeyPaths
 from ._lazy import SegmentRows, StoredLedger, shown, visible
-from ._ledger import Ledger
+from ._leases import Leases, reading
+from ._log import catch_up, load
+from ._logformat import LogState, Record, fold
+from ._medium import Medium
 from ._merge import Chunk
 from ._repair import repair_segment, warn_damaged
-from ._segments import MAX_POS, MIN_POS, Damaged, Segment, read_segment
+from ._segments import (
+    MAX_POS,
+    MIN_POS,
+    Claim,
+    Damaged,
+    Segment,
+    read_segment,
+)
 
 __all__ = ["KeyState"]
 
 log = logging.getLogger("rangememo")
 
 
+class _Reload(Exception):
+    """A record this state cannot apply in place (the kind changed): load afresh."""
+
+
 class KeyState:
-    """A key's entry plus the ledger (``doc``, signature ``sig``) it reflects."""
+    """A key's entry plus the log state (``doc``) it reflects."""
 
     __slots__ = (
         "doc",
@@ -42,11 +58,12 @@ class KeyState:
         "entry",
         "key",
         "lock",
+        "medium",
         "namespace",
         "on_load",
         "paths",
         "pieces",
-        "sig",
+        "stale",
         "tdoc",
         "tobj",
     )
@@ -56,30 +73,32 @@ class KeyState:
         namespace: str,
         key: Hashable,
         paths: KeyPaths,
+        medium: Medium,
         *,
         durable: bool = True,
         on_load: Callable[[KeyState], None] | None = None,
     ) -> None:
-        self.namespace, self.key, self.paths = namespace, key, paths
+        self.namespace, self.key, self.paths, self.medium = namespace, key, paths, medium
         self.durable = durable
         self.on_load = on_load  # the store re-measures the entry after a load
-        self.entry = Entry(ledger=StoredLedger(probe=self.probe))
-        self.doc = Doc()
-        self.sig: Sig | None = None
+        ledger = StoredLedger(probe=self.probe)
+        self.entry = Entry(ledger=ledger)
+        self.doc = LogState(ledger=ledger)
         self.tobj: Any = None  # the template object whose JSON form is ``tdoc``
         self.tdoc: Any = None
         # Piece templates: read from segments (JSON -> template) and written (schema -> JSON).
         self.pieces: tuple[dict[bytes, Any], dict[Any, Any]] = ({}, {})
         self.lock = threading.Lock()  # one catch-up at a time
+        self.stale = False  # the entry holds a change the log ordered differently: drop it
 
     # -- opening -------------------------------------------------------------------
-    def open(self, doc: Doc, sig: Sig) -> KeyState:
-        """Take the ledger ``doc``; raises :class:`Damaged` if its schema is unreadable."""
-        self.doc, self.sig = doc, sig
-        ledger = StoredLedger.from_json(doc.ledger)
+    def open(self, doc: LogState) -> KeyState:
+        """Take the log state ``doc``; raises :class:`Damaged` if its schema is unreadable."""
+        ledger = doc.ledger
         assert isinstance(ledger, StoredLedger)
         ledger.probe = self.probe
-        self.entry = entry = Entry(ledger=ledger, version=doc.generation)
+        self.doc = doc
+        self.entry = entry = Entry(ledger=ledger, version=doc.seq)
         schema = doc.schema
         if schema is None:
             return self
@@ -90,7 +109,7 @@ class KeyState:
             self.tobj = _template(adapter.kind, schema["template"])
             axis = (schema["axis"][0], bool(schema["axis"][1]))
         except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as exc:
-            raise Damaged(self.paths.ledger, f"unreadable schema ({exc})") from exc
+            raise Damaged(Path(doc.anchor), f"unreadable schema ({exc})") from exc
         self.tdoc = schema["template"]
         entry.adapter, entry.template, entry.axis = adapter, self.tobj, axis
         entry.follows_tz = bool(schema.get("follows_tz", False))
@@ -105,42 +124,68 @@ class KeyState:
             entry.adapter, entry.axis = adapter, axis
             entry.rows = SegmentRows(adapter, [], self.load)
 
-    def extend(self, doc: Doc, sig: Sig) -> bool:
-        """Catch up in place if ``doc`` only appended segments; else leave it (False)."""
-        old, n = self.doc, len(self.doc.segments)
-        entry, rows = self.entry, self.entry.rows
-        if (
-            not isinstance(rows, SegmentRows)
-            or entry.adapter is None
-            or old.schema is None
-            or doc.schema is None
-            or doc.generation < old.generation
-            or doc.segments[:n] != old.segments
-            or any(old.schema[k] != doc.schema[k] for k in ("kind", "index", "axis"))
-        ):
+    def catch_up(self) -> bool:
+        """Apply the records appended since in place; ``False``: load afresh instead."""
+        try:
+            return catch_up(self.medium, self.paths.prefix, self.doc, self._apply) is not None
+        except _Reload:
             return False
-        with entry.lock:
-            if doc.schema["template"] != self.tdoc:
-                try:
-                    template = _template(entry.adapter.kind, doc.schema["template"])
-                except (KeyError, TypeError, ValueError, pa.ArrowException):
-                    return False
-                self.tobj = entry.template = template
-                self.tdoc = doc.schema["template"]
-            for seg in doc.segments[n:]:
-                rows.add_segment(seg)
+
+    def _apply(self, rec: Record, seq: int) -> None:
+        entry, rows, doc = self.entry, self.entry.rows, self.doc
+        if not isinstance(rows, SegmentRows) or entry.adapter is None or doc.schema is None:
+            raise _Reload
+        if rec.schema is not None and any(
+            doc.schema[k] != rec.schema[k] for k in ("kind", "index", "axis")
+        ):
+            raise _Reload
+        if (
+            rec.replace is not None
+            and (rec.add is None or rec.add.claims)
+            and (rec.replace[1] != len(doc.segments))
+        ):
+            raise _Reload  # never written: only a tail merge adds claims
+        template = self.tobj
+        if rec.schema is not None and rec.schema["template"] != self.tdoc:
+            try:
+                template = _template(entry.adapter.kind, rec.schema["template"])
+            except (KeyError, TypeError, ValueError, pa.ArrowException) as exc:
+                raise _Reload from exc
+        gone = shown(doc.segments, rec.tomb) if rec.tomb is not None else []
+        old = doc.segments[rec.replace[0] : rec.replace[1]] if rec.replace else []
+
+        def rows_first() -> None:  # rows before ledger: a reader seeing coverage finds rows
+            assert isinstance(rows, SegmentRows)
+            if gone:
+                rows.drop(gone)
+            if rec.replace is not None:
+                new = doc.segments[rec.replace[0]] if rec.add is not None else None
+                if new is not None:
+                    rows.rebind({s.file: new for s in old if s.file is not None})
+                    if rec.add is not None and rec.add.claims:
+                        rows.add_segment(new, rec.add.claims)
+            elif rec.add is not None:
+                rows.add_segment(rec.add)
             rows.mixed = rows.mixed or _mixed(doc.segments)
-            self._take_ledger(doc)
-        self.doc, self.sig = doc, sig
-        return True
+
+        with entry.lock:
+            if rec.schema is not None:
+                self.tobj = entry.template = template
+                self.tdoc = rec.schema["template"]
+                if isinstance(entry.adapter, FrameAdapter):
+                    entry.adapter.range_index = bool(rec.schema["range_index"])
+                entry.follows_tz = bool(rec.schema.get("follows_tz", False))
+            fold(doc, rec, seq, rows_first)
+            entry.version = seq
 
     # -- reading -------------------------------------------------------------------
     def load(self, seg: Segment, lo: int, hi: int) -> tuple[int, int, Chunk]:
         """Rows of one segment for a window (the loader of :class:`SegmentRows`)."""
         entry = self.entry
         assert seg.file is not None and entry.adapter is not None
-        path = self.paths.keydir / seg.file
-        known_lo, known_hi, positions, table = read_segment(path, seg, lo, hi)
+        path = Path(self.medium.open_parquet(f"{self.paths.prefix}/{seg.file}"))
+        with reading(self.paths.prefix):
+            known_lo, known_hi, positions, table = read_segment(path, seg, lo, hi)
         kind = entry.adapter.kind
         try:
             # A segment reads back with its own piece's dtypes (older ones: the key's).
@@ -185,50 +230,47 @@ class KeyState:
             self.probe(MIN_POS, MAX_POS)
 
     def _moved_on(self, exc: Damaged) -> bool:
-        """Was the part not damaged but compacted away by another process? Then reopen.
+        """Was the part not damaged but compacted away by another process? Then catch up.
 
-        Replaced parts outlive the ledger that named them by ``grace`` seconds;
-        a reader slower than that finds them gone. If the current ledger no
-        longer names the part, this state catches up with it in place.
+        Replaced files are deleted once no lease names the key; a reader that
+        had not announced itself yet finds them gone. If the log has moved
+        past the part, this state follows it (in place, or reloaded).
         """
-        entry, rows, seg = self.entry, self.entry.rows, exc.segment
-        if seg is None or not isinstance(rows, SegmentRows) or entry.adapter is None:
+        seg = exc.segment
+        if seg is None or not isinstance(self.entry.rows, SegmentRows):
             return False
+        with self.lock:
+            if self.catch_up() and all(s.file != seg.file for s in self.doc.segments):
+                log.debug("%s was compacted away meanwhile: caught up", seg.file)
+                return True
         try:
-            loaded = read_doc(self.paths.ledger)
-        except (Damaged, NewerLedger):
+            fresh = load(self.medium, self.paths.prefix, StoredLedger)
+        except (Damaged, OSError):
             return False
-        if loaded is None or any(s.file == seg.file for s in loaded[0].segments):
+        if fresh is None or any(s.file == seg.file for s in fresh.segments):
             return False
-        doc, sig = loaded
-        old = self.doc.schema or {}
-        if doc.schema is None or any(
-            old.get(k) != doc.schema[k] for k in ("kind", "index", "axis")
+        old, entry, rows = self.doc.schema or {}, self.entry, self.entry.rows
+        if (
+            fresh.schema is None
+            or entry.adapter is None
+            or any(old.get(k) != fresh.schema[k] for k in ("kind", "index", "axis"))
         ):
             return False
         try:
-            template = _template(entry.adapter.kind, doc.schema["template"])
+            template = _template(entry.adapter.kind, fresh.schema["template"])
         except (KeyError, TypeError, ValueError, pa.ArrowException):
             return False
         with entry.lock:
             self.tobj = entry.template = template
-            self.tdoc = doc.schema["template"]
-            rows.reset(visible(doc.segments))
-            rows.mixed = rows.mixed or _mixed(doc.segments)
-            self._take_ledger(doc)
-        self.doc, self.sig = doc, sig
+            self.tdoc = fresh.schema["template"]
+            rows.reset(visible(fresh.segments))
+            rows.mixed = rows.mixed or _mixed(fresh.segments)
+            assert isinstance(fresh.ledger, StoredLedger)
+            fresh.ledger.probe = self.probe
+            entry.ledger, entry.version = fresh.ledger, fresh.seq
+            self.doc = fresh
         log.debug("%s was compacted away meanwhile: reopened %s", seg.file, self.paths.keydir)
         return True
-
-    def _take_ledger(self, doc: Doc) -> None:
-        fresh, ledger, entry = Ledger.from_json(doc.ledger), self.entry.ledger, self.entry
-        # Whole values swapped, as every Ledger mutation does: readers see old or new.
-        ledger.take(fresh)
-        if doc.schema is not None:
-            if isinstance(entry.adapter, FrameAdapter):
-                entry.adapter.range_index = bool(doc.schema["range_index"])
-            entry.follows_tz = bool(doc.schema.get("follows_tz", False))
-        entry.version = doc.generation
 
     # -- damage ----------------------------------------------------------------------
     def damaged(self, exc: Damaged) -> None:
@@ -242,58 +284,27 @@ class KeyState:
             entry.rows.drop(gone)
             for a, b in gone:
                 entry.ledger.remove(a, b)
-        repair_segment(self.paths, seg, durable=self.durable)
+        repair_segment(self.medium, self.paths, seg, durable=self.durable)
 
-    # -- writing (the caller holds the key's lock) -------------------------------------
-    def commit(self, seg: Segment, change: Callable[[], None], tdoc: Any) -> None:
-        """Apply ``change`` to the entry, then write the ledger naming ``seg`` last.
+    # -- writing (the caller holds the key's lock): see rangememo._keywrite -------------
+    def put(
+        self,
+        kind: str,
+        chunk: Chunk,
+        claims: tuple[Claim, ...],
+        tdoc: Any,
+        change: Callable[[], None],
+    ) -> None:
+        _keywrite.put(self, kind, chunk, claims, tdoc, change)
 
-        On failure the entry may hold the change while the disk does not: the
-        caller must drop this state.
-        """
-        entry, old = self.entry, self.doc
-        with entry.lock:
-            change()
-        adapter = entry.adapter
-        assert adapter is not None and entry.axis is not None
-        schema = {
-            "kind": adapter.kind,
-            "index": adapter.index,
-            "range_index": bool(getattr(adapter, "range_index", False)),
-            "axis": list(entry.axis),
-            "follows_tz": entry.follows_tz,  # answers shown in the caller's zone
-            "template": tdoc,
-        }
-        doc = Doc(
-            ledger=entry.ledger.to_json(),
-            segments=[*old.segments, seg],
-            schema=schema,
-            generation=old.generation + 1,
-            retired=list(old.retired),
-        )
-        sig = write_doc(self.paths, doc, durable=self.durable)
-        self.doc, self.sig, self.tdoc, self.tobj = doc, sig, tdoc, entry.template
-        entry.version = doc.generation
+    def commit(self, rec: Record, change: Callable[[], None], tdoc: Any) -> None:
+        _keywrite.commit(self, rec, change, tdoc)
 
-    def compact(self, at: int, full: bool, grace: float) -> int:
-        """Merge segments per :func:`~rangememo._compact.plan`; segments merged away."""
-        runs = plan(self.doc.segments, at, full)
-        if not runs:
-            return 0
-        try:
-            doc, sig, moved = compact(self.paths, self.doc, runs, durable=self.durable, grace=grace)
-        except Damaged as exc:
-            self.damaged(exc)
-            return 0
-        except OSError as exc:  # what was committed stays; compaction can wait
-            log.warning("compaction of %s failed: %s", self.paths.keydir, exc)
-            return 0
-        if isinstance(self.entry.rows, SegmentRows):
-            self.entry.rows.rebind(moved)
-        before = len(self.doc.segments)
-        self.doc, self.sig = doc, sig
-        self.entry.version = doc.generation
-        return before - len(doc.segments)
+    def compact(self, full: bool, leases: Leases) -> int:
+        return _keywrite.compact(self, full, leases)
+
+    def release(self, leases: Leases) -> list[str]:
+        return _keywrite.release(self, leases)
 
 
 def _template(kind: str, doc: Any) -> Any:

@@ -70,9 +70,22 @@ class KeyPaths(NamedTuple):
     root: Path
     nsdir: Path
     keydir: Path
-    ledger: Path
-    keyfile: Path
+    ledger: Path  # format 1's ledger.json
+    keyfile: Path  # format 1's key.json
     lock: str
+    prefix: str  # ``<namespace dir>/<key hash>``: the key's names on the medium
+
+
+#: Lock files are shared by keys (a key's in-process mutex stays its own):
+#: a lock only keeps two processes from fetching one range twice, and 64
+#: stripes keep false sharing rare without a file per key.
+LOCK_STRIPES = 64
+
+
+def lock_path(root: Path, nsname: str, khash: str) -> str:
+    """``<file>#<key>``: the stripe's lock file, and the key the in-process mutex is for."""
+    stripe = int(_digest(f"{nsname}/{khash}")[:8], 16) % LOCK_STRIPES
+    return f"{root / LOCKS / f'{stripe:02x}.lock'}#{nsname}/{khash}"
 
 
 def _digest(text: str) -> str:
@@ -99,8 +112,13 @@ def key_paths(root: Path, namespace: str, key: Hashable) -> KeyPaths:
     nsname, khash = namespace_dirname(namespace), key_hash(key)
     nsdir = root / nsname
     keydir = nsdir / khash
-    lock = str(root / LOCKS / f"{nsname}.{khash}.lock")
-    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock)
+    return make_paths(root, nsdir, keydir)
+
+
+def make_paths(root: Path, nsdir: Path, keydir: Path) -> KeyPaths:
+    lock = lock_path(root, nsdir.name, keydir.name)
+    prefix = f"{nsdir.name}/{keydir.name}"
+    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock, prefix)
 
 
 # -- the ledger file ----------------------------------------------------------------------
@@ -198,29 +216,39 @@ def write_doc(paths: KeyPaths, doc: Doc, *, durable: bool = True) -> Sig:
 # -- readable names ----------------------------------------------------------------
 
 
-def ensure_dirs(paths: KeyPaths, namespace: str, key: Hashable, *, durable: bool) -> None:
-    """Create the key's directory with namespace.json and key.json (idempotent)."""
+def ensure_dirs(paths: KeyPaths, namespace: str, *, durable: bool) -> None:
+    """Create the key's directory and the namespace's namespace.json (idempotent)."""
     for _ in range(3):  # a concurrent ``clear`` may remove an empty namespace dir
         try:
-            paths.keydir.mkdir(parents=True, exist_ok=True)
+            (paths.keydir / "log").mkdir(parents=True, exist_ok=True)
             if not (paths.nsdir / "namespace.json").exists():
                 text = json.dumps({"format": FORMAT, "namespace": namespace})
                 write_file(paths.nsdir / "namespace.json", text.encode(), durable=durable)
-            if not paths.keyfile.exists():
-                write_file(paths.keyfile, _key_doc(key), durable=durable)
             return
         except FileNotFoundError:
             continue
     raise FileNotFoundError(f"could not create {paths.keydir}")
 
 
-def _key_doc(key: Hashable) -> bytes:
+def key_doc(key: Hashable) -> dict[str, Any]:
+    """The key as a log records it: readable (repr) and, if it has one, typed JSON."""
     try:
         value: Any = key_to_json(key)
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         value = None  # shown by its repr; keys() can only return it from memory
-    return json.dumps({"format": FORMAT, "repr": repr(key)[:2000], "key": value}).encode()
+    return {"repr": repr(key)[:2000], "key": value}
+
+
+def key_from_doc(data: Any, keydir: Path) -> tuple[str, Any]:
+    """``(repr, key)`` of a :func:`key_doc`; the key is :data:`NOT_JSON` when not restorable."""
+    try:
+        text = str(data["repr"])
+        if data["key"] is None and text != "None":
+            return text, NOT_JSON
+        return text, key_from_json(data["key"])
+    except (ValueError, KeyError, TypeError):
+        return f"<{keydir.name}>", NOT_JSON
 
 
 #: A key that key.json holds only as its repr.
@@ -228,15 +256,12 @@ NOT_JSON = object()
 
 
 def read_key(keydir: Path) -> tuple[str, Any]:
-    """``(repr, key)`` from key.json; the key is :data:`NOT_JSON` when not restorable."""
+    """``(repr, key)`` from format 1's key.json (see :func:`key_from_doc`)."""
     try:
         data = json.loads((keydir / "key.json").read_bytes())
-        text = str(data["repr"])
-        if data["key"] is None and text != "None":
-            return text, NOT_JSON
-        return text, key_from_json(data["key"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return f"<{keydir.name}>", NOT_JSON
+    return key_from_doc(data, keydir)
 
 
 def namespace_dirs(root: Path) -> Iterator[tuple[str, Path]]:

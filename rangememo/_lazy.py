@@ -156,12 +156,18 @@ class SegmentRows(Rows):
                 parts = [p for p in todo if p[2] is seg]
                 a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
                 known_lo, known_hi, chunk = self._load(seg, a, b)
-                for x, y, s in self._pending[1]:
-                    if s is not seg:
+                kept: list[Piece] = []
+                for x, y, s in self._pending[1]:  # one pass: O(pieces), not O(pieces^2)
+                    lo_, hi_ = max(x, known_lo), min(y, known_hi)
+                    if s is not seg or lo_ >= hi_:
+                        kept.append((x, y, s))
                         continue
-                    x, y = max(x, known_lo), min(y, known_hi)
-                    if x < y:
-                        self._replace(x, y, _slice(self._adapter, chunk, x, y))
+                    Rows.replace(self, lo_, hi_, _slice(self._adapter, chunk, lo_, hi_))
+                    if x < lo_:
+                        kept.append((x, lo_, s))
+                    if y > hi_:
+                        kept.append((hi_, y, s))
+                self._set_pending(kept)
             return bool(segments)
 
     # -- writing -------------------------------------------------------------
@@ -193,14 +199,16 @@ class SegmentRows(Rows):
                 out.append((hi, b, seg))
         self._set_pending(out)
 
-    def add_segment(self, seg: Segment) -> None:
-        """Another process committed ``seg``: its claims now read from disk."""
+    def add_segment(self, seg: Segment, claims: Sequence[Pair] | None = None) -> None:
+        """Another process committed ``seg``: its claims (or ``claims``) now read from disk."""
+        claims = seg.claims if claims is None else claims
         with self._mutex:
-            for a, b in seg.claims:
+            for a, b in claims:
                 self._replace(a, b, None)
             if seg.file is None or not seg.rows:
                 return
-            new = [(a, b, seg) for a, b in pairs(claimed(seg) & span(seg.first, seg.last + 1))]
+            lo, hi = seg.first, seg.last + 1
+            new = [(max(a, lo), min(b, hi), seg) for a, b in claims if a < hi and b > lo]
             self._set_pending(sorted(self._pending[1] + new, key=lambda p: p[0]))
 
     def drop(self, ranges: list[Pair]) -> None:
@@ -228,6 +236,23 @@ class StoredLedger(Ledger):
     """A ledger whose answers first make sure the asked range is readable."""
 
     probe: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
+    #: While a list, every mutation is also recorded here (a commit's log record).
+    journal: list[list[object]] | None = field(default=None, repr=False, compare=False)
+
+    def add(self, lo: int, hi: int, fetched: float = 0.0, empty: bool = False) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["a", lo, hi, fetched, empty])
+        Ledger.add(self, lo, hi, fetched, empty)
+
+    def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["p", lo, hi, fetched, expires])
+        Ledger.add_provisional(self, lo, hi, fetched, expires)
+
+    def remove(self, lo: int, hi: int) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["r", lo, hi])
+        Ledger.remove(self, lo, hi)
 
     def prepare(self, lo: int, hi: int) -> None:
         if self.probe is not None:

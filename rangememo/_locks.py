@@ -116,13 +116,18 @@ class Mutex:
 
 
 class KeyLock:
-    """The in-process mutex and the lock file of one key."""
+    """The in-process mutex of one key and the lock file it uses.
+
+    ``path`` is a lock file, or ``<lock file>#<key>`` for a key sharing a
+    striped lock file with others: the mutex is the key's own, the file lock
+    is shared (filelock counts holds, so two keys of one stripe held by two
+    threads of this process do not wait for each other).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.mutex = Mutex()
-        # thread_local=False: acquired by one thread, released by another is fine.
-        self.file = filelock.FileLock(path, thread_local=False)
+        self.file = _file_lock(path.partition("#")[0])
 
     def _try_file(self) -> bool:
         try:
@@ -133,13 +138,25 @@ class KeyLock:
 
 
 _REGISTRY: dict[str, KeyLock] = {}
+_FILES: dict[str, filelock.FileLock] = {}
 _REGISTRY_LOCK = threading.Lock()
+
+
+def _file_lock(path: str) -> filelock.FileLock:
+    # Called under _REGISTRY_LOCK. thread_local=False: acquired by one thread,
+    # released by another is fine.
+    lock = _FILES.get(path)
+    if lock is None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = _FILES[path] = filelock.FileLock(path, thread_local=False)
+    return lock
 
 
 def _reset_after_fork() -> None:
     # A forked child must not inherit holds of its parent's threads.
     global _REGISTRY_LOCK
     _REGISTRY.clear()
+    _FILES.clear()
     _REGISTRY_LOCK = threading.Lock()
 
 
@@ -151,7 +168,6 @@ def key_lock(path: str) -> KeyLock:
     with _REGISTRY_LOCK:
         lock = _REGISTRY.get(path)
         if lock is None:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
             lock = _REGISTRY[path] = KeyLock(path)
         return lock
 

@@ -20,23 +20,25 @@ from typing import Any
 import pandas as pd
 
 from ._codec import decode, template_from_json
-from ._compact import compact, plan, sweep
+from ._compact import compact_state
 from ._layout import (
-    LOCKS,
     QUARANTINE,
     TRASH,
-    Doc,
     KeyPaths,
     NewerLedger,
     key_dirs,
+    key_from_doc,
+    make_paths,
     namespace_dirs,
-    read_doc,
     read_key,
     remove_tree,
-    write_doc,
 )
+from ._leases import Leases
 from ._ledger import Ledger
+from ._localmedium import TEMP_PREFIX, LocalMedium
 from ._locks import LockTimeout, hold
+from ._log import LOG, LogState, checkpoint, load
+from ._medium import Medium
 from ._segments import Damaged, read_segment
 
 __all__ = [
@@ -55,9 +57,7 @@ LOCK_WAIT = 10.0
 
 
 def paths_of(root: Path, keydir: Path) -> KeyPaths:
-    nsdir = keydir.parent
-    lock = str(root / LOCKS / f"{nsdir.name}.{keydir.name}.lock")
-    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock)
+    return make_paths(root, keydir.parent, keydir)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class KeyInfo:
     namespace: str
     key: str  # the key's repr
     paths: KeyPaths
-    doc: Doc | None = None
+    doc: LogState | None = None
     problem: str = ""
 
     @property
@@ -80,7 +80,7 @@ class KeyInfo:
 
     @property
     def ledger(self) -> Ledger:
-        return Ledger.from_json(self.doc.ledger) if self.doc else Ledger()
+        return self.doc.ledger if self.doc else Ledger()
 
     @property
     def updated(self) -> dt.datetime | None:
@@ -98,21 +98,23 @@ class KeyInfo:
 
 
 def scan(root: Path) -> Iterator[KeyInfo]:
-    """Every key directory with its ledger (or the reason it cannot be read)."""
+    """Every key directory with its log state (or the reason it cannot be read)."""
+    medium = LocalMedium(root)
     for namespace, nsdir in namespace_dirs(root):
         for keydir in key_dirs(nsdir):
-            info = KeyInfo(namespace, read_key(keydir)[0], paths_of(root, keydir))
+            paths = paths_of(root, keydir)
+            info = KeyInfo(namespace, f"<{keydir.name}>", paths)
             try:
-                loaded = read_doc(info.paths.ledger)
+                info.doc = load(medium, paths.prefix)
             except Damaged as exc:
-                info.problem = exc.reason
+                info.problem = f"{exc.path}: {exc.reason}"
             except NewerLedger as exc:
                 info.problem = f"{exc} (left alone)"
             else:
-                if loaded is None:
-                    info.problem = "no ledger.json (a first write did not finish)"
-                else:
-                    info.doc = loaded[0]
+                if info.doc is None:
+                    info.problem = "no log (a first write did not finish)"
+            doc = info.doc
+            info.key = (key_from_doc(doc.key, keydir) if doc and doc.key else read_key(keydir))[0]
             yield info
 
 
@@ -158,29 +160,33 @@ def verify(root: Path) -> Report:
         if info.doc is None:
             harmless = "did not finish" in info.problem or "newer rangememo" in info.problem
             bucket = report.notes if harmless else report.problems
-            bucket.append((where, f"{info.paths.ledger}: {info.problem}"))
+            bucket.append((where, f"{info.paths.keydir}: {info.problem}"))
             continue
         for problem in _check(info.paths, info.doc):
             report.problems.append((where, problem))
         files = {e.name for e in os.scandir(info.paths.keydir) if e.is_file()}
         for name in sorted(files - info.doc.files() - {"ledger.json", "key.json"}):
-            kind = "temp file" if name.endswith(".tmp") else "orphan file (gc removes it)"
+            kind = "temp file" if _temp(name) else "orphan file (gc removes it)"
             report.notes.append((where, f"{info.paths.keydir / name}: {kind}"))
     return report
 
 
-def _check(paths: KeyPaths, doc: Doc) -> Iterator[str]:
+def _temp(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def _check(paths: KeyPaths, doc: LogState) -> Iterator[str]:
     schema = doc.schema
     template: Any = None
     if schema is not None:
         try:
             template = template_from_json(schema["kind"], schema["template"])
         except (KeyError, TypeError, ValueError) as exc:
-            yield f"{paths.ledger}: unreadable schema ({exc})"
+            yield f"{paths.keydir / LOG}: unreadable schema ({exc})"
             return
     for seg in doc.segments:
         if any(a >= b for a, b in seg.claims):
-            yield f"{paths.ledger}: segment {seg.file} claims an empty range"
+            yield f"{paths.keydir / LOG}: segment {seg.file} claims an empty range"
         if seg.file is None:
             continue
         path = paths.keydir / seg.file
@@ -194,61 +200,94 @@ def _check(paths: KeyPaths, doc: Doc) -> Iterator[str]:
             yield f"{path}: rows do not decode ({exc})"
 
 
-def collect(root: Path, grace: float = 300.0) -> list[Path]:
-    """Remove what no ledger needs: orphans, temp files, retired parts past ``grace``."""
+def collect(root: Path, grace: float = 60.0) -> list[Path]:
+    """Remove what no log needs: replaced files no other process reads, and orphans and
+    temp files older than ``grace`` seconds (a writer may be about to commit a younger one)."""
     removed: list[Path] = []
     trash = root / TRASH
     if trash.exists():
         removed += [trash / name for name in os.listdir(trash)]
         shutil.rmtree(trash, ignore_errors=True)
-    now = time.time()
+    now, medium = time.time(), LocalMedium(root)
+    leases = Leases(medium)
     for _, nsdir in namespace_dirs(root):
         for entry in os.scandir(nsdir):  # a crashed namespace.json write
-            if entry.name.endswith(".tmp") and now - entry.stat().st_mtime > 60:
+            if _temp(entry.name) and now - entry.stat().st_mtime > grace:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         for keydir in key_dirs(nsdir):
             paths = paths_of(root, keydir)
             try:
                 with hold(paths.lock, timeout=LOCK_WAIT):
-                    removed += _collect_key(paths, now, grace)
+                    removed += _collect_key(medium, leases, paths, grace)
             except (LockTimeout, Damaged, NewerLedger):
                 continue  # busy, damaged or not ours: verify reports it
     return removed
 
 
-def _collect_key(paths: KeyPaths, now: float, grace: float) -> list[Path]:
-    loaded = read_doc(paths.ledger)
-    if loaded is None:  # a first write that never committed: nothing to keep
+def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) -> list[Path]:
+    state = load(medium, paths.prefix)
+    if state is None:  # a first write that never committed: nothing to keep
         remove_tree(paths.root, paths.keydir)
         return [paths.keydir]
-    doc = loaded[0]
-    expired = [f for f, t in doc.retired if now - t >= grace]
-    if expired:
-        doc.retired = [(f, t) for f, t in doc.retired if now - t < grace]
-        doc.generation += 1
-        write_doc(paths, doc)
-    return [paths.keydir / name for name in sweep(paths.keydir, doc)]
+    gone: list[Path] = []
+    if state.retired and not leases.others_hold(paths.prefix):
+        for name in state.retired:
+            if medium.exists(f"{paths.prefix}/{name}"):
+                medium.delete(f"{paths.prefix}/{name}")
+                gone.append(paths.keydir / name)
+        state.retired = []
+        checkpoint(medium, paths.prefix, state)  # a log that no longer names them
+    return gone + [paths.keydir / n for n in sweep(medium, paths.prefix, state, grace)]
 
 
-def compact_all(root: Path, grace: float = 300.0) -> tuple[int, int]:
-    """Merge every key's same-schema runs of segments; ``(keys, segments merged away)``."""
+def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> list[str]:
+    """Remove temp files and segments no log names, older than ``grace`` (key locked)."""
+    keep = state.files() if state is not None else set()
+    now, removed = time.time(), []
+    for folder in (prefix, f"{prefix}/{LOG}"):
+        for name in medium.list(folder):
+            orphan = name.startswith("seg-") and name.endswith(".parquet") and name not in keep
+            if not (orphan or _temp(name)):
+                continue
+            try:
+                if now - os.stat(os.path.join(medium.open_parquet(folder), name)).st_mtime < grace:
+                    continue
+            except OSError:
+                continue
+            medium.delete(f"{folder}/{name}")
+            removed.append(name if folder == prefix else f"{LOG}/{name}")
+    return removed
+
+
+def compact_all(root: Path, grace: float = 0.0) -> tuple[int, int]:
+    """Merge every key's same-schema runs of segments; ``(keys, segments merged away)``.
+
+    ``grace`` is accepted for compatibility: replaced files go as soon as no
+    other process's lease names the key.
+    """
     keys = merged = 0
+    medium = LocalMedium(root)
+    leases = Leases(medium)
     for info in scan(root):
         if info.doc is None:
             continue
         try:
             with hold(info.paths.lock, timeout=LOCK_WAIT):
-                loaded = read_doc(info.paths.ledger)
-                if loaded is None:
+                state = load(medium, info.paths.prefix)
+                if state is None:
                     continue
-                doc = loaded[0]
-                runs = plan(doc.segments, 2, full=True)
-                if runs:
-                    new = compact(info.paths, doc, runs, grace=grace)[0]
-                    keys, merged = keys + 1, merged + len(doc.segments) - len(new.segments)
-                    doc = new
-                sweep(info.paths.keydir, doc)
+                before = len(state.segments)
+                done = compact_state(medium, info.paths.prefix, state, True)
+                if done:
+                    keys, merged = keys + 1, merged + before - len(state.segments)
+                if state.retired and not leases.others_hold(info.paths.prefix):
+                    for name in state.retired:
+                        medium.delete(f"{info.paths.prefix}/{name}")
+                    state.retired = []
+                if done or state.since or state.retired or state.legacy:
+                    checkpoint(medium, info.paths.prefix, state)
+                sweep(medium, info.paths.prefix, state, 60.0)
         except (LockTimeout, Damaged, OSError):
             continue
     return keys, merged

@@ -1,17 +1,18 @@
 """ParquetStore: entries on disk (Parquet + JSON), shared by processes, crash-safe.
 
-Each key is a directory of immutable Parquet *segments* (one per committed
-fetch) and a ``ledger.json`` naming them with the coverage and the schema
-(layout in :mod:`rangememo._layout`). A commit writes the segment first
-(temp file, fsync, rename, fsync dir) and only then replaces the ledger the
-same way, so a ledger never names data that is not on disk.
+Each key is a directory of immutable Parquet *segments* and a log of
+immutable records naming them with the coverage and the schema (the protocol
+in :mod:`rangememo._log`, the layout in :mod:`rangememo._layout`). A commit
+creates its segment first and only then its record, both create-if-absent
+through the store's :class:`~rangememo._medium.Medium`, so a record never
+names data that is not there.
 
 In front sits a memory layer: a cachetools LRU of recently used keys bounded
-by bytes. A hit costs a ``stat`` of ledger.json: a changed signature (another
-process committed) reloads the ledger, in place when it only grew. A key
+by bytes. A hit costs two ``stat`` calls (no next record, the last one read
+still there); records another process appended are applied in place. A key
 reopened from disk loads its rows lazily, only the segments (and row groups)
-a window touches. Writers of a key hold its lock (a lock file per key);
-readers never wait for them.
+a window touches. Writers of a key hold its lock (a striped lock file) so
+two processes do not fetch one range twice; readers never wait for them.
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
 
 from ._budget import default_budget
-from ._codec import UnstorableError, encode, template_to_json
+from ._codec import UnstorableError, template_to_json
 from ._codes import read_codes, write_codes
-from ._compact import sweep
 from ._entry import Entry, Fetched
 from ._errors import InvalidOption
 from ._keystate import KeyState
@@ -42,19 +42,22 @@ from ._layout import (
     NewerLedger,
     ensure_dirs,
     key_dirs,
+    key_from_doc,
     key_paths,
     namespace_dirname,
     namespace_dirs,
-    read_doc,
     read_key,
     remove_tree,
-    stat_sig,
 )
+from ._lazy import StoredLedger
+from ._leases import Leases
+from ._localmedium import LocalMedium
 from ._locks import ahold, hold
-from ._maintain import clear_store
+from ._log import Record, load, up_to_date
+from ._maintain import clear_store, sweep
 from ._memlayer import MemoryLayer
-from ._repair import bad_ledger
-from ._segments import MAX_POS, MIN_POS, Damaged, Segment, write_segment
+from ._repair import bad_log
+from ._segments import MAX_POS, MIN_POS, Damaged, Segment
 from ._store import Store
 
 __all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
@@ -96,8 +99,10 @@ class ParquetStore(Store):
     ``memory`` bounds the in-memory layer (bytes of rows held, LRU; 0 turns it
     off); ``"auto"`` is ``MemoryStore``'s default, ``min(25% of physical
     memory, 8 GiB)``. An evicted key is read back from disk, never fetched.
-    A key is compacted once it has ``compact_at`` segments; replaced
-    files stay ``grace`` seconds for readers of the previous ledger.
+    Small segments merge with every write into them and larger ones in
+    tiers (``docs/parquet.md``); ``compact_at`` is a cap: a key with that
+    many segments is compacted whole. Replaced files are deleted once no
+    reader needs them; ``grace`` is accepted for compatibility and unused.
     ``durable=False`` skips fsync (tests, throwaway caches). A key reopened
     from disk with at most ``eager_rows`` rows loads whole on first use; a
     larger one window by window.
@@ -126,6 +131,8 @@ class ParquetStore(Store):
         self.compact_at = max(compact_at, 2)
         self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
         self._memory = MemoryLayer(self.memory)
+        self.medium = LocalMedium(self.path, durable=durable)
+        self.leases = Leases(self.medium)
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
         self._writers_lock = threading.Lock()
@@ -179,7 +186,9 @@ class ParquetStore(Store):
             yield
 
     def _state(self, namespace: str, key: Hashable, paths: KeyPaths) -> KeyState:
-        return KeyState(namespace, key, paths, durable=self.durable, on_load=self._memory.keep)
+        return KeyState(
+            namespace, key, paths, self.medium, durable=self.durable, on_load=self._memory.keep
+        )
 
     # -- reading -------------------------------------------------------------------
     def get(self, namespace: str, key: Hashable) -> Entry | None:
@@ -188,47 +197,44 @@ class ParquetStore(Store):
 
     async def aget(self, namespace: str, key: Hashable) -> Entry | None:
         state = self._memory.get(namespace, key)
-        if state is not None:  # the hit path: one stat, no thread hop
+        if state is not None:  # the hit path: two stats, no thread hop
             with contextlib.suppress(OSError):
-                if stat_sig(state.paths.ledger) == state.sig:
+                if up_to_date(self.medium, state.paths.prefix, state.doc):
+                    self.leases.hold(state.paths.prefix)
                     return state.entry
         return await asyncio.to_thread(self.get, namespace, key)
 
     def _current(self, namespace: str, key: Hashable, eager: bool) -> KeyState | None:
-        """The key as on disk now (from memory while ledger.json is unchanged)."""
+        """The key as on disk now (from memory, caught up with the log)."""
         state = self._memory.get(namespace, key)
         paths = state.paths if state is not None else self._paths(namespace, key)
-        try:
-            sig = stat_sig(paths.ledger)
-        except OSError:  # not there (or not reachable): nothing cached
-            self._memory.drop(namespace, key)
-            return None
-        if state is not None and state.sig == sig:
-            return state
-        try:
-            loaded = read_doc(paths.ledger)
-        except Damaged as exc:
-            bad_ledger(paths, exc)
-            loaded = None
-        except NewerLedger as exc:
-            if not eager:  # a writer: never overwrite what a newer version wrote
-                raise
-            log.warning("%s: %s; not used", paths.ledger, exc)
-            loaded = None
-        if loaded is None:
-            self._memory.drop(namespace, key)
-            return None
-        doc, sig = loaded
+        self.leases.hold(paths.prefix)  # before any file of it is read
         fresh = None
-        if state is not None:
-            with state.lock:
-                if state.sig == sig or state.extend(doc, sig):
-                    fresh = state
+        if state is not None and not state.stale:
+            try:
+                with state.lock:
+                    if up_to_date(self.medium, paths.prefix, state.doc) or state.catch_up():
+                        fresh = state
+            except Damaged as exc:
+                bad_log(self.medium, paths, exc)
+                self._memory.drop(namespace, key)
+                return None
+            except NewerLedger:
+                fresh = None
         if fresh is None:
             try:
-                fresh = self._state(namespace, key, paths).open(doc, sig)
+                doc = load(self.medium, paths.prefix, StoredLedger)
+                if doc is not None:
+                    fresh = self._state(namespace, key, paths).open(doc)
             except Damaged as exc:
-                bad_ledger(paths, exc)
+                bad_log(self.medium, paths, exc)
+                doc = None
+            except NewerLedger as exc:
+                if not eager:  # a writer: never overwrite what a newer version wrote
+                    raise
+                log.warning("%s: %s; not used", paths.keydir, exc)
+                doc = None
+            if fresh is None:
                 self._memory.drop(namespace, key)
                 return None
         if eager:  # readers: a small key loads whole (writers never load)
@@ -241,9 +247,13 @@ class ParquetStore(Store):
         mine = {p.keydir.name: k for (ns, k), p in seen if ns == namespace}
         out: list[Hashable] = []
         for keydir in key_dirs(self.path / namespace_dirname(namespace)):
-            if not (keydir / "ledger.json").exists():
+            try:
+                doc = load(self.medium, f"{keydir.parent.name}/{keydir.name}")
+            except (Damaged, NewerLedger):
                 continue
-            key = read_key(keydir)[1]
+            if doc is None:
+                continue
+            key = key_from_doc(doc.key, keydir)[1] if doc.key else read_key(keydir)[1]
             if key is NOT_JSON:  # no JSON form on disk: known only if this process saw it
                 key = mine.get(keydir.name, NOT_JSON)
             if key is not NOT_JSON:
@@ -309,31 +319,31 @@ class ParquetStore(Store):
             # cannot hold it exactly: nothing written, the call still answers.
             tdoc = state.tdoc if template is state.tobj else template_to_json(kind, template)
             claims = ((fetched.lo, fetched.hi),)
-            ensure_dirs(paths, namespace, key, durable=self.durable)
+
+            def change() -> None:
+                entry.apply(fetched)
+
+            ensure_dirs(paths, namespace, durable=self.durable)
             if namespace not in self._coded:
                 self._note_code(namespace, paths.nsdir)
-            seg = Segment(None, claims)
-            if len(chunk):
-                piece = state.piece_doc(chunk.data)
-                table = encode(kind, chunk.data, chunk.positions, piece)
-                seg = write_segment(paths.keydir, table, claims, durable=self.durable)
-            self._commit(state, seg, lambda: entry.apply(fetched), tdoc)
+            self._commit(state, lambda: state.put(kind, chunk, claims, tdoc, change))
             if len(state.doc.segments) >= self.compact_at:
-                state.compact(self.compact_at, False, self.grace)
+                state.compact(True, self.leases)
+            else:
+                state.release(self.leases)
             return entry
 
-    def _commit(self, state: KeyState, seg: Segment, change: Any, tdoc: Any) -> None:
+    def _commit(self, state: KeyState, commit: Callable[[], None]) -> None:
         try:
-            state.commit(seg, change, tdoc)
+            commit()
         except BaseException:
-            # The entry may hold the change while the disk does not: drop it;
-            # the segment no ledger names goes too (gc would sweep it anyway).
+            # The entry may hold the change while the disk does not: drop it.
             self._memory.drop(state.namespace, state.key)
-            if seg.file is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(state.paths.keydir / seg.file)
             raise
-        self._memory.keep(state)
+        if state.stale:  # committed after another writer's records: read it afresh
+            self._memory.drop(state.namespace, state.key)
+        else:
+            self._memory.keep(state)
 
     def forget(
         self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
@@ -349,8 +359,9 @@ class ParquetStore(Store):
                 return
             a = lo if lo is not None else MIN_POS
             b = hi if hi is not None else MAX_POS
-            entry = state.entry
-            self._commit(state, Segment(None, ((a, b),)), lambda: entry.forget(lo, hi), state.tdoc)
+            entry, tdoc = state.entry, state.tdoc
+            rec = Record(add=Segment(None, ((a, b),)))
+            self._commit(state, lambda: state.commit(rec, lambda: entry.forget(lo, hi), tdoc))
 
     def clear(self, namespace: str | None = None) -> None:
         nsdir = None if namespace is None else self.path / namespace_dirname(namespace)
@@ -378,9 +389,9 @@ class ParquetStore(Store):
                 except NewerLedger:
                     continue
                 if state is not None:
-                    merged += state.compact(self.compact_at, full, self.grace)
+                    merged += state.compact(full, self.leases)
                     self._memory.keep(state)
-                    sweep(state.paths.keydir, state.doc)
+                    sweep(self.medium, state.paths.prefix, state.doc, 60.0)
         return merged
 
     def _targets(self, namespace: str | None, key: Hashable) -> list[tuple[str, Hashable]]:
@@ -391,6 +402,7 @@ class ParquetStore(Store):
 
     def close(self) -> None:
         self._memory.drop_all()
+        self.leases.close()
 
     # -- async mirrors: file I/O runs in a worker thread ---------------------------
     async def aput(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:

@@ -1,10 +1,12 @@
 """Damaged files: warn, uncover, quarantine (never serve wrong rows).
 
-A reader that finds a segment or a ledger it cannot trust warns
+A reader that finds a segment or a log file it cannot trust warns
 (:class:`~rangememo.CacheWarning`), and, holding the key's lock for a moment,
-tells the ledger on disk (the segment becomes a tombstone and its range is no
-longer covered, so every process fetches it again) and moves the file to
-``.quarantine/`` for a post-mortem. If the lock is busy, the next reader does it.
+tells the log (a record turns the segment into a tombstone and uncovers the
+range it spoke for, so every process fetches it again) and moves the file to
+``.quarantine/`` for a post-mortem. A damaged record or checkpoint makes the
+key's log untrustworthy: the log is quarantined and the key starts afresh.
+If the lock is busy, the next reader does it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from __future__ import annotations
 import logging
 
 from ._errors import CacheWarning
-from ._layout import Doc, KeyPaths, quarantine, read_doc, write_doc
+from ._layout import KeyPaths, NewerLedger, quarantine
 from ._lazy import shown
-from ._ledger import Ledger
 from ._locks import LockTimeout, hold
+from ._log import LOG, Record, append, load
+from ._medium import Medium
 from ._segments import Damaged, Segment
 from ._warn import warn
 
-__all__ = ["bad_ledger", "repair_segment", "warn_damaged"]
+__all__ = ["bad_log", "repair_segment", "warn_damaged"]
 
 log = logging.getLogger("rangememo")
 
@@ -32,40 +35,36 @@ def warn_damaged(exc: Damaged, what: str) -> None:
     warn(CacheWarning(f"rangememo: {exc.path} is damaged ({exc.reason}); {what}"))
 
 
-def bad_ledger(paths: KeyPaths, exc: Damaged) -> None:
-    """An unreadable ledger: the key counts as empty and the file is quarantined."""
+def bad_log(medium: Medium, paths: KeyPaths, exc: Damaged) -> None:
+    """An unreadable log: the key counts as empty and its log is quarantined."""
     warn_damaged(exc, "quarantined; the key will be fetched again")
     try:
         with hold(paths.lock, timeout=REPAIR_WAIT):
             try:
-                read_doc(paths.ledger)
+                load(medium, paths.prefix)
             except Damaged:  # still damaged under the lock: not a writer's fresh file
-                quarantine(paths, paths.ledger)
+                for path in (paths.keydir / LOG, paths.ledger):
+                    if path.exists():
+                        quarantine(paths, path)
+            except NewerLedger:
+                pass
     except (LockTimeout, OSError) as err:
-        log.warning("could not quarantine %s yet: %s", paths.ledger, err)
+        log.warning("could not quarantine the log of %s yet: %s", paths.keydir, err)
 
 
-def repair_segment(paths: KeyPaths, seg: Segment, *, durable: bool = True) -> None:
-    """Record a damaged segment in the ledger on disk and quarantine its file."""
+def repair_segment(medium: Medium, paths: KeyPaths, seg: Segment, *, durable: bool = True) -> None:
+    """Record a damaged segment in the log (a tombstone) and quarantine its file."""
     try:
         with hold(paths.lock, timeout=REPAIR_WAIT):
-            loaded = read_doc(paths.ledger)
-            if loaded is not None and _uncover(loaded[0], seg):
-                write_doc(paths, loaded[0], durable=durable)
+            state = load(medium, paths.prefix)
+            if state is not None and any(s.file == seg.file for s in state.segments):
+                ops: list[list[object]] = [["r", a, b] for a, b in shown(state.segments, seg.file)]
+                rec = Record(tomb=seg.file, ops=ops)
+                while append(medium, paths.prefix, state, rec) is None:
+                    state = load(medium, paths.prefix)
+                    if state is None:
+                        break
             if seg.file is not None and (paths.keydir / seg.file).exists():
                 quarantine(paths, paths.keydir / seg.file)
     except (LockTimeout, OSError, Damaged) as err:
         log.warning("could not record the damage of %s yet: %s", paths.keydir / str(seg.file), err)
-
-
-def _uncover(doc: Doc, seg: Segment) -> bool:
-    """Turn ``seg`` into a tombstone in ``doc`` and uncover the ranges it spoke for."""
-    idx = [i for i, s in enumerate(doc.segments) if s.file == seg.file]
-    if not idx:
-        return False
-    ledger = Ledger.from_json(doc.ledger)
-    for a, b in shown(doc.segments, seg.file):
-        ledger.remove(a, b)
-    doc.segments[idx[0]] = Segment(None, seg.claims)
-    doc.ledger, doc.generation = ledger.to_json(), doc.generation + 1
-    return True

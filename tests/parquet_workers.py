@@ -119,6 +119,20 @@ def _write(root: str, spec: str, compact_at: int) -> None:
         bars("AAA", day(first), day(last))
 
 
+def _write_parts(root: str, spec: str) -> None:
+    """``write-parts ROOT a:b,...``: as ``write``, one segment per range (no tail merge)."""
+    import rangememo._keywrite
+
+    rangememo._keywrite.plan_tail = lambda segs, rows, schema: len(segs)  # type: ignore[assignment]
+    _write(root, spec, 1000)
+
+
+def _compact(root: str) -> None:
+    """``compact ROOT``: merge every key's segments (crash tests)."""
+    bars = bars_function(root)
+    bars.cache.store.compact()
+
+
 def _churn(root: str, seed: int) -> None:
     """``churn ROOT SEED``: random overlapping requests until killed (random-kill loop)."""
     bars = bars_function(root, compact_at=4, grace=0.0)
@@ -134,6 +148,10 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "write":
         _write(args[0], args[1], int(args[2]))
+    elif command == "write-parts":
+        _write_parts(args[0], args[1])
+    elif command == "compact":
+        _compact(args[0])
     elif command == "churn":
         _churn(args[0], int(args[1]))
     else:

@@ -270,8 +270,8 @@ def test_damaged_ledger_warning_names_the_callers_line(mode, tmp_path):
         return asyncio.run(result) if mode == "async" else result
 
     run(decorate(ParquetStore(tmp_path)))
-    for ledger in tmp_path.rglob("ledger.json"):
-        ledger.write_bytes(b"{not json")
+    for record in tmp_path.rglob("log/*.json"):
+        record.write_bytes(b"{not json")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = run(decorate(ParquetStore(tmp_path)))

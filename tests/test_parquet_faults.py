@@ -13,9 +13,12 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-import rangememo._layout
+import rangememo._keywrite
+import rangememo._logformat
 import rangememo._segments
 from rangememo import CacheWarning, ParquetStore, range_cached
+from rangememo._localmedium import LocalMedium
+from rangememo._log import load
 from rangememo._maintain import verify
 from rangememo.testing import make_bars
 
@@ -45,32 +48,40 @@ def cached(root: Path, provider: Any, **store: Any) -> Any:
 
 
 def keydir(root: Path) -> Path:
-    (ledger,) = root.rglob("ledger.json")
-    return ledger.parent
+    (log,) = [p for p in root.rglob("log") if p.is_dir()]
+    return log.parent
 
 
 def segments(root: Path) -> list[Path]:
-    """The key's segment files, in ledger order."""
-    doc = json.loads((keydir(root) / "ledger.json").read_text())
-    return [keydir(root) / s["file"] for s in doc["segments"] if s["file"]]
+    """The key's segment files, in log order."""
+    kdir = keydir(root)
+    state = load(LocalMedium(root), f"{kdir.parent.name}/{kdir.name}")
+    assert state is not None
+    return [kdir / s.file for s in state.segments if s.file]
 
 
 def files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file() and ".locks" not in p.parts
+        if p.is_file() and ".locks" not in p.parts and ".leases" not in p.parts
     }
 
 
 @pytest.fixture
-def two_segments(tmp_path: Path) -> Path:
-    """A key written by two calls: days 2-10 and 11-20, one segment each."""
+def two_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A key written by two calls: days 2-10 and 11-20, one segment each (no tail merge)."""
+    with monkeypatch.context() as m:
+        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        _two_calls(tmp_path)
+    return tmp_path
+
+
+def _two_calls(tmp_path: Path) -> None:
     fn = cached(tmp_path, Provider())
     fn("AAA", day(2), day(10))
     fn("AAA", day(11), day(20))
     assert len(segments(tmp_path)) == 2
-    return tmp_path
 
 
 # -- damaged files -------------------------------------------------------------------------
@@ -127,11 +138,13 @@ def test_damaged_segment_warns_quarantines_and_refetches_its_range(two_segments,
     assert verify(root).problems == []
 
 
-def test_damage_found_in_a_big_key_read_window_by_window(tmp_path):
+def test_damage_found_in_a_big_key_read_window_by_window(tmp_path, monkeypatch):
     """A key too big to load whole: the damage is found by the window that needs it."""
     fn = cached(tmp_path, Provider(), eager_rows=0)
-    fn("AAA", day(2), day(10))
-    fn("AAA", day(11), day(20))
+    with monkeypatch.context() as m:  # two parts: no tail merge
+        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        fn("AAA", day(2), day(10))
+        fn("AAA", day(11), day(20))
     _truncate(segments(tmp_path)[0])
     provider = Provider()
     cold = cached(tmp_path, provider, eager_rows=0)
@@ -154,16 +167,17 @@ def test_damage_found_in_a_big_key_read_window_by_window(tmp_path):
     ids=["garbage", "truncated", "edited", "zeros"],
 )
 def test_damaged_ledger_warns_quarantines_and_refetches_the_key(two_segments, damage):
-    """An unreadable ledger: CacheWarning, quarantined, the key fetched again, exact."""
+    """An unreadable log file: CacheWarning, the log quarantined, the key fetched again."""
     root = two_segments
-    damage(keydir(root) / "ledger.json")
+    for path in sorted((keydir(root) / "log").iterdir()):
+        damage(path)
     provider = Provider()
     fn = cached(root, provider)
-    with pytest.warns(CacheWarning, match="ledger.json"):
+    with pytest.warns(CacheWarning, match="log"):
         got = fn("AAA", day(2), day(20))
     assert_frame_equal(got, make_bars("AAA", day(2), day(20)))
     assert provider.calls == [(day(2), day(20))]
-    assert list((root / ".quarantine").rglob("ledger.json.*"))
+    assert list((root / ".quarantine").rglob("log.*"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_frame_equal(cached(root, provider)("AAA", day(2), day(20)), got)
@@ -174,12 +188,10 @@ def test_a_ledger_of_a_newer_version_is_left_alone(two_segments):
     """A ledger with a newer format: not read, not quarantined, not overwritten; the call
     answers (uncached, with a warning)."""
     root = two_segments
-    path = keydir(root) / "ledger.json"
-    body = json.loads(path.read_text())
-    body.pop("sha256")
-    body["format"] = 2
-    body["sha256"] = rangememo._layout._checksum(body)
-    path.write_text(json.dumps(body))
+    for path in (keydir(root) / "log").iterdir():
+        body = json.loads(path.read_bytes().rpartition(b"\n")[0].rpartition(b"\n")[0])
+        body["format"] = 3
+        path.write_bytes(rangememo._logformat.seal(body))
     before = files(root)
     provider = Provider()
     with pytest.warns(CacheWarning, match="newer rangememo"):
@@ -217,22 +229,22 @@ def test_failed_segment_write_still_answers_and_leaves_the_key_as_it_was(
     monkeypatch.undo()
     assert_frame_equal(fn("AAA", day(2), day(31)), got)  # stored now
     assert provider.calls == [(day(21), day(31))] * 2
-    assert len(segments(root)) == 3
+    assert len(segments(root)) == 1  # the new piece merged with the small parts
 
 
 def test_failed_ledger_write_removes_the_new_segment(two_segments, monkeypatch):
-    """The segment is written, the ledger replace fails: the segment goes, the old ledger
-    stays, the call still answers."""
+    """The segment is written, the record's create fails: the segment goes, the log stays
+    as it was, the call still answers."""
     root = two_segments
     before = files(root)
-    real = rangememo._layout.write_file
+    real = LocalMedium.create
 
-    def no_ledger(path: Path, data: Any, **kwargs: Any) -> Any:
-        if path.name == "ledger.json":
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real(path, data, **kwargs)
+    def no_record(self: LocalMedium, name: str, data: Any) -> bool:
+        if "/log/" in name:
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return real(self, name, data)
 
-    monkeypatch.setattr(rangememo._layout, "write_file", no_ledger)
+    monkeypatch.setattr(LocalMedium, "create", no_record)
     fn = cached(root, Provider())
     with pytest.warns(CacheWarning, match="Permission denied"):
         got = fn("AAA", day(15), day(31))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import tempfile
 import threading
 import time
@@ -18,7 +19,7 @@ from pandas.testing import assert_frame_equal
 
 from rangememo import MemoryStore, ParquetStore
 from rangememo._axis import axis_of
-from rangememo._compact import plan
+from rangememo._compact import SMALL_ROWS, plan, plan_tail
 from rangememo._entry import Fetched
 from rangememo._frames import FrameAdapter
 from rangememo._keyjson import key_from_json, key_to_json
@@ -116,34 +117,43 @@ def seg(rows: int, schema: str | None = "s") -> Segment:
     return Segment("seg-x" if rows else None, ((0, 1),), rows, 0, 0, 0, schema if rows else None)
 
 
-def test_plan_waits_for_tens_of_segments():
-    assert plan([seg(10)] * 31, 32) == []
-    assert plan([seg(10)] * 32, 32) == [(0, 32)]
+def test_plan_merges_small_parts_at_once():
+    """A write joins the newest parts while they are small: a daily key stays one file."""
+    assert plan_tail([seg(10)], 1, None) == 0
+    assert plan_tail([seg(10)] * 5, 1, None) == 0
+    assert plan_tail([], 1, None) == 0
 
 
 def test_plan_leaves_a_big_base_alone():
     """Small parts after a big one merge among themselves; the base is not rewritten."""
-    assert plan([seg(1_000_000)] + [seg(1440)] * 31, 32) == [(1, 32)]
-    assert plan([seg(10_000)] + [seg(1440)] * 31, 32) == [(0, 32)]
+    assert plan_tail([seg(1_000_000), seg(1440)], 1440, None) == 1
+    assert plan_tail([seg(1_000_000), seg(9000)], 1440, None) == 2  # nothing joins a full tail
+    assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 1, None) == 3
+    assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 10_000, None) == 0  # a counter
 
 
 def test_plan_stops_at_a_schema_change_but_takes_tombstones():
-    segments = [seg(10, "a")] * 10 + [seg(0)] + [seg(10, "b")] * 21
-    assert plan(segments, 32) == [(10, 32)]
-    assert plan(segments, 2, full=True) == [(0, 11), (11, 32)]
+    segments = [seg(10, "a")] * 3 + [seg(0)] + [seg(10, "b")] * 2
+    assert plan_tail(segments, 10, "b") == 4
+    assert plan_tail([*segments, seg(0)], 10, "b") == 4  # a trailing tombstone joins
+    assert plan(segments, full=True) == [(0, 4), (4, 6)]
 
 
-def test_plan_rewrites_each_row_a_logarithmic_number_of_times():
-    """Appending 2,000 one-day parts: each row is rewritten O(log n) times, in total."""
+@pytest.mark.parametrize("rows", [1, 390, ROW_GROUP // 40])
+def test_plan_rewrites_each_row_a_logarithmic_number_of_times(rows):
+    """Appending 2,000 parts: few files at any time, and each row rewritten a bounded
+    number of times (the small tail plus O(log n) tiers)."""
     sizes: list[int] = []
-    rewritten = 0
+    rewritten = most = 0
     for _ in range(2000):
-        sizes.append(ROW_GROUP // 40)
-        for i, j in plan([seg(n) for n in sizes], 32):
-            rewritten += sum(sizes[i:j])
-            sizes[i:j] = [sum(sizes[i:j])]
-        assert len(sizes) < 32
-    assert rewritten <= 6 * sum(sizes)
+        i = plan_tail([seg(n) for n in sizes], rows, None)
+        rewritten += sum(sizes[i:]) + rows
+        sizes[i:] = [sum(sizes[i:]) + rows]
+        most = max(most, len(sizes))
+    total = 2000 * rows
+    assert most <= 2 + math.log2(max(total // SMALL_ROWS, 1)) * 1.5
+    tail = SMALL_ROWS / (2 * rows)  # a row is rewritten with the small tail this often
+    assert rewritten <= (min(tail, 2000) + 2 * math.log2(2000)) * total
 
 
 def test_visible_newest_wins_and_shown_ranges():

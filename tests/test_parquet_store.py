@@ -19,6 +19,8 @@ from store_contract import assert_same
 import rangememo
 from rangememo import CacheWarning, ParquetStore, SchemaMismatchError, range_cached
 from rangememo._lazy import SegmentRows
+from rangememo._localmedium import LocalMedium
+from rangememo._log import load
 from rangememo._parquet import default_cache_dir
 from rangememo.testing import FakeProvider, make_bars, make_blocks
 
@@ -149,7 +151,7 @@ def test_answers_follow_the_callers_timezone_after_a_reopen(tmp_path, last):
 
 
 def test_layout_is_parquet_and_json_with_readable_names(tmp_path):
-    """Namespace dir + namespace.json, key hash dir + key.json + ledger.json, segments."""
+    """Namespace dir + namespace.json, key hash dir + log/ (records, checkpoint), segments."""
     fn = cached(tmp_path, make_bars, step="1D")
     fn("AAA", day(1, 2), day(1, 10))
     fn("AAA", day(1, 11), day(1, 12))
@@ -157,18 +159,16 @@ def test_layout_is_parquet_and_json_with_readable_names(tmp_path):
     assert nsdir.name.startswith("tests.parquet@v0-")
     assert json.loads((nsdir / "namespace.json").read_text())["namespace"] == NS
     (keydir,) = [p for p in nsdir.iterdir() if p.is_dir()]
-    assert json.loads((keydir / "key.json").read_text()) == {
-        "format": 1,
-        "repr": "('AAA',)",
-        "key": {"tuple": ["AAA"]},
-    }
-    ledger = json.loads((keydir / "ledger.json").read_text())
-    assert ledger["format"] == 1 and ledger["schema"]["kind"] == "DataFrame"
-    assert ledger["schema"]["axis"] == ["datetime", False]
-    assert [s["rows"] for s in ledger["segments"]] == [7, 2]
-    files = sorted(p.name for p in keydir.iterdir())
-    assert files[:2] == ["key.json", "ledger.json"]
-    assert all(f.startswith("seg-") and f.endswith(".parquet") for f in files[2:])
+    logs = sorted((keydir / "log").iterdir())
+    assert logs and all(p.name[:10].isdigit() and p.suffix == ".json" for p in logs)
+    state = load(LocalMedium(tmp_path), f"{nsdir.name}/{keydir.name}")
+    assert state is not None and state.seq == 2
+    assert state.key == {"repr": "('AAA',)", "key": {"tuple": ["AAA"]}}
+    assert state.schema is not None and state.schema["kind"] == "DataFrame"
+    assert state.schema["axis"] == ["datetime", False]
+    assert [s.rows for s in state.segments] == [9]  # the small tail merged with the write
+    files = sorted(p.name for p in keydir.iterdir() if p.is_file())
+    assert all(f.startswith("seg-") and f.endswith(".parquet") for f in files)
     everything = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(p.suffix in (".json", ".parquet", ".lock") for p in everything)
 
@@ -212,7 +212,7 @@ def test_default_cache_dir_and_path_stores(tmp_path, monkeypatch):
         return make_bars(symbol, start, end)
 
     fn("AAA", day(1, 2), day(1, 3))
-    assert list((tmp_path / "given").rglob("ledger.json"))
+    assert list((tmp_path / "given").rglob("log/*.json"))
 
 
 def test_store_pickles_as_its_directory(tmp_path):
@@ -245,7 +245,7 @@ def test_writes_of_another_process_are_seen_on_the_next_call(tmp_path):
 
 
 def test_a_hit_served_from_memory_reads_no_file(tmp_path, monkeypatch):
-    """After the first read, a hit does a stat of ledger.json and nothing else."""
+    """After the first read, a hit does two stats of the log and nothing else."""
     fn = cached(tmp_path, make_bars, step="1D")
     fn("AAA", day(1, 2), day(1, 20))
 
@@ -253,7 +253,8 @@ def test_a_hit_served_from_memory_reads_no_file(tmp_path, monkeypatch):
         raise AssertionError("a memory hit read a file")
 
     monkeypatch.setattr("rangememo._segments.pq.ParquetFile", no_reads)
-    monkeypatch.setattr("rangememo._parquet.read_doc", no_reads)
+    monkeypatch.setattr("rangememo._parquet.load", no_reads)
+    monkeypatch.setattr("rangememo._localmedium.LocalMedium.read", no_reads)
     assert_same(fn("AAA", day(1, 5), day(1, 9)), make_bars("AAA", day(1, 5), day(1, 9)))
 
 
@@ -359,19 +360,21 @@ def test_newest_segment_wins_after_a_reopen(tmp_path):
 
 
 def test_compaction_merges_segments_and_keeps_results_exact(tmp_path):
-    """Tens of one-day segments become one; reads before and after agree."""
+    """Tens of one-day writes make one segment (small ones merge at once); reads agree."""
     store = ParquetStore(tmp_path, durable=False, compact_at=8)
     fn = cached(tmp_path, make_bars, step="1D", store=store)
     for d in range(1, 31):
         fn("AAA", day(1, d), day(1, d))
     doc = store._memory.get(NS, ("AAA",)).doc
     assert len(doc.segments) < 8
-    assert doc.retired  # replaced files wait out the grace period for old readers
+    assert not doc.retired  # replaced files go at once: no other process reads the key
     assert_same(fn("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
     cold = cached(tmp_path, counting(make_bars), step="1D")
     assert_same(cold("AAA", day(1, 1), day(1, 30)), make_bars("AAA", day(1, 1), day(1, 30)))
-    assert store.compact() >= 1
+    assert store.compact() == 0  # nothing left to merge
     assert len(store._memory.get(NS, ("AAA",)).doc.segments) == 1
+    keydir = next(p for p in tmp_path.glob("*/*") if p.is_dir())
+    assert len(list(keydir.glob("seg-*.parquet"))) == 1  # the replaced files are gone
     assert_same(
         cached(tmp_path, make_bars, step="1D")("AAA", day(1, 1), day(1, 30)),
         cold("AAA", day(1, 1), day(1, 30)),
@@ -425,14 +428,19 @@ def _with_close_time(tz: str) -> Any:
 def test_changed_dtype_or_timezone_raises_and_writes_nothing(tmp_path, before, after, column):
     """Schema drift of an existing column: SchemaMismatchError naming it; disk untouched."""
     cached(tmp_path, before, step="1D")("AAA", day(1, 1), day(1, 10))
-    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    files = _files(tmp_path)
     with pytest.raises(SchemaMismatchError, match=column):
         cached(tmp_path, after, step="1D")("AAA", day(1, 1), day(1, 20))
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+    assert _files(tmp_path) == files
     assert_same(
         cached(tmp_path, before, step="1D")("AAA", day(1, 2), day(1, 9)),
         before("AAA", day(1, 2), day(1, 9)),
     )
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    """The store's files but readers' leases (a reader announcing itself writes one)."""
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".leases" not in p.parts}
 
 
 # -- async ------------------------------------------------------------------------------------
