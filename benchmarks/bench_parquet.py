@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rangememo import ParquetStore, range_cached
-from rangememo._segments import ROW_GROUP
+from rangememo._stores.parquet.segments import ROW_GROUP
 from rangememo.testing import FakeProvider, make_bars
 
 RESULTS = Path(__file__).parent / "results"

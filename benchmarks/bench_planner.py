@@ -24,8 +24,8 @@ import pandas as pd
 from async_lru import alru_cache
 
 from rangememo import MemoryStore, range_cached
-from rangememo._ledger import Ledger
-from rangememo._planner import plan_gaps
+from rangememo._core.ledger import Ledger
+from rangememo._core.planner import plan_gaps
 from rangememo.testing import FakeProvider
 
 FIRST, LAST = dt.datetime(2024, 10, 1), dt.datetime(2024, 12, 1)

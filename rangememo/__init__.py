@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import typing as _typing
 
+from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
-from ._entry import Entry, Fetched
+from ._engine.introspect import Coverage
+from ._engine.stats import CacheInfo
 from ._errors import (
     BoundsTypeError,
     CacheWarning,
@@ -21,13 +23,12 @@ from ._errors import (
     ResultTypeError,
     SchemaMismatchError,
 )
-from ._introspect import Coverage
-from ._memory import MemoryStore
-from ._stats import CacheInfo
-from ._store import Store, default_store
+from ._stores.base import Store
+from ._stores.default import default_store
+from ._stores.memory import MemoryStore
 
 if _typing.TYPE_CHECKING:
-    from ._parquet import ParquetStore
+    from ._stores.parquet.store import ParquetStore
 
 __all__ = [
     "AsyncRangeCached",

@@ -27,8 +27,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._maintain import KeyInfo, clear_keys, collect, compact_all, find, verify
-from ._parquet import ParquetStore, default_cache_dir
+from ._stores.parquet.maintenance import KeyInfo, clear_keys, collect, compact_all, find, verify
+from ._stores.parquet.store import ParquetStore, default_cache_dir
 
 __all__ = ["main"]
 

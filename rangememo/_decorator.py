@@ -9,11 +9,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from ._axis import Closed
-from ._binding import KeySpec
-from ._cache import Options, RangeCache, _utcnow
+from ._core.axis import Closed
+from ._engine.binding import KeySpec
+from ._engine.cache import Options, RangeCache, _utcnow
 from ._errors import InvalidOption
-from ._store import Store, default_store
+from ._stores.base import Store
+from ._stores.default import default_store
 from ._wrapper import AsyncRangeCached, RangeCached
 
 __all__ = ["AsyncRangeCached", "RangeCached", "default_store", "range_cached"]
@@ -38,7 +39,7 @@ def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store | None
     if isinstance(store, Store):
         return store
     if isinstance(store, (str, os.PathLike)):
-        from ._parquet import ParquetStore, url_scheme
+        from ._stores.parquet.store import ParquetStore, url_scheme
 
         if url_scheme(store) is not None:  # never a local folder named "s3:"
             raise InvalidOption(
@@ -104,7 +105,7 @@ def range_cached(
 
     def decorate(fn: Callable[..., Any]) -> Any:
         resolved = _resolve_store(store)
-        cache = RangeCache(fn, options, resolved)
+        cache = RangeCache(fn, options, resolved, default_store)
         kind = AsyncRangeCached if inspect.iscoroutinefunction(fn) else RangeCached
         return kind(fn, cache, resolved)
 

@@ -25,9 +25,10 @@ from typing import Any, Literal, NamedTuple
 
 import cachetools
 
-from ._cache import Options, RangeCache
-from ._memory import MemoryStore, _entry_size
-from ._store import Store
+from ._engine.cache import Options, RangeCache
+from ._stores.base import Store
+from ._stores.default import default_store
+from ._stores.memory import MemoryStore, _entry_size
 
 __all__ = ["reduce_wrapper"]
 
@@ -77,7 +78,7 @@ def _rebuild(
             return wrapper
         if isinstance(store, _FreshMemoryStore):
             store = MemoryStore(store.maxsize, maxbytes=store.maxbytes)
-        cache = RangeCache(fn, options, store)
+        cache = RangeCache(fn, options, store, default_store)
         # The parent's namespace, whatever this process would derive (a
         # worker's __main__ is another script, or none): same store, same entries.
         cache.namespace = namespace

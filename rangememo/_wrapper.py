@@ -16,13 +16,13 @@ import types
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
-from ._cache import RangeCache
-from ._introspect import coverage as coverage_of
-from ._introspect import forget_bounds, key_and_step
+from ._engine.cache import RangeCache
+from ._engine.drive import acall, call
+from ._engine.introspect import coverage as coverage_of
+from ._engine.introspect import forget_bounds, key_and_step
+from ._engine.stats import CacheInfo
 from ._pickling import reduce_wrapper
-from ._run import acall, call
-from ._stats import CacheInfo
-from ._store import Store
+from ._stores.base import Store
 
 __all__ = ["AsyncRangeCached", "BoundAsyncRangeCached", "BoundRangeCached", "RangeCached"]
 

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 from pandas.testing import assert_frame_equal
 
-import rangememo._keywrite
+import rangememo._stores.parquet.keywrite
 from rangememo import ParquetStore, range_cached
 from rangememo._cli import main
-from rangememo._localmedium import LocalMedium
-from rangememo._log import load
+from rangememo._stores.parquet.local.medium import LocalMedium
+from rangememo._stores.parquet.log import load
 from rangememo.testing import make_bars, make_blocks
 
 
@@ -43,7 +43,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bars = bars_fn(root, durable=False)
     bars("AAPL", day(2), day(10))
     with monkeypatch.context() as m:
-        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(
+            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
+        )
         bars("AAPL", day(20), day(31))
     bars("MSFT", day(2), day(5))
 
@@ -203,7 +205,9 @@ def test_compact_merges_segments_and_readers_see_the_same_rows(store, monkeypatc
     """``compact``: one segment per key after, identical answers, no provider call."""
     bars = bars_fn(store)
     with monkeypatch.context() as m:  # one part per write: tail merging off
-        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(
+            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
+        )
         for d in range(1, 20):
             bars("IBM", day(d, 3), day(d, 3))
     before = bars_fn(store)("IBM", day(1, 3), day(19, 3))

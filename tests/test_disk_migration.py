@@ -17,9 +17,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from rangememo import ParquetStore, range_cached
-from rangememo._localmedium import LocalMedium
-from rangememo._log import load
-from rangememo._maintain import verify
+from rangememo._stores.parquet.local.medium import LocalMedium
+from rangememo._stores.parquet.log import load
+from rangememo._stores.parquet.maintenance import verify
 from rangememo.testing import make_bars
 
 FIXTURE = Path(__file__).with_name("data") / "legacy_v1"

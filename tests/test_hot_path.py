@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-import rangememo._merge
+import rangememo._core.rows
 from rangememo import MemoryStore, ParquetStore, range_cached
-from rangememo._binding import Binder
-from rangememo._frames import adapter_for
-from rangememo._merge import Rows, normalize
+from rangememo._core.results import adapter_for
+from rangememo._core.rows import Rows, normalize
+from rangememo._engine.binding import Binder
 from rangememo.testing import make_bars
 
 MIN = pd.Timedelta("1min")
@@ -237,7 +237,7 @@ def test_small_neighbours_merge_and_copies_per_append_stay_bounded() -> None:
     """Appends keep the newest rows in few chunks, copying at most SMALL_BYTES' worth each."""
     frame = minute_bars("X", T0, T0 + 9_999 * MIN)
     adapter = adapter_for(frame, None)
-    from rangememo._axis import axis_of
+    from rangememo._core.axis import axis_of
 
     axis = axis_of(T0, T0, "1min", "both")
     positions = adapter.positions(frame, axis)
@@ -259,7 +259,7 @@ def test_small_neighbours_merge_and_copies_per_append_stay_bounded() -> None:
 
     adapter.concat = counted  # type: ignore[method-assign]
     row_bytes = adapter.nbytes(frame.iloc[:1]) + 8
-    per_append = rangememo._merge.SMALL_BYTES // row_bytes + 2
+    per_append = rangememo._core.rows.SMALL_BYTES // row_bytes + 2
     for k in range(big, big + 3_000):
         lo, hi = int(positions[k]), int(positions[k]) + 1
         stored.replace(

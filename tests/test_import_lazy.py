@@ -95,7 +95,7 @@ def test_every_public_name_imports(tmp_path: Path) -> None:
 
 def test_lazy_name_is_the_real_class() -> None:
     """The lazily loaded ``ParquetStore`` is the store class itself."""
-    from rangememo._parquet import ParquetStore
+    from rangememo._stores.parquet.store import ParquetStore
 
     assert rangememo.ParquetStore is ParquetStore
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from strategies import DOMAIN, interval_lists, intervals, nonempty_intervals, times
 
-from rangememo._ledger import Ledger
+from rangememo._core.ledger import Ledger
 
 # -- the model ------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from strategies import intervals, nonempty_intervals
 
-from rangememo import _spans
-from rangememo._ledger import PROVISIONAL_LIMIT, STAMP_LIMIT, Ledger
-from rangememo._planner import Policy, plan_gaps
-from rangememo._spans import EMPTY, Spans
+from rangememo._core import spans as _spans
+from rangememo._core.ledger import PROVISIONAL_LIMIT, STAMP_LIMIT, Ledger
+from rangememo._core.planner import Policy, plan_gaps
+from rangememo._core.spans import EMPTY, Spans
 
 
 def runs(positions: set[int]) -> list[tuple[int, int]]:

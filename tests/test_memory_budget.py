@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-import rangememo._budget as budget
+import rangememo._stores.budget as budget
 from rangememo import CacheWarning, MemoryStore, ParquetStore, range_cached
 
 DAY = pd.Timedelta("1D")

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal, assert_series_equal
 from strategies import DOMAIN, intervals
 
-import rangememo._merge
-from rangememo._axis import axis_of
-from rangememo._frames import adapter_for
-from rangememo._merge import MAX_CHUNKS, Rows, normalize
+import rangememo._core.rows
+from rangememo._core.axis import axis_of
+from rangememo._core.results import adapter_for
+from rangememo._core.rows import MAX_CHUNKS, Rows, normalize
 
 KINDS = ["frame", "frame-column", "series", "table", "frame-tz"]
 DAY_NS = 86_400 * 10**9
@@ -195,7 +195,7 @@ def test_replace_with_nothing_forgets_the_range(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_window_spans_several_chunks(kind, monkeypatch):
     """A window across chunk seams returns every row once, in order."""
-    monkeypatch.setattr("rangememo._merge.SMALL_BYTES", 0)  # small chunks would merge
+    monkeypatch.setattr("rangememo._core.rows.SMALL_BYTES", 0)  # small chunks would merge
     adapter, axis = setup(kind, [(0, 0.0)])
     stored, model = Rows(adapter), []
     # Sizes 16, 1, 4, 1: the geometric rule cannot merge these into one chunk.
@@ -222,9 +222,9 @@ def test_window_spans_several_chunks(kind, monkeypatch):
 )
 def test_rows_equal_a_concat_and_sort_model(kind, fetches, windows):
     """Any sequence of fetches, read through any windows, equals the naive model."""
-    for small in (0, rangememo._merge.SMALL_BYTES):  # many chunks, and few
+    for small in (0, rangememo._core.rows.SMALL_BYTES):  # many chunks, and few
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("rangememo._merge.SMALL_BYTES", small)
+            mp.setattr("rangememo._core.rows.SMALL_BYTES", small)
             _rows_equal_the_model(kind, fetches, windows)
 
 
@@ -294,7 +294,7 @@ def one_row(adapter, p: int):
 
 def test_one_row_appends_keep_chunks_logarithmic_and_copies_n_log_n(monkeypatch):
     """1,000 appends after the last row: O(log N) chunks, O(N log N) rows copied in all."""
-    monkeypatch.setattr("rangememo._merge.SMALL_BYTES", 0)  # the geometric rule alone
+    monkeypatch.setattr("rangememo._core.rows.SMALL_BYTES", 0)  # the geometric rule alone
     adapter, _ = setup("frame", [(0, 0.0)])
     stored = Rows(adapter)
     copied = counting(adapter)
@@ -324,7 +324,7 @@ def test_appends_never_copy_the_large_stored_frame():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_inserts_stay_exact_with_bounded_copying(seed, monkeypatch):
     """1,000 one-row inserts in random order: exact result, O(N log N) rows copied."""
-    monkeypatch.setattr("rangememo._merge.SMALL_BYTES", 0)  # the geometric rule alone
+    monkeypatch.setattr("rangememo._core.rows.SMALL_BYTES", 0)  # the geometric rule alone
     order = list(range(1000))
     random.Random(seed).shuffle(order)
     adapter, _ = setup("frame", [(0, 0.0)])

@@ -11,7 +11,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from rangememo import ParquetStore, range_cached
-from rangememo._locks import hold
+from rangememo._stores.parquet.local.locks import hold
 from rangememo.testing import FakeProvider, make_bars
 
 D = dt.datetime

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-import rangememo._keywrite
-import rangememo._logformat
-import rangememo._segments
+import rangememo._stores.parquet.keywrite
+import rangememo._stores.parquet.logformat
+import rangememo._stores.parquet.segments
 from rangememo import CacheWarning, ParquetStore, range_cached
-from rangememo._localmedium import LocalMedium
-from rangememo._log import load
-from rangememo._maintain import verify
+from rangememo._stores.parquet.local.medium import LocalMedium
+from rangememo._stores.parquet.log import load
+from rangememo._stores.parquet.maintenance import verify
 from rangememo.testing import make_bars
 
 NS = "tests.faults@v0"
@@ -72,7 +72,9 @@ def files(root: Path) -> dict[str, bytes]:
 def two_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A key written by two calls: days 2-10 and 11-20, one segment each (no tail merge)."""
     with monkeypatch.context() as m:
-        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(
+            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
+        )
         _two_calls(tmp_path)
     return tmp_path
 
@@ -142,7 +144,9 @@ def test_damage_found_in_a_big_key_read_window_by_window(tmp_path, monkeypatch):
     """A key too big to load whole: the damage is found by the window that needs it."""
     fn = cached(tmp_path, Provider(), eager_rows=0)
     with monkeypatch.context() as m:  # two parts: no tail merge
-        m.setattr(rangememo._keywrite, "plan_tail", lambda segs, rows, schema: len(segs))
+        m.setattr(
+            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
+        )
         fn("AAA", day(2), day(10))
         fn("AAA", day(11), day(20))
     _truncate(segments(tmp_path)[0])
@@ -191,7 +195,7 @@ def test_a_ledger_of_a_newer_version_is_left_alone(two_segments):
     for path in (keydir(root) / "log").iterdir():
         body = json.loads(path.read_bytes().rpartition(b"\n")[0].rpartition(b"\n")[0])
         body["format"] = 3
-        path.write_bytes(rangememo._logformat.seal(body))
+        path.write_bytes(rangememo._stores.parquet.logformat.seal(body))
     before = files(root)
     provider = Provider()
     with pytest.warns(CacheWarning, match="newer rangememo"):
@@ -219,7 +223,7 @@ def test_failed_segment_write_still_answers_and_leaves_the_key_as_it_was(
     CacheWarning; the ledger is untouched and no temp file stays behind."""
     root = two_segments
     before = files(root)
-    monkeypatch.setattr(rangememo._segments, "write_bytes", _failing(code))
+    monkeypatch.setattr(rangememo._stores.parquet.segments, "write_bytes", _failing(code))
     provider = Provider()
     fn = cached(root, provider)
     with pytest.warns(CacheWarning, match=os.strerror(code)):
@@ -256,7 +260,7 @@ async def test_failed_write_in_an_async_function(two_segments, monkeypatch):
     """The async path: the same warning, the same answer, nothing written."""
     root = two_segments
     before = files(root)
-    monkeypatch.setattr(rangememo._segments, "write_bytes", _failing(errno.ENOSPC))
+    monkeypatch.setattr(rangememo._stores.parquet.segments, "write_bytes", _failing(errno.ENOSPC))
 
     @range_cached(
         key="symbol", step="1D", store=ParquetStore(root, durable=False), namespace="tests.faults"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from parquet_workers import bars_function, day, gather_all, recorded, request_all
 
-from rangememo._maintain import verify
+from rangememo._stores.parquet.maintenance import verify
 from rangememo.testing import make_bars
 
 

@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
 from rangememo import MemoryStore, ParquetStore
-from rangememo._axis import axis_of
-from rangememo._compact import SMALL_ROWS, plan, plan_tail
-from rangememo._entry import Fetched
-from rangememo._frames import FrameAdapter
-from rangememo._keyjson import key_from_json, key_to_json
-from rangememo._lazy import shown, visible
-from rangememo._locks import LockTimeout, Mutex, ahold, held, hold
-from rangememo._merge import normalize
-from rangememo._segments import ROW_GROUP, Segment
+from rangememo._core.axis import axis_of
+from rangememo._core.entry import Fetched
+from rangememo._core.results import FrameAdapter
+from rangememo._core.rows import normalize
+from rangememo._stores.parquet.compaction import SMALL_ROWS, plan, plan_tail
+from rangememo._stores.parquet.keyjson import key_from_json, key_to_json
+from rangememo._stores.parquet.local.locks import LockTimeout, Mutex, ahold, held, hold
+from rangememo._stores.parquet.segments import ROW_GROUP, Segment
+from rangememo._stores.parquet.stored_rows import shown, visible
 from rangememo.testing import make_blocks
 
 # -- locks --------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from pandas.testing import assert_frame_equal
 from parquet_workers import NAMESPACE, day, hold_then_invalidate
 
 from rangememo import ParquetStore, range_cached
-from rangememo._entry import Entry
-from rangememo._frames import adapter_named
-from rangememo._lazy import SegmentRows
-from rangememo._ledger import Ledger
-from rangememo._segments import Segment
+from rangememo._core.entry import Entry
+from rangememo._core.ledger import Ledger
+from rangememo._core.results import adapter_named
+from rangememo._stores.parquet.segments import Segment
+from rangememo._stores.parquet.stored_rows import SegmentRows
 from rangememo.testing import make_bars
 
 

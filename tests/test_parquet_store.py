@@ -14,15 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from pandas.testing import assert_frame_equal
-from store_contract import assert_same
 
 import rangememo
 from rangememo import CacheWarning, ParquetStore, SchemaMismatchError, range_cached
-from rangememo._lazy import SegmentRows
-from rangememo._localmedium import LocalMedium
-from rangememo._log import load
-from rangememo._parquet import default_cache_dir
+from rangememo._stores.parquet.local.medium import LocalMedium
+from rangememo._stores.parquet.log import load
+from rangememo._stores.parquet.store import default_cache_dir
+from rangememo._stores.parquet.stored_rows import SegmentRows
 from rangememo.testing import FakeProvider, make_bars, make_blocks
+from rangememo.testing.store_contract import assert_same
 
 D = dt.datetime
 NS = "tests.parquet@v0"
@@ -252,9 +252,9 @@ def test_a_hit_served_from_memory_reads_no_file(tmp_path, monkeypatch):
     def no_reads(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a memory hit read a file")
 
-    monkeypatch.setattr("rangememo._segments.pq.ParquetFile", no_reads)
-    monkeypatch.setattr("rangememo._parquet.load", no_reads)
-    monkeypatch.setattr("rangememo._localmedium.LocalMedium.read", no_reads)
+    monkeypatch.setattr("rangememo._stores.parquet.segments.pq.ParquetFile", no_reads)
+    monkeypatch.setattr("rangememo._stores.parquet.store.load", no_reads)
+    monkeypatch.setattr("rangememo._stores.parquet.local.medium.LocalMedium.read", no_reads)
     assert_same(fn("AAA", day(1, 5), day(1, 9)), make_bars("AAA", day(1, 5), day(1, 9)))
 
 
@@ -292,7 +292,7 @@ def test_a_small_window_of_a_big_key_reads_only_its_row_group(tmp_path, monkeypa
     warm = cached(tmp_path, _minute, step="1min")
     warm("AAA", start, start + pd.Timedelta(minutes=199_999))
     reads: list[Any] = []
-    original = rangememo._segments.pq.ParquetFile
+    original = rangememo._stores.parquet.segments.pq.ParquetFile
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         pf = original(*args, **kwargs)
@@ -305,7 +305,7 @@ def test_a_small_window_of_a_big_key_reads_only_its_row_group(tmp_path, monkeypa
         pf.read_row_groups = read_row_groups
         return pf
 
-    monkeypatch.setattr(rangememo._segments.pq, "ParquetFile", spy)
+    monkeypatch.setattr(rangememo._stores.parquet.segments.pq, "ParquetFile", spy)
     store = ParquetStore(tmp_path, durable=False)
     cold = cached(tmp_path, _minute, step="1min", store=store)
     s = start + pd.Timedelta(minutes=150_000)
@@ -325,7 +325,7 @@ def test_appending_to_a_reopened_key_loads_nothing(tmp_path, monkeypatch):
     def no_reads(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a write loaded rows")
 
-    monkeypatch.setattr("rangememo._keystate.read_segment", no_reads)
+    monkeypatch.setattr("rangememo._stores.parquet.key.read_segment", no_reads)
     store = ParquetStore(tmp_path, durable=False, eager_rows=0)  # as for a big key
     fn = cached(tmp_path, make_bars, step="1D", store=store)
     fn.prefetch("AAA", day(7, 1), day(7, 31))

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import DOMAIN, interval_lists, intervals, nonempty_intervals, times
 
-from rangememo._ledger import Ledger
-from rangememo._planner import Plan, Policy, plan_gaps, split_span
+from rangememo._core.ledger import Ledger
+from rangememo._core.planner import Plan, Policy, plan_gaps, split_span
 
 
 @dataclass(eq=False)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from store_contract import assert_same
 
 from rangememo import CacheWarning, MemoryStore, ParquetStore, SchemaMismatchError, range_cached
+from rangememo.testing.store_contract import assert_same
 
 D = pd.Timestamp
 DAY = pd.Timedelta("1D")

@@ -23,7 +23,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from rangememo import MemoryStore, ParquetStore, range_cached
-from rangememo._store import Store
+from rangememo._stores.base import Store
 from rangememo.testing import make_bars
 
 DAY0 = dt.datetime(2024, 1, 1)

@@ -1,12 +1,21 @@
-"""The store contract (tests/store_contract.py) run against every store rangememo ships."""
+"""The store contract (rangememo.testing.StoreContract) run against every store rangememo ships."""
 
 from __future__ import annotations
 
 import pytest
-from store_contract import NAIVE, Backend, Calls, StoreContract, assert_same, cached, key_of, ns
 
 import rangememo
 from rangememo import CacheWarning, MemoryStore
+from rangememo.testing.store_contract import (
+    NAIVE,
+    Backend,
+    Calls,
+    StoreContract,
+    assert_same,
+    cached,
+    key_of,
+    ns,
+)
 
 BACKENDS = ["memory", "memory-maxbytes", "memory-dict", "parquet"]
 

@@ -1,0 +1,1 @@
+"""Stores: the interface (``base``), the default store, memory, and Parquet on a storage medium."""

@@ -1,0 +1,188 @@
+"""MemoryStore: entries in a mutable mapping, in this process only."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, MutableMapping
+from typing import Any, Literal
+
+import cachetools
+
+from .._core.entry import Entry, Fetched
+from .._errors import CacheWarning, InvalidOption
+from .._warn import warn
+from .base import Store
+from .budget import default_budget
+from .thrash import Evictions
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, Hashable]
+
+
+def _entry_size(entry: Entry) -> int:
+    return max(entry.nbytes, 1)
+
+
+class _Bounded(cachetools.LRUCache[_Key, Entry]):
+    """An LRU bounded by bytes and/or keys, telling ``evictions`` what it evicts."""
+
+    def __init__(self, maxsize: int | None, maxbytes: int | None, evictions: Evictions) -> None:
+        if maxbytes is not None:
+            super().__init__(maxsize=maxbytes, getsizeof=_entry_size)
+        else:
+            assert maxsize is not None, "an unbounded store is a plain dict"
+            super().__init__(maxsize=maxsize)
+        # The key bound, when bytes are the mapping's own measure.
+        self._maxkeys = maxsize if maxbytes is not None else None
+        self._evictions = evictions
+        self._bound = "maxbytes" if maxbytes is not None else "maxsize"
+
+    def __setitem__(self, key: _Key, value: Entry) -> None:
+        super().__setitem__(key, value)
+        if self._maxkeys is not None and len(self) > self._maxkeys:
+            self._bound = "maxsize"
+            try:
+                while len(self) > self._maxkeys:
+                    self.popitem()
+            finally:
+                self._bound = "maxbytes"
+
+    def clear(self) -> None:
+        # MutableMapping.clear() pops item by item: a clear is not an eviction.
+        while self:
+            del self[next(iter(self))]
+
+    def popitem(self) -> tuple[_Key, Entry]:
+        # cachetools evicts through popitem(): the one place to see every eviction.
+        key, value = super().popitem()
+        self._evictions.evict(key, self._bound)
+        return key, value
+
+
+def _positive(name: str, value: int | None) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidOption(
+            f"MemoryStore({name}={value!r}): a bound must be a positive int or None"
+        )
+    return value
+
+
+class MemoryStore(Store):
+    """Keeps entries in a ``MutableMapping`` (as cachetools: any mapping works).
+
+    ``MemoryStore()`` is bounded by the bytes of the rows it holds:
+    ``maxbytes="auto"`` is ``min(25% of physical memory, 8 GiB)`` (1 GiB where
+    memory cannot be read), least recently used keys evicted.
+    ``MemoryStore(maxbytes=n)`` sets that budget; ``MemoryStore(maxsize=n)``
+    also bounds the number of keys (whichever bound is reached first evicts);
+    ``maxsize=None, maxbytes=None`` keeps everything. ``MemoryStore(cache=mapping)``
+    uses your own mapping (an ``LRUCache``, a ``TTLCache``, a plain ``dict``).
+    An evicted key is simply fetched again on its next call; a store that keeps
+    evicting keys it is asked for again soon after warns once
+    (:class:`~rangememo.CacheWarning`) with the numbers and the bound to raise.
+    """
+
+    persistent = False
+
+    def __init__(
+        self,
+        maxsize: int | None = None,
+        *,
+        maxbytes: int | Literal["auto"] | None = "auto",
+        cache: MutableMapping[Any, Entry] | None = None,
+    ) -> None:
+        self.maxsize = _positive("maxsize", maxsize)
+        self.maxbytes = _positive("maxbytes", default_budget() if maxbytes == "auto" else maxbytes)
+        self._auto = maxbytes == "auto"  # a worker unpickling it uses its own machine's budget
+        self._evictions = Evictions()
+        self._own = cache is None  # a mapping of ours: bounds known, evictions seen
+        if cache is not None:
+            self._map: MutableMapping[Any, Entry] = cache
+            self.maxsize = self.maxbytes = None  # the mapping's own business
+        elif self.maxsize is None and self.maxbytes is None:
+            self._map = {}
+        else:
+            self._map = _Bounded(self.maxsize, self.maxbytes, self._evictions)
+        # cachetools mappings are not thread-safe; reads on the hot path go
+        # through ``dict``-like ``get`` under the GIL, writes take this lock.
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        if not self._own:
+            bounds = type(self._map).__name__
+        else:
+            bounds = f"maxsize={self.maxsize}, maxbytes={self.maxbytes}"
+        return f"MemoryStore({bounds}, {len(self._map)} keys)"
+
+    def get(self, namespace: str, key: Hashable) -> Entry | None:
+        with self._lock:
+            entry = self._map.get((namespace, key))
+            thrashing = self._evictions.looked_up((namespace, key), entry is not None)
+        if thrashing:
+            warn(CacheWarning(self._thrash_text()))
+        return entry
+
+    def _thrash_text(self) -> str:
+        ev = self._evictions
+        if ev.bound == "maxsize":
+            budget, option = f"{self.maxsize:,} keys", "maxsize"
+        else:
+            budget, option = f"{self.maxbytes:,} bytes", "maxbytes"
+        with self._lock:
+            held = len(self._map)
+            nbytes = int(getattr(self._map, "currsize", 0))
+        return (
+            f"MemoryStore is too small for the keys in use: it evicted {ev.evicted:,} keys "
+            f"and was asked for {ev.total_reasked:,} of them again soon after "
+            f"({ev.reasked:,} of the last {ev.lookups:,} lookups), so they are fetched again. "
+            f"It holds {held:,} keys ({nbytes:,} bytes) within its budget of {budget}; "
+            f"raise it with MemoryStore({option}=...)"
+            + (" or lift the key bound (maxsize=None)" if option == "maxsize" else "")
+        )
+
+    def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
+        with self._lock:
+            entry = self._map.get((namespace, key))
+            if entry is None:
+                entry = Entry()
+            with entry.lock:
+                entry.apply(fetched)
+            try:
+                # Re-setting the item lets a size-bounded mapping re-measure it.
+                self._map[(namespace, key)] = entry
+            except ValueError:
+                # cachetools: "value too large" for the whole budget. Serve the
+                # call from this entry, but keep nothing of a key this big.
+                self._map.pop((namespace, key), None)
+                warn(
+                    CacheWarning(
+                        f"key {key!r} ({entry.nbytes:,} bytes) exceeds the store's budget; "
+                        "it is not cached"
+                    )
+                )
+            return entry
+
+    def forget(
+        self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
+    ) -> None:
+        with self._lock:
+            if lo is None and hi is None:
+                self._map.pop((namespace, key), None)
+                return
+            entry = self._map.get((namespace, key))
+            if entry is not None:
+                with entry.lock:
+                    entry.forget(lo, hi)
+
+    def clear(self, namespace: str | None = None) -> None:
+        with self._lock:
+            if namespace is None:
+                self._map.clear()
+                return
+            for k in [k for k in self._map if k[0] == namespace]:
+                del self._map[k]
+
+    def keys(self, namespace: str) -> list[Hashable]:
+        with self._lock:
+            return [k[1] for k in list(self._map) if k[0] == namespace]

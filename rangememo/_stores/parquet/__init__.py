@@ -1,0 +1,1 @@
+"""The Parquet store: immutable segments plus a log-structured ledger per key, on a medium."""

@@ -1,0 +1,170 @@
+"""Writing a stored key: a piece (merged with a small tail), a record, checkpoints, merges.
+
+The caller holds the key's lock (which only keeps two processes from fetching
+one range twice: every step is create-if-absent, see :mod:`rangememo._stores.parquet.log`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..._core.rows import Chunk
+from .codec import encode
+from .compaction import Unmergeable, compact_state, merge, plan_tail, write_part
+from .layout import key_doc
+from .leases import Leases, readers
+from .log import append, catch_up, checkpoint
+from .logformat import Record, fold
+from .segments import Claim, Damaged, Segment, crashpoint, schema_digest
+from .stored_rows import SegmentRows, StoredLedger
+
+if TYPE_CHECKING:
+    from .key import KeyState
+
+__all__ = ["LostRace", "commit", "compact", "fold_log", "put", "release"]
+
+log = logging.getLogger("rangememo")
+
+
+class LostRace(OSError):
+    """Another writer committed a record this merge was based on: nothing committed."""
+
+
+def put(
+    state: KeyState,
+    kind: str,
+    chunk: Chunk,
+    claims: tuple[Claim, ...],
+    tdoc: Any,
+    change: Callable[[], None],
+) -> None:
+    """Write ``chunk`` (merged with a small tail), then commit its record."""
+    segs, prefix = state.doc.segments, state.paths.prefix
+    if not len(chunk):  # a tombstone: trailing ones collapse into it
+        i = len(segs)
+        while i > 0 and segs[i - 1].file is None:
+            i -= 1
+        rec = Record(add=Segment(None, claims), replace=(i, len(segs)) if i < len(segs) else None)
+        commit(state, rec, change, tdoc)
+        return
+    table = encode(kind, chunk.data, chunk.positions, state.piece_doc(chunk.data))
+    i = plan_tail(segs, table.num_rows, schema_digest(table.schema))
+    seg = None
+    if any(s.file is not None for s in segs[i:]):
+        try:
+            seg = merge(state.medium, prefix, segs[i:], (table, claims), point="segment")
+        except Damaged as exc:
+            state.damaged(exc)
+            state.catch_up()  # the repair's record
+            i = len(state.doc.segments)
+        except Unmergeable as exc:
+            log.debug("%s", exc)
+            i = len(state.doc.segments)
+    if seg is None:
+        seg = write_part(state.medium, prefix, table, claims, "segment")
+    n = len(state.doc.segments)
+    try:
+        commit(state, Record(add=seg, replace=(i, n) if i < n else None), change, tdoc)
+    except BaseException:
+        if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
+            state.medium.delete(f"{prefix}/{seg.file}")
+        raise
+
+
+def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) -> None:
+    """Apply ``change`` to the entry, then append ``rec`` with the ledger operations.
+
+    On failure the entry may hold the change while the log does not: the
+    caller must drop this state.
+    """
+    entry, doc = state.entry, state.doc
+    ledger = entry.ledger
+    assert isinstance(ledger, StoredLedger)
+    old = doc.segments[rec.replace[0] : rec.replace[1]] if rec.replace else []
+    with entry.lock:
+        ops: list[list[object]] = []
+        ledger.journal = ops
+        try:
+            change()
+        finally:
+            ledger.journal = None
+    rec.ops = ops
+    adapter = entry.adapter
+    assert adapter is not None and entry.axis is not None
+    schema = {
+        "kind": adapter.kind,
+        "index": adapter.index,
+        "range_index": bool(getattr(adapter, "range_index", False)),
+        "axis": list(entry.axis),
+        "follows_tz": entry.follows_tz,  # answers shown in the caller's zone
+        "template": tdoc,
+    }
+    if schema != doc.schema:
+        rec.schema = schema
+    if doc.key is None:
+        rec.key = key_doc(state.key)
+    seq = append(state.medium, state.paths.prefix, doc, rec)
+    while seq is None:  # lost a race (no lock): record order is newest-wins order
+        if rec.replace is not None:
+            raise LostRace(f"{state.paths.prefix}: another writer committed first")
+        state.stale = True
+        if catch_up(state.medium, state.paths.prefix, doc) is None:
+            raise LostRace(f"{state.paths.prefix}: the log moved on under a writer")
+        seq = append(state.medium, state.paths.prefix, doc, rec)
+    with entry.lock:
+        fold(doc, rec, seq, ledger=False)
+        if old and isinstance(entry.rows, SegmentRows) and rec.add is not None:
+            entry.rows.rebind({s.file: doc.segments[rec.replace[0]] for s in old if s.file})  # type: ignore[index]
+    state.tdoc, state.tobj = tdoc, entry.template
+    entry.version = seq
+    fold_log(state)
+
+
+def fold_log(state: KeyState) -> None:
+    """Write a checkpoint if one is due (a commit already landed: failures only log)."""
+    if not state.doc.due():
+        return
+    doc = state.doc
+    if doc.key is None:
+        doc.key = key_doc(state.key)
+    doc.retired = [f for f in doc.retired if state.medium.exists(f"{state.paths.prefix}/{f}")]
+    try:
+        checkpoint(state.medium, state.paths.prefix, doc)
+    except OSError as exc:
+        log.warning("checkpoint of %s failed: %s", state.paths.keydir, exc)
+
+
+def compact(state: KeyState, full: bool, leases: Leases) -> int:
+    """Merge runs of segments (one record each); segments merged away."""
+    before, doc = len(state.doc.segments), state.doc
+    try:
+        done = compact_state(state.medium, state.paths.prefix, doc, full)
+    except Damaged as exc:
+        state.damaged(exc)
+        return 0
+    except OSError as exc:  # what was committed stays; compaction can wait
+        log.warning("compaction of %s failed: %s", state.paths.keydir, exc)
+        return 0
+    rows = state.entry.rows
+    if isinstance(rows, SegmentRows):
+        for files, seg in done:
+            rows.rebind(dict.fromkeys(files, seg))
+    state.entry.version = doc.seq
+    release(state, leases)
+    fold_log(state)
+    return before - len(doc.segments)
+
+
+def release(state: KeyState, leases: Leases) -> list[str]:
+    """Delete replaced files no reader can still need; the names deleted."""
+    doc, prefix = state.doc, state.paths.prefix
+    if not doc.retired or readers(prefix) or leases.others_hold(prefix):
+        return []
+    gone = list(doc.retired)
+    for name in gone:
+        state.medium.delete(f"{prefix}/{name}")
+        crashpoint("release-deleted")
+    doc.retired = []
+    return gone

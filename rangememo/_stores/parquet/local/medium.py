@@ -1,0 +1,135 @@
+"""A :class:`~rangememo._stores.parquet.medium.Medium` on a local directory.
+
+Create-if-absent is a hard link: the bytes go to a temp file inside the
+store directory (fsynced when ``durable``), ``os.link(temp, final)`` publishes
+them, failing with ``FileExistsError`` if ``final`` exists, and the temp file
+is unlinked. A link is atomic and never replaces anything, so a reader sees
+the whole file or none and two writers of one name cannot both win, whatever
+the order in which the directory's entries reach the disk. A crash leaves at
+most a temp file (``.tmp-…``), which ``gc`` removes. Where hard links are not
+supported (some network and FAT file systems), ``O_CREAT | O_EXCL`` of the
+final name with the content written after is the fallback: still exclusive,
+and a reader of a half-written record finds it incomplete JSON and waits.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from pathlib import Path
+
+from .. import segments as _segments
+from ..segments import crashpoint
+
+__all__ = ["LocalMedium", "TEMP_PREFIX"]
+
+#: Temp files start with this; everything else in a key's directory is named by the log.
+TEMP_PREFIX = ".tmp-"
+
+
+class LocalMedium:
+    """Files under ``root``; ``durable`` fsyncs every created file before publishing it."""
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root, self.durable = root, durable
+        self._links = True
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            with open(self.path(name), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def exists(self, name: str) -> bool:
+        try:
+            os.stat(self.path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        return os.stat(self.path(name)).st_size
+
+    def _temp(self, final: str, data: bytes, sync: bool = True) -> str:
+        folder = os.path.dirname(final)
+        tmp = os.path.join(folder, f"{TEMP_PREFIX}{uuid.uuid4().hex[:16]}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+        try:
+            _segments.write_bytes(fd, data)
+            if self.durable and sync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def create(self, name: str, data: bytes) -> bool:
+        final = self.path(name)
+        if not self._links:
+            return self._create_excl(final, data)
+        tmp = self._temp(final, data)
+        try:
+            crashpoint("create-written")
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            self._links = False  # no hard links here: exclusive create instead
+            return self._create_excl(final, data)
+        finally:
+            _unlink(tmp)
+        return True
+
+    def _create_excl(self, final: str, data: bytes) -> bool:
+        try:
+            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+        except FileExistsError:
+            return False
+        try:
+            _segments.write_bytes(fd, data)
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def put(self, name: str, data: bytes) -> None:
+        final = self.path(name)
+        tmp = self._temp(final, data, sync=False)  # hints and leases: losing one is harmless
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def list(self, prefix: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.path(prefix)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def delete(self, name: str) -> None:
+        _unlink(self.path(name))
+
+    def open_parquet(self, name: str) -> str:
+        return self.path(name)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass

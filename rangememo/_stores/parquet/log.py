@@ -1,0 +1,183 @@
+"""A key's ledger as a log of immutable records (the commit protocol, on a Medium).
+
+Each commit adds one record ``log/<seq>.json`` (``seq`` zero-padded, from 1),
+created only if absent: the claims' ledger operations, the segment it adds
+(or the run of segments it replaces, for a merge), the schema when it
+changes. Every ``CHECKPOINT_EVERY`` records — or sooner, once the records
+since the last checkpoint weigh as much as it does, so a small key carries
+one or two — a writer folds the log into ``log/<seq>.checkpoint.json``
+(created if absent, same content whoever writes it) and deletes what came
+before, in ascending order. Readers load the newest checkpoint plus the
+records after it; a reader at ``seq`` is up to date while record ``seq + 1``
+does not exist *and* the file it read last (its *anchor*) still does:
+deletion runs in ascending order, so a deleted successor implies a deleted
+anchor. Nothing here renames over a file, relies on directory fsync order or
+takes a lock: :mod:`rangememo._stores.parquet.local.medium` and an object store both run it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ..._core.ledger import Ledger
+from .layout import Doc
+from .logformat import (
+    CHECKPOINT_EVERY,
+    LEGACY,
+    LOG,
+    LogState,
+    Record,
+    _damaged,
+    _from_checkpoint,
+    _from_legacy,
+    checkpoint_name,
+    fold,
+    parse_record,
+    record_name,
+)
+from .medium import Medium
+from .segments import crashpoint
+
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LOG",
+    "LogState",
+    "Record",
+    "append",
+    "catch_up",
+    "checkpoint",
+    "load",
+    "up_to_date",
+]
+
+log = logging.getLogger("rangememo")
+
+
+def _seq(name: str) -> tuple[int, bool] | None:
+    stem, _, rest = name.partition(".")
+    if not stem.isdigit() or rest not in ("json", "checkpoint.json"):
+        return None
+    return int(stem), rest != "json"
+
+
+def load(medium: Medium, prefix: str, ledger: type[Ledger] = Ledger) -> LogState | None:
+    """The key's state now; ``None`` if nothing was ever committed.
+
+    Raises :class:`Damaged` (a record or checkpoint unreadable) or
+    :class:`~rangememo._stores.parquet.layout.NewerLedger`.
+    """
+    for _ in range(8):  # a checkpoint landing meanwhile deletes what was listed
+        names = [s for s in map(_seq, medium.list(f"{prefix}/{LOG}")) if s is not None]
+        ckpts = [s for s, c in names if c]
+        if ckpts:
+            name = checkpoint_name(prefix, max(ckpts))
+            data = medium.read(name)
+            if data is None:
+                continue
+            state = _from_checkpoint(data, name, ledger)
+        else:
+            legacy = _legacy(medium, prefix, ledger)
+            if legacy is None and not any(s == 1 for s, _ in names):
+                return None
+            state = legacy if legacy is not None else LogState(ledger=ledger())
+        if catch_up(medium, prefix, state) is not None:
+            return state
+    raise _damaged(f"{prefix}/{LOG}", "the log keeps changing under the reader")
+
+
+def _legacy(medium: Medium, prefix: str, ledger: type[Ledger]) -> LogState | None:
+    name = f"{prefix}/{LEGACY}"
+    data = medium.read(name)
+    if data is None:
+        return None
+    try:
+        doc = Doc.from_bytes(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(name, f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
+    return _from_legacy(doc, name, ledger)
+
+
+def catch_up(
+    medium: Medium,
+    prefix: str,
+    state: LogState,
+    apply: Callable[[Record, int], None] | None = None,
+) -> int | None:
+    """Apply the records after ``state.seq``; how many, or ``None`` if the state is lost.
+
+    ``apply`` replaces :func:`fold` (a key state also updates its rows).
+    ``None``: the anchor is gone (a checkpoint deleted the records in
+    between): load afresh.
+    """
+    n = 0
+    while True:
+        name = record_name(prefix, state.seq + 1)
+        data = medium.read(name)
+        if data is None:
+            if state.anchor and not medium.exists(state.anchor):
+                return None
+            return n
+        rec = parse_record(data, name)
+        if apply is None:
+            fold(state, rec, state.seq + 1)
+        else:
+            apply(rec, state.seq + 1)
+        state.anchor, state.since = name, state.since + 1
+        state.since_bytes += len(data)
+        n += 1
+
+
+def up_to_date(medium: Medium, prefix: str, state: LogState) -> bool:
+    """The hit path's check: no next record, and the anchor still there (two stats)."""
+    return not medium.exists(record_name(prefix, state.seq + 1)) and (
+        not state.anchor or medium.exists(state.anchor)
+    )
+
+
+def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | None:
+    """Create record ``state.seq + 1``; its seq, or ``None`` if another writer took it.
+
+    The caller catches up and decides (a plain record is retried at the new
+    head: its segment stays valid; a merge replacing segments by position is
+    dropped).
+    """
+    seq = state.seq + 1
+    name = record_name(prefix, seq)
+    data = rec.to_bytes(seq)
+    if not medium.create(name, data):
+        return None
+    crashpoint("record-created")
+    state.anchor, state.since, state.since_bytes = (
+        name,
+        state.since + 1,
+        state.since_bytes + len(data),
+    )
+    return seq
+
+
+def checkpoint(medium: Medium, prefix: str, state: LogState) -> bool:
+    """Fold the log into a checkpoint at ``state.seq``, then delete what it makes obsolete."""
+    if state.legacy:
+        state.legacy = False
+    data = state.checkpoint_bytes()
+    name = checkpoint_name(prefix, state.seq)
+    medium.create(name, data)  # if it exists, another writer folded the same records
+    crashpoint("checkpoint-created")
+    state.anchor, state.since, state.since_bytes, state.base_bytes = name, 0, 0, len(data)
+    prune(medium, prefix, state.seq)
+    return True
+
+
+def prune(medium: Medium, prefix: str, upto: int) -> None:
+    """Delete records ``<= upto`` and checkpoints ``< upto``, in ascending order."""
+    # The format-1 ledger.json is seq 0: it goes first, like every older file.
+    if medium.exists(f"{prefix}/{LEGACY}"):
+        medium.delete(f"{prefix}/{LEGACY}")
+        medium.delete(f"{prefix}/key.json")  # the checkpoint holds the key now
+    old = [s for s in map(_seq, medium.list(f"{prefix}/{LOG}")) if s is not None]
+    for seq, is_ckpt in sorted(old):
+        if seq > upto or (is_ckpt and seq == upto):
+            continue
+        medium.delete(checkpoint_name(prefix, seq) if is_ckpt else record_name(prefix, seq))
+        crashpoint("prune-deleted")

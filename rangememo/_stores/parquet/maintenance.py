@@ -1,0 +1,317 @@
+"""A store directory as a whole: list, verify, collect garbage, compact, clear.
+
+These work on directories, not on keys: they need no provider and no key
+objects (a key whose value has no JSON form is found by its hash), so the
+``rangememo`` command can run them against any store directory. Writers'
+locks are honoured: anything that changes a key holds that key's lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..._core.ledger import Ledger
+from .codec import decode, template_from_json
+from .compaction import compact_state
+from .layout import (
+    QUARANTINE,
+    TRASH,
+    KeyPaths,
+    NewerLedger,
+    key_dirs,
+    key_from_doc,
+    make_paths,
+    namespace_dirs,
+    read_key,
+    remove_tree,
+)
+from .leases import Leases
+from .local.locks import LockTimeout, hold
+from .local.medium import TEMP_PREFIX, LocalMedium
+from .log import LOG, LogState, checkpoint, load
+from .medium import Medium
+from .segments import Damaged, read_segment
+
+__all__ = [
+    "KeyInfo",
+    "clear_keys",
+    "clear_store",
+    "collect",
+    "compact_all",
+    "find",
+    "scan",
+    "verify",
+]
+
+#: How long maintenance waits for a key that a writer holds before skipping it.
+LOCK_WAIT = 10.0
+
+
+def paths_of(root: Path, keydir: Path) -> KeyPaths:
+    return make_paths(root, keydir.parent, keydir)
+
+
+@dataclass
+class KeyInfo:
+    """One key directory, as ``ls``/``show`` present it."""
+
+    namespace: str
+    key: str  # the key's repr
+    paths: KeyPaths
+    doc: LogState | None = None
+    problem: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.doc.segments) if self.doc else 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.doc.segments) if self.doc else 0
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.doc.ledger if self.doc else Ledger()
+
+    @property
+    def updated(self) -> dt.datetime | None:
+        return dt.datetime.fromtimestamp(self.doc.updated) if self.doc else None
+
+    def position(self, pos: int) -> str:
+        """A position in the key's own terms (a date, a UTC time, an int)."""
+        axis = (self.doc.schema or {}).get("axis") if self.doc else None
+        if axis is None or axis[0] == "int" or abs(pos) >= 2**62:
+            return "-inf" if pos <= -(2**62) else "+inf" if pos >= 2**62 else str(pos)
+        ts = pd.Timestamp(pos, unit="ns", tz="UTC" if axis[1] else None)
+        if axis[0] == "date" or (ts.hour, ts.minute, ts.second, ts.nanosecond) == (0, 0, 0, 0):
+            return str(ts.date())
+        return str(ts)
+
+
+def scan(root: Path) -> Iterator[KeyInfo]:
+    """Every key directory with its log state (or the reason it cannot be read)."""
+    medium = LocalMedium(root)
+    for namespace, nsdir in namespace_dirs(root):
+        for keydir in key_dirs(nsdir):
+            paths = paths_of(root, keydir)
+            info = KeyInfo(namespace, f"<{keydir.name}>", paths)
+            try:
+                info.doc = load(medium, paths.prefix)
+            except Damaged as exc:
+                info.problem = f"{exc.path}: {exc.reason}"
+            except NewerLedger as exc:
+                info.problem = f"{exc} (left alone)"
+            else:
+                if info.doc is None:
+                    info.problem = "no log (a first write did not finish)"
+            doc = info.doc
+            info.key = (key_from_doc(doc.key, keydir) if doc and doc.key else read_key(keydir))[0]
+            yield info
+
+
+def find(root: Path, namespace: str | None = None, key: str | None = None) -> list[KeyInfo]:
+    """Keys matching a namespace (name or directory, or a prefix of either) and a key
+    (its repr, or a prefix of its hash)."""
+    out = []
+    for info in scan(root):
+        if namespace is not None and not _matches(namespace, info.namespace, info.paths.nsdir.name):
+            continue
+        if (
+            key is not None
+            and key != info.key
+            and not (len(key) >= 4 and info.paths.keydir.name.startswith(key))
+        ):
+            continue
+        out.append(info)
+    if namespace is not None:  # an exact name wins over prefixes of other names
+        exact = [i for i in out if namespace in (i.namespace, i.paths.nsdir.name)]
+        out = exact or out
+    return out
+
+
+def _matches(query: str, name: str, dirname: str) -> bool:
+    return query in (name, dirname) or name.startswith(query) or dirname.startswith(query)
+
+
+@dataclass
+class Report:
+    """What ``verify`` found: problems (exit non-zero) and notes (harmless)."""
+
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    checked: int = 0
+
+
+def verify(root: Path) -> Report:
+    """Read every ledger and every segment it names, as a reader would."""
+    report = Report()
+    for info in scan(root):
+        where = f"{info.namespace} {info.key}"
+        report.checked += 1
+        if info.doc is None:
+            harmless = "did not finish" in info.problem or "newer rangememo" in info.problem
+            bucket = report.notes if harmless else report.problems
+            bucket.append((where, f"{info.paths.keydir}: {info.problem}"))
+            continue
+        for problem in _check(info.paths, info.doc):
+            report.problems.append((where, problem))
+        files = {e.name for e in os.scandir(info.paths.keydir) if e.is_file()}
+        for name in sorted(files - info.doc.files() - {"ledger.json", "key.json"}):
+            kind = "temp file" if _temp(name) else "orphan file (gc removes it)"
+            report.notes.append((where, f"{info.paths.keydir / name}: {kind}"))
+    return report
+
+
+def _temp(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def _check(paths: KeyPaths, doc: LogState) -> Iterator[str]:
+    schema = doc.schema
+    template: Any = None
+    if schema is not None:
+        try:
+            template = template_from_json(schema["kind"], schema["template"])
+        except (KeyError, TypeError, ValueError) as exc:
+            yield f"{paths.keydir / LOG}: unreadable schema ({exc})"
+            return
+    for seg in doc.segments:
+        if any(a >= b for a, b in seg.claims):
+            yield f"{paths.keydir / LOG}: segment {seg.file} claims an empty range"
+        if seg.file is None:
+            continue
+        path = paths.keydir / seg.file
+        try:
+            _, _, _, table = read_segment(path, seg, 0, 0, whole=True)
+            if schema is not None:
+                decode(schema["kind"], table, template)
+        except Damaged as exc:
+            yield str(exc)
+        except (ValueError, TypeError, KeyError) as exc:
+            yield f"{path}: rows do not decode ({exc})"
+
+
+def collect(root: Path, grace: float = 60.0) -> list[Path]:
+    """Remove what no log needs: replaced files no other process reads, and orphans and
+    temp files older than ``grace`` seconds (a writer may be about to commit a younger one)."""
+    removed: list[Path] = []
+    trash = root / TRASH
+    if trash.exists():
+        removed += [trash / name for name in os.listdir(trash)]
+        shutil.rmtree(trash, ignore_errors=True)
+    now, medium = time.time(), LocalMedium(root)
+    leases = Leases(medium)
+    for _, nsdir in namespace_dirs(root):
+        for entry in os.scandir(nsdir):  # a crashed namespace.json write
+            if _temp(entry.name) and now - entry.stat().st_mtime > grace:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        for keydir in key_dirs(nsdir):
+            paths = paths_of(root, keydir)
+            try:
+                with hold(paths.lock, timeout=LOCK_WAIT):
+                    removed += _collect_key(medium, leases, paths, grace)
+            except (LockTimeout, Damaged, NewerLedger):
+                continue  # busy, damaged or not ours: verify reports it
+    return removed
+
+
+def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) -> list[Path]:
+    state = load(medium, paths.prefix)
+    if state is None:  # a first write that never committed: nothing to keep
+        remove_tree(paths.root, paths.keydir)
+        return [paths.keydir]
+    gone: list[Path] = []
+    if state.retired and not leases.others_hold(paths.prefix):
+        for name in state.retired:
+            if medium.exists(f"{paths.prefix}/{name}"):
+                medium.delete(f"{paths.prefix}/{name}")
+                gone.append(paths.keydir / name)
+        state.retired = []
+        checkpoint(medium, paths.prefix, state)  # a log that no longer names them
+    return gone + [paths.keydir / n for n in sweep(medium, paths.prefix, state, grace)]
+
+
+def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> list[str]:
+    """Remove temp files and segments no log names, older than ``grace`` (key locked)."""
+    keep = state.files() if state is not None else set()
+    now, removed = time.time(), []
+    for folder in (prefix, f"{prefix}/{LOG}"):
+        for name in medium.list(folder):
+            orphan = name.startswith("seg-") and name.endswith(".parquet") and name not in keep
+            if not (orphan or _temp(name)):
+                continue
+            try:
+                if now - os.stat(os.path.join(medium.open_parquet(folder), name)).st_mtime < grace:
+                    continue
+            except OSError:
+                continue
+            medium.delete(f"{folder}/{name}")
+            removed.append(name if folder == prefix else f"{LOG}/{name}")
+    return removed
+
+
+def compact_all(root: Path, grace: float = 0.0) -> tuple[int, int]:
+    """Merge every key's same-schema runs of segments; ``(keys, segments merged away)``.
+
+    ``grace`` is accepted for compatibility: replaced files go as soon as no
+    other process's lease names the key.
+    """
+    keys = merged = 0
+    medium = LocalMedium(root)
+    leases = Leases(medium)
+    for info in scan(root):
+        if info.doc is None:
+            continue
+        try:
+            with hold(info.paths.lock, timeout=LOCK_WAIT):
+                state = load(medium, info.paths.prefix)
+                if state is None:
+                    continue
+                before = len(state.segments)
+                done = compact_state(medium, info.paths.prefix, state, True)
+                if done:
+                    keys, merged = keys + 1, merged + before - len(state.segments)
+                if state.retired and not leases.others_hold(info.paths.prefix):
+                    for name in state.retired:
+                        medium.delete(f"{info.paths.prefix}/{name}")
+                    state.retired = []
+                if done or state.since or state.retired or state.legacy:
+                    checkpoint(medium, info.paths.prefix, state)
+                sweep(medium, info.paths.prefix, state, 60.0)
+        except (LockTimeout, Damaged, OSError):
+            continue
+    return keys, merged
+
+
+def clear_store(root: Path, nsdir: Path | None = None) -> None:
+    """Delete one namespace directory (each key under its lock), or everything."""
+    nsdirs = [nsdir] if nsdir is not None else [d for _, d in namespace_dirs(root)]
+    for directory in nsdirs:
+        for keydir in key_dirs(directory):
+            with hold(paths_of(root, keydir).lock):
+                remove_tree(root, keydir)
+        if not key_dirs(directory):
+            remove_tree(root, directory)
+    if nsdir is None:
+        remove_tree(root, root / QUARANTINE)
+        shutil.rmtree(root / TRASH, ignore_errors=True)
+
+
+def clear_keys(infos: list[KeyInfo]) -> int:
+    """Delete the given keys (each under its lock); how many were deleted."""
+    for info in infos:
+        with hold(info.paths.lock):
+            remove_tree(info.paths.root, info.paths.keydir)
+        if not key_dirs(info.paths.nsdir):
+            remove_tree(info.paths.root, info.paths.nsdir)
+    return len(infos)

@@ -1,0 +1,269 @@
+"""A key's rows and ledger as read from disk, loaded window by window (no I/O here).
+
+A key reopened from disk knows, from its ledger, which segment holds the rows
+of each range (newest wins), but loads nothing until a window asks for it:
+:class:`SegmentRows` keeps the *pending* pieces ``(lo, hi, segment)`` and moves
+each into ordinary in-memory chunks the first time a read touches it. A write
+(a fetched piece, a forgotten range) makes its range known in memory, so
+appends stay O(appended) and never load the key.
+
+:class:`StoredLedger` asks the rows to load a range before it answers
+``covers``/``missing`` for it: if a segment turns out to be damaged, the store
+drops its range from the coverage right there, so the cache refetches it
+instead of serving a hole.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import portion as P
+
+from ..._core.ledger import Ledger, Pair, pairs, span
+from ..._core.results import Adapter
+from ..._core.rows import Chunk, Rows
+from .segments import Segment
+
+__all__ = ["Piece", "SegmentRows", "StoredLedger", "shown", "visible"]
+
+#: ``(lo, hi, segment)``: the rows of ``[lo, hi)`` live in ``segment``.
+Piece = tuple[int, int, Segment]
+#: ``load(segment, lo, hi) -> (known_lo, known_hi, chunk)``: every row of the
+#: segment in ``[known_lo, known_hi)`` (which contains ``[lo, hi)``).
+Loader = Callable[[Segment, int, int], tuple[int, int, Chunk]]
+
+
+def claimed(seg: Segment) -> P.Interval:
+    return P.Interval(*(span(a, b) for a, b in seg.claims))
+
+
+def visible(segments: Sequence[Segment]) -> list[Piece]:
+    """Where each segment's rows show: its claims minus later claims, in order."""
+    seen, out = P.empty(), []
+    for seg in reversed(segments):
+        claim = claimed(seg)
+        if seg.file is not None and seg.rows:
+            shown = (claim - seen) & span(seg.first, seg.last + 1)
+            out += [(a, b, seg) for a, b in pairs(shown)]
+        seen = seen | claim
+    out.sort(key=lambda p: p[0])
+    return out
+
+
+def shown(segments: Sequence[Segment], file: str | None) -> list[Pair]:
+    """The ranges a segment speaks for: its claims minus the claims of later ones."""
+    later = P.empty()
+    for seg in reversed(segments):
+        if seg.file == file:
+            return pairs(claimed(seg) - later)
+        later = later | claimed(seg)
+    return []
+
+
+def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
+    pos = chunk.positions
+    i, j = (int(x) for x in np.searchsorted(pos, [lo, hi]))
+    if i >= j:
+        return None
+    if i == 0 and j == len(pos):
+        return chunk
+    n = len(pos)
+    return Chunk(pos[i:j], adapter.slice(chunk.data, i, j), chunk.nbytes * (j - i) // n)
+
+
+class SegmentRows(Rows):
+    """Rows of a stored key: chunks in memory plus pieces still on disk."""
+
+    __slots__ = ("_load", "_mutex", "_pending")
+
+    def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
+        super().__init__(adapter)
+        self._load = load
+        # Loads and writes are serialised; reads of loaded rows never wait.
+        self._mutex = threading.RLock()
+        self._pending: tuple[list[int], list[Piece]] = ([], [])
+        self._set_pending(pending)
+
+    def _set_pending(self, pieces: list[Piece]) -> None:
+        self._pending = ([p[0] for p in pieces], pieces)
+
+    # -- what is still on disk -------------------------------------------
+    @property
+    def complete(self) -> bool:
+        """Is every stored row in memory?"""
+        return not self._pending[1]
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows of the segments still (partly) on disk: an upper bound."""
+        return sum(seg.rows for seg in {p[2] for p in self._pending[1]})
+
+    def pending(self, lo: int, hi: int) -> list[Piece]:
+        """The pending pieces overlapping ``[lo, hi)``."""
+        starts, pieces = self._pending
+        if not pieces:
+            return []
+        k, out = max(bisect.bisect_right(starts, lo) - 1, 0), []
+        for piece in pieces[k:]:
+            if piece[0] >= hi:
+                break
+            if piece[1] > lo:
+                out.append(piece)
+        return out
+
+    def grid_ref(self) -> int | None:
+        # A row still on disk marks the key's grid as well as a loaded one.
+        ref = super().grid_ref()
+        pieces = self._pending[1]
+        return ref if ref is not None or not pieces else pieces[0][2].first
+
+    def __len__(self) -> int:
+        # Not exact while pieces are on disk (a part may be partly overridden),
+        # but never 0 for a key that holds rows: the schema checks rely on that.
+        return super().__len__() + self.pending_rows
+
+    # -- reading -------------------------------------------------------------
+    def window(self, lo: int, hi: int) -> list[object]:
+        if self._pending[1] and self.pending(lo, hi):
+            self.ensure(lo, hi)
+        return super().window(lo, hi)
+
+    def first_in(self, lo: int, hi: int) -> int | None:
+        if self._pending[1] and self.pending(lo, hi):
+            self.ensure(lo, hi)
+        return super().first_in(lo, hi)
+
+    def frozen(self, lo: int, hi: int) -> tuple[Rows, list[tuple[int, int]]]:
+        # Under the mutex: a load moves rows from pending to memory in two steps.
+        with self._mutex:
+            rows, _ = super().frozen(lo, hi)
+            return rows, [(max(a, lo), min(b, hi)) for a, b, _ in self.pending(lo, hi)]
+
+    def ensure(self, lo: int, hi: int) -> bool:
+        """Load the stored rows of ``[lo, hi)`` not in memory yet; did it load any?
+
+        Raises :class:`~rangememo._stores.parquet.segments.Damaged` for an unreadable segment
+        (the rows loaded from other segments stay loaded).
+        """
+        with self._mutex:
+            todo = self.pending(lo, hi)
+            segments = list(dict.fromkeys(p[2] for p in todo))
+            for seg in segments:
+                parts = [p for p in todo if p[2] is seg]
+                a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
+                known_lo, known_hi, chunk = self._load(seg, a, b)
+                kept: list[Piece] = []
+                for x, y, s in self._pending[1]:  # one pass: O(pieces), not O(pieces^2)
+                    lo_, hi_ = max(x, known_lo), min(y, known_hi)
+                    if s is not seg or lo_ >= hi_:
+                        kept.append((x, y, s))
+                        continue
+                    Rows.replace(self, lo_, hi_, _slice(self._adapter, chunk, lo_, hi_))
+                    if x < lo_:
+                        kept.append((x, lo_, s))
+                    if y > hi_:
+                        kept.append((hi_, y, s))
+                self._set_pending(kept)
+            return bool(segments)
+
+    # -- writing -------------------------------------------------------------
+    def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
+        with self._mutex:
+            self._replace(lo, hi, piece)
+
+    def _replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
+        Rows.replace(self, lo, hi, piece)
+        self._unpend(lo, hi)
+
+    def clear(self) -> None:
+        with self._mutex:
+            Rows.clear(self)
+            self._set_pending([])
+
+    def _unpend(self, lo: int, hi: int) -> None:
+        """``[lo, hi)`` is known in memory now: no longer pending."""
+        if lo >= hi or not self.pending(lo, hi):
+            return
+        out: list[Piece] = []
+        for a, b, seg in self._pending[1]:
+            if b <= lo or a >= hi:
+                out.append((a, b, seg))
+                continue
+            if a < lo:
+                out.append((a, lo, seg))
+            if b > hi:
+                out.append((hi, b, seg))
+        self._set_pending(out)
+
+    def add_segment(self, seg: Segment, claims: Sequence[Pair] | None = None) -> None:
+        """Another process committed ``seg``: its claims (or ``claims``) now read from disk."""
+        claims = seg.claims if claims is None else claims
+        with self._mutex:
+            for a, b in claims:
+                self._replace(a, b, None)
+            if seg.file is None or not seg.rows:
+                return
+            lo, hi = seg.first, seg.last + 1
+            new = [(max(a, lo), min(b, hi), seg) for a, b in claims if a < hi and b > lo]
+            self._set_pending(sorted(self._pending[1] + new, key=lambda p: p[0]))
+
+    def drop(self, ranges: list[Pair]) -> None:
+        """Forget the rows of ``ranges`` (a damaged segment's): none in memory or pending."""
+        with self._mutex:
+            for a, b in ranges:
+                self._replace(a, b, None)
+
+    def reset(self, pending: list[Piece]) -> None:
+        """Start over from another ledger: nothing in memory, ``pending`` on disk."""
+        with self._mutex:
+            Rows.clear(self)
+            self._set_pending(pending)
+
+    def rebind(self, mapping: dict[str, Segment]) -> None:
+        """Compaction moved rows to new files (same content): follow them."""
+        with self._mutex:
+            self._set_pending(
+                [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
+            )
+
+
+@dataclass(slots=True)
+class StoredLedger(Ledger):
+    """A ledger whose answers first make sure the asked range is readable."""
+
+    probe: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
+    #: While a list, every mutation is also recorded here (a commit's log record).
+    journal: list[list[object]] | None = field(default=None, repr=False, compare=False)
+
+    def add(self, lo: int, hi: int, fetched: float = 0.0, empty: bool = False) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["a", lo, hi, fetched, empty])
+        Ledger.add(self, lo, hi, fetched, empty)
+
+    def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["p", lo, hi, fetched, expires])
+        Ledger.add_provisional(self, lo, hi, fetched, expires)
+
+    def remove(self, lo: int, hi: int) -> None:
+        if self.journal is not None and lo < hi:
+            self.journal.append(["r", lo, hi])
+        Ledger.remove(self, lo, hi)
+
+    def prepare(self, lo: int, hi: int) -> None:
+        if self.probe is not None:
+            self.probe(lo, hi)
+
+    def covers(self, lo: int, hi: int, now: float = 0.0) -> bool:
+        if self.probe is not None:
+            self.probe(lo, hi)
+        return Ledger.covers(self, lo, hi, now)
+
+    def missing(self, lo: int, hi: int, now: float = 0.0) -> list[Pair]:
+        if self.probe is not None:
+            self.probe(lo, hi)
+        return Ledger.missing(self, lo, hi, now)
