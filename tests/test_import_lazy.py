@@ -144,3 +144,17 @@ def test_cli_still_runs(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "Usage" in out.stdout and " ls " in out.stdout
+
+
+def test_testing_helpers_load_pytest_only_for_the_store_contract(tmp_path: Path) -> None:
+    """``rangememo.testing`` serves FakeProvider without pytest; StoreContract brings it."""
+    out = _run(
+        "import json, sys\n"
+        "import rangememo.testing as t\n"
+        "before = 'pytest' in sys.modules\n"
+        "contract = t.StoreContract\n"
+        "print(json.dumps({'before': before, 'after': 'pytest' in sys.modules,\n"
+        "    'name': contract.__name__, 'fake': t.FakeProvider.__name__}))",
+        tmp_path,
+    )
+    assert out == {"before": False, "after": True, "name": "StoreContract", "fake": "FakeProvider"}
