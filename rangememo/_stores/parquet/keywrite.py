@@ -56,8 +56,10 @@ def put(
         try:
             seg = merge(state.medium, prefix, segs[i:], (table, claims), point="segment")
         except Damaged as exc:
-            state.damaged(exc)
-            state.catch_up()  # the repair's record
+            # A part compacted away by another writer is not damage: catch up.
+            if not state.moved_on(exc):
+                state.damaged(exc)
+                state.catch_up()  # the repair's record
             i = len(state.doc.segments)
         except Unmergeable as exc:
             log.debug("%s", exc)
@@ -124,7 +126,11 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
 
 def fold_log(state: KeyState) -> None:
     """Write a checkpoint if one is due (a commit already landed: failures only log)."""
-    if not state.doc.due():
+    if not state.doc.due() or state.stale:
+        # A writer that lost a race applied its change before the records that
+        # won: its ledger is not the log's fold (a forget before a write it
+        # follows in the log would show the write covered, its rows hidden by
+        # the forget's tombstone). The next state read from the log folds it.
         return
     doc = state.doc
     if doc.key is None:
@@ -142,7 +148,8 @@ def compact(state: KeyState, full: bool, leases: Leases) -> int:
     try:
         done = compact_state(state.medium, state.paths.prefix, doc, full)
     except Damaged as exc:
-        state.damaged(exc)
+        if not state.moved_on(exc):  # compacted away meanwhile: left for later
+            state.damaged(exc)
         return 0
     except OSError as exc:  # what was committed stays; compaction can wait
         log.warning("compaction of %s failed: %s", state.paths.keydir, exc)

@@ -10,7 +10,7 @@ nothing; a dead lease is removed by the next reader of the lease directory.
 
 Leases only decide *when* a file is deleted, never what a reader sees: a
 reader that finds a file gone under it catches up with the log and reads the
-merged file instead (see ``KeyState._moved_on``).
+merged file instead (see ``KeyState.moved_on``).
 """
 
 from __future__ import annotations
