@@ -53,11 +53,15 @@ def bars_fn(
     return bars
 
 
-def _exact(fn: Any, first: int, last: int) -> bool:
+def _exact(fn: Any, first: int, last: int, why: list[str] | None = None) -> bool:
     got = fn("AAA", day(first), day(last))
     try:
         pd.testing.assert_frame_equal(got, make_bars("AAA", day(first), day(last)))
-    except AssertionError:
+    except AssertionError as exc:
+        if why is not None:
+            want = make_bars("AAA", day(first), day(last))
+            lost = sorted(set(want.index) ^ set(got.index))
+            why.append(f"days {first}-{last}: {str(exc)[:60]} differ at {lost[:5]}")
         return False
     return True
 
@@ -77,11 +81,14 @@ def read_lazily(root: str, opened: Any, go: Any, out: Any) -> None:
     out["exact"] = ok
 
 
-def race_writer(root: str, worker: int, barrier: Any) -> None:
+def race_writer(
+    root: str, worker: int, barrier: Any, locks: bool = False, forgets: bool = True
+) -> None:
     """A spawned writer with the key lock disabled: overlapping writes, forgets, compactions."""
     from rangememo._stores.parquet import store as store_mod
 
-    store_mod.hold = no_locks  # type: ignore[assignment]
+    if not locks:
+        store_mod.hold = no_locks  # type: ignore[assignment]
     fn = bars_fn(root)
     barrier.wait(60)
     bad: list[str] = []
@@ -89,15 +96,13 @@ def race_writer(root: str, worker: int, barrier: Any) -> None:
         warnings.simplefilter("always")
         for k in range(12):
             first = (worker * 7 + k * 13) % 180
-            if not _exact(fn, first, first + 15):
-                bad.append(f"inexact {first}")
-            if k % 4 == worker % 4:
+            _exact(fn, first, first + 15, bad)
+            if forgets and k % 4 == worker % 4:
                 fn.invalidate("AAA", start=day(first + 2), end=day(first + 4))
             if k % 5 == 4:
                 fn.cache.store.compact()
         for first in range(0, 200, 40):
-            if not _exact(fn, first, first + 39):
-                bad.append(f"inexact {first}")
+            _exact(fn, first, first + 39, bad)
     bad += [str(w.message) for w in seen if "damaged" in str(w.message)]
     if bad:
         raise SystemExit(f"worker {worker}: {bad}")

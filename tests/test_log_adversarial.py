@@ -9,7 +9,6 @@ protocol's steps. Every answer is compared with the uncached provider's.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ import pytest
 from log_workers import NS, bars_fn, day, no_locks, read_lazily
 
 from rangememo import CacheWarning
-from rangememo._stores.parquet import compaction, keywrite, log, logformat
+from rangememo._stores.parquet import compaction, keywrite, logformat
 from rangememo._stores.parquet import store as store_mod
 from rangememo._stores.parquet.leases import LEASES
 from rangememo._stores.parquet.maintenance import collect, verify
@@ -40,7 +39,9 @@ def unlocked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_mod, "hold", no_locks)
 
 
-def once(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, before: Callable[[], None]) -> None:
+def once(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, before: Callable[[], None]
+) -> None:
     """Patch ``module.name`` so that its first call runs ``before`` first."""
     real = getattr(module, name)
     fired: list[bool] = []
@@ -63,7 +64,9 @@ def strict() -> Iterator[None]:
 
 
 def exact(fn: Any, symbol: str, first: int, last: int) -> None:
-    pd.testing.assert_frame_equal(fn(symbol, day(first), day(last)), make_bars(symbol, day(first), day(last)))
+    pd.testing.assert_frame_equal(
+        fn(symbol, day(first), day(last)), make_bars(symbol, day(first), day(last))
+    )
 
 
 def fresh_read(root: Path, symbol: str, first: int, last: int) -> list[Any]:
@@ -142,7 +145,9 @@ def _three_read(root: Path) -> list[Any]:
     return calls
 
 
-def test_a_compaction_whose_parts_were_compacted_away_is_not_damage(tmp_path, monkeypatch, unlocked):
+def test_a_compaction_whose_parts_were_compacted_away_is_not_damage(
+    tmp_path, monkeypatch, unlocked
+):
     """Two compactions of one key at once: the second finds its parts deleted by the
     first. Not damage: no warning, nothing quarantined, nothing refetched."""
     root = tmp_path / "store"
@@ -211,17 +216,23 @@ def test_invalidate_racing_a_compaction_is_kept(tmp_path, monkeypatch, unlocked)
     _three_segments(root, monkeypatch)
     fa, sb = bars_fn(root), bars_fn(root).cache.store
     sb.get(NS, ("AAA",))
-    once(monkeypatch, compaction, "append", lambda: fa.invalidate("AAA", start=day(50), end=day(69)))
+    once(
+        monkeypatch, compaction, "append", lambda: fa.invalidate("AAA", start=day(50), end=day(69))
+    )
     with strict():
         sb.compact()
     monkeypatch.undo()
     with strict():
         assert fresh_read(root, "AAA", 0, 39) == []
-        assert fresh_read(root, "AAA", 50, 69) == [("AAA", pd.Timestamp(day(50)), pd.Timestamp(day(69)))]
+        assert fresh_read(root, "AAA", 50, 69) == [
+            ("AAA", pd.Timestamp(day(50)), pd.Timestamp(day(69)))
+        ]
     assert verify(root).problems == []
 
 
-def test_a_checkpoint_by_a_slow_writer_after_a_newer_one_is_harmless(tmp_path, monkeypatch, unlocked):
+def test_a_checkpoint_by_a_slow_writer_after_a_newer_one_is_harmless(
+    tmp_path, monkeypatch, unlocked
+):
     """A commits record n+1 and stalls before its checkpoint; B commits and folds a
     newer checkpoint (pruning A's record). A's late, older checkpoint must not hide B's."""
     monkeypatch.setattr(logformat, "CHECKPOINT_EVERY", 1)  # every commit folds the log
@@ -229,7 +240,12 @@ def test_a_checkpoint_by_a_slow_writer_after_a_newer_one_is_harmless(tmp_path, m
     fa, fb = bars_fn(root), bars_fn(root)
     exact(fa, "AAA", 0, 4)
     # A's checkpoint (the first) runs only after B's two commits and their checkpoints.
-    once(monkeypatch, keywrite, "checkpoint", lambda: (exact(fb, "AAA", 10, 14), exact(fb, "AAA", 20, 24)))
+    once(
+        monkeypatch,
+        keywrite,
+        "checkpoint",
+        lambda: (exact(fb, "AAA", 10, 14), exact(fb, "AAA", 20, 24)),
+    )
     with strict():
         exact(fa, "AAA", 30, 34)
     monkeypatch.undo()
@@ -246,7 +262,14 @@ def test_foreign_files_in_the_log_directory_are_ignored(tmp_path):
     fn = bars_fn(root)
     exact(fn, "AAA", 0, 9)
     (logdir,) = root.glob("*/*/log")
-    foreign = ["README.txt", ".DS_Store", "0000000001.json~", "abc.json", "1.json.bak", "x.checkpoint.json"]
+    foreign = [
+        "README.txt",
+        ".DS_Store",
+        "0000000001.json~",
+        "abc.json",
+        "1.json.bak",
+        "x.checkpoint.json",
+    ]
     for name in foreign:
         (logdir / name).write_bytes(b"not ours \x00\xff")
     with strict():
@@ -416,4 +439,68 @@ def test_writer_processes_without_locks_lose_nothing(tmp_path):
     fn = bars_fn(root, calls)
     with strict():
         exact(fn, "AAA", 0, 199)
+    assert verify(root).problems == []
+
+
+class _OnFetch(list[Any]):
+    """A call log that runs ``hook`` at the first provider call (mid-request)."""
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        super().__init__()
+        self.hook: Callable[[], None] | None = hook
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            hook()
+
+
+def test_a_forget_landing_while_a_reader_fetches_its_gap_leaves_no_hole(tmp_path, unlocked):
+    """R asks days 40-79 (40-59 cached); while R fetches the gap another writer forgets
+    days 45-47. R's answer must be exact: from before the forget or refetched after it,
+    never the covered days with the forgotten rows missing."""
+    root = tmp_path / "store"
+    exact(bars_fn(root), "AAA", 40, 59)
+    w = bars_fn(root)
+    r = bars_fn(root, _OnFetch(lambda: w.invalidate("AAA", start=day(45), end=day(47))))
+    exact(r, "AAA", 40, 79)
+    exact(bars_fn(root), "AAA", 40, 79)
+
+
+@pytest.mark.parametrize("step", ["merge", "append", "checkpoint"])
+def test_a_forget_landing_inside_a_readers_commit_leaves_no_hole(
+    tmp_path, monkeypatch, unlocked, step
+):
+    """As above, with the forget landing at each step of R's commit of its gap."""
+    root = tmp_path / "store"
+    exact(bars_fn(root), "AAA", 40, 59)
+    w = bars_fn(root)
+    r = bars_fn(root)
+    once(monkeypatch, keywrite, step, lambda: w.invalidate("AAA", start=day(45), end=day(47)))
+    exact(r, "AAA", 40, 79)
+    monkeypatch.undo()
+    exact(r, "AAA", 40, 79)
+    exact(bars_fn(root), "AAA", 40, 79)
+
+
+def test_a_writer_behind_a_checkpoint_does_not_fork_the_log(tmp_path, monkeypatch, unlocked):
+    """A reads head n; B commits record n+1, folds it into checkpoint n+1 and deletes
+    record n+1. A's create-if-absent of record n+1 then *succeeds* (the name is free
+    again): A must notice it was overtaken, or its next record (n+2, on the real log)
+    replaces segments by position in a list it never had: days B wrote stay covered
+    with their rows gone."""
+    monkeypatch.setattr(logformat, "CHECKPOINT_EVERY", 1)  # every commit folds the log
+    root = tmp_path / "store"
+    fa, fb = bars_fn(root), bars_fn(root)
+    exact(fa, "AAA", 0, 4)
+    once(monkeypatch, keywrite, "append", lambda: exact(fb, "AAA", 20, 24))
+    exact(fa, "AAA", 10, 14)
+    monkeypatch.undo()
+    exact(fa, "AAA", 30, 34)
+    calls: list[Any] = []
+    fresh = bars_fn(root, calls)
+    for first, last in ((0, 4), (20, 24), (30, 34)):
+        exact(fresh, "AAA", first, last)
+    assert calls == []
     assert verify(root).problems == []

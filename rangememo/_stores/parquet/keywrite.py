@@ -15,7 +15,7 @@ from .codec import encode
 from .compaction import Unmergeable, compact_state, merge, plan_tail, write_part
 from .layout import key_doc
 from .leases import Leases, readers
-from .log import append, catch_up, checkpoint
+from .log import Overtaken, append, catch_up, checkpoint
 from .logformat import Record, fold
 from .segments import Claim, Damaged, Segment, crashpoint, schema_digest
 from .stored_rows import SegmentRows, StoredLedger
@@ -69,6 +69,8 @@ def put(
     n = len(state.doc.segments)
     try:
         commit(state, Record(add=seg, replace=(i, n) if i < n else None), change, tdoc)
+    except Overtaken:
+        raise  # a record may name the segment: gc decides
     except BaseException:
         if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
             state.medium.delete(f"{prefix}/{seg.file}")
@@ -107,7 +109,11 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
         rec.schema = schema
     if doc.key is None:
         rec.key = key_doc(state.key)
-    seq = append(state.medium, state.paths.prefix, doc, rec)
+    try:
+        seq = append(state.medium, state.paths.prefix, doc, rec)
+    except Overtaken:
+        state.stale = True  # the caller drops this state
+        raise
     while seq is None:  # lost a race (no lock): record order is newest-wins order
         if rec.replace is not None:
             raise LostRace(f"{state.paths.prefix}: another writer committed first")
@@ -152,6 +158,8 @@ def compact(state: KeyState, full: bool, leases: Leases) -> int:
             state.damaged(exc)
         return 0
     except OSError as exc:  # what was committed stays; compaction can wait
+        if isinstance(exc, Overtaken):
+            state.stale = True  # read afresh from the log next time
         log.warning("compaction of %s failed: %s", state.paths.keydir, exc)
         return 0
     rows = state.entry.rows

@@ -106,7 +106,10 @@ class Leases:
             body: Any = None
             try:
                 body = json.loads(data) if data is not None else None
-                fresh = isinstance(body, dict) and now - float(body["time"]) < EXPIRY
+                # Either way: a lease "from the future" (a crashed process on a
+                # host whose clock runs ahead) must not pin files forever; a live
+                # one is rewritten within BEAT, and a reader never needs it to read.
+                fresh = isinstance(body, dict) and abs(now - float(body["time"])) < EXPIRY
             except (ValueError, KeyError, TypeError):
                 fresh = False
             if not fresh or not isinstance(body, dict):
