@@ -218,7 +218,7 @@ class KeyState:
                 loaded = rows.ensure(lo, hi) or loaded
                 break
             except Damaged as exc:
-                if not self._moved_on(exc):
+                if not self.moved_on(exc):
                     self.damaged(exc)
         if loaded and self.on_load is not None:
             self.on_load(self)
@@ -229,7 +229,7 @@ class KeyState:
         if isinstance(rows, SegmentRows) and 0 < rows.pending_rows <= limit:
             self.probe(MIN_POS, MAX_POS)
 
-    def _moved_on(self, exc: Damaged) -> bool:
+    def moved_on(self, exc: Damaged) -> bool:
         """Was the part not damaged but compacted away by another process? Then catch up.
 
         Replaced files are deleted once no lease names the key; a reader that

@@ -15,7 +15,7 @@ from .codec import encode
 from .compaction import Unmergeable, compact_state, merge, plan_tail, write_part
 from .layout import key_doc
 from .leases import Leases, readers
-from .log import append, catch_up, checkpoint
+from .log import Overtaken, append, catch_up, checkpoint
 from .logformat import Record, fold
 from .segments import Claim, Damaged, Segment, crashpoint, schema_digest
 from .stored_rows import SegmentRows, StoredLedger
@@ -56,8 +56,10 @@ def put(
         try:
             seg = merge(state.medium, prefix, segs[i:], (table, claims), point="segment")
         except Damaged as exc:
-            state.damaged(exc)
-            state.catch_up()  # the repair's record
+            # A part compacted away by another writer is not damage: catch up.
+            if not state.moved_on(exc):
+                state.damaged(exc)
+                state.catch_up()  # the repair's record
             i = len(state.doc.segments)
         except Unmergeable as exc:
             log.debug("%s", exc)
@@ -67,6 +69,8 @@ def put(
     n = len(state.doc.segments)
     try:
         commit(state, Record(add=seg, replace=(i, n) if i < n else None), change, tdoc)
+    except Overtaken:
+        raise  # a record may name the segment: gc decides
     except BaseException:
         if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
             state.medium.delete(f"{prefix}/{seg.file}")
@@ -105,7 +109,11 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
         rec.schema = schema
     if doc.key is None:
         rec.key = key_doc(state.key)
-    seq = append(state.medium, state.paths.prefix, doc, rec)
+    try:
+        seq = append(state.medium, state.paths.prefix, doc, rec)
+    except Overtaken:
+        state.stale = True  # the caller drops this state
+        raise
     while seq is None:  # lost a race (no lock): record order is newest-wins order
         if rec.replace is not None:
             raise LostRace(f"{state.paths.prefix}: another writer committed first")
@@ -124,7 +132,11 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
 
 def fold_log(state: KeyState) -> None:
     """Write a checkpoint if one is due (a commit already landed: failures only log)."""
-    if not state.doc.due():
+    if not state.doc.due() or state.stale:
+        # A writer that lost a race applied its change before the records that
+        # won: its ledger is not the log's fold (a forget before a write it
+        # follows in the log would show the write covered, its rows hidden by
+        # the forget's tombstone). The next state read from the log folds it.
         return
     doc = state.doc
     if doc.key is None:
@@ -142,9 +154,12 @@ def compact(state: KeyState, full: bool, leases: Leases) -> int:
     try:
         done = compact_state(state.medium, state.paths.prefix, doc, full)
     except Damaged as exc:
-        state.damaged(exc)
+        if not state.moved_on(exc):  # compacted away meanwhile: left for later
+            state.damaged(exc)
         return 0
     except OSError as exc:  # what was committed stays; compaction can wait
+        if isinstance(exc, Overtaken):
+            state.stale = True  # read afresh from the log next time
         log.warning("compaction of %s failed: %s", state.paths.keydir, exc)
         return 0
     rows = state.entry.rows

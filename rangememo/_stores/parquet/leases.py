@@ -10,7 +10,7 @@ nothing; a dead lease is removed by the next reader of the lease directory.
 
 Leases only decide *when* a file is deleted, never what a reader sees: a
 reader that finds a file gone under it catches up with the log and reads the
-merged file instead (see ``KeyState._moved_on``).
+merged file instead (see ``KeyState.moved_on``).
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ class Leases:
             body: Any = None
             try:
                 body = json.loads(data) if data is not None else None
-                fresh = isinstance(body, dict) and now - float(body["time"]) < EXPIRY
+                # Either way: a lease "from the future" (a crashed process on a
+                # host whose clock runs ahead) must not pin files forever; a live
+                # one is rewritten within BEAT, and a reader never needs it to read.
+                fresh = isinstance(body, dict) and abs(now - float(body["time"])) < EXPIRY
             except (ValueError, KeyError, TypeError):
                 fresh = False
             if not fresh or not isinstance(body, dict):

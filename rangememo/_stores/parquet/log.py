@@ -43,6 +43,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "LOG",
     "LogState",
+    "Overtaken",
     "Record",
     "append",
     "catch_up",
@@ -118,6 +119,10 @@ def catch_up(
             if state.anchor and not medium.exists(state.anchor):
                 return None
             return n
+        # An overtaken writer may have recreated a pruned number (Overtaken):
+        # the record is this log's only if its number was never pruned.
+        if not _genuine(medium, prefix, state):
+            return None
         rec = parse_record(data, name)
         if apply is None:
             fold(state, rec, state.seq + 1)
@@ -135,12 +140,26 @@ def up_to_date(medium: Medium, prefix: str, state: LogState) -> bool:
     )
 
 
+class Overtaken(OSError):
+    """A record was created at a number the log had already folded and pruned.
+
+    Create-if-absent cannot tell a free name from a deleted one: a writer
+    whose head was folded into a checkpoint (and the records pruned) after it
+    read it recreates an old number. Nobody reads that record (loads start at
+    the newer checkpoint), but the writer must not go on from it, and it may
+    equally have been a real commit folded at once: whether it counts is
+    unknown, so the caller drops its state and keeps the segment (``gc``
+    removes it if no record names it).
+    """
+
+
 def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | None:
     """Create record ``state.seq + 1``; its seq, or ``None`` if another writer took it.
 
     The caller catches up and decides (a plain record is retried at the new
     head: its segment stays valid; a merge replacing segments by position is
-    dropped).
+    dropped). Raises :class:`Overtaken` if the number was free only because
+    a checkpoint had pruned it.
     """
     seq = state.seq + 1
     name = record_name(prefix, seq)
@@ -148,6 +167,8 @@ def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | N
     if not medium.create(name, data):
         return None
     crashpoint("record-created")
+    if not _genuine(medium, prefix, state):
+        raise Overtaken(f"{name}: the log was folded past this writer's head")
     state.anchor, state.since, state.since_bytes = (
         name,
         state.since + 1,
@@ -156,13 +177,36 @@ def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | N
     return seq
 
 
+def _genuine(medium: Medium, prefix: str, state: LogState) -> bool:
+    """Was record ``state.seq + 1`` (just read or created) never pruned?
+
+    Deletion runs in ascending order and a checkpoint is deleted only by a
+    newer one's prune: while the anchor is there, the next number was never
+    pruned; once it is gone (or for a new key, which has none), a checkpoint
+    at or past that number exists exactly when it might have been.
+    """
+    if state.anchor and medium.exists(state.anchor):
+        return True
+    return not _folded(medium, prefix, state.seq + 1)
+
+
+def _folded(medium: Medium, prefix: str, seq: int) -> bool:
+    """Is there a checkpoint at ``seq`` or later?"""
+    return any(c and s >= seq for s, c in filter(None, map(_seq, medium.list(f"{prefix}/{LOG}"))))
+
+
 def checkpoint(medium: Medium, prefix: str, state: LogState) -> bool:
     """Fold the log into a checkpoint at ``state.seq``, then delete what it makes obsolete."""
     if state.legacy:
         state.legacy = False
     data = state.checkpoint_bytes()
     name = checkpoint_name(prefix, state.seq)
-    medium.create(name, data)  # if it exists, another writer folded the same records
+    if _folded(medium, prefix, state.seq + 1):
+        return False  # a newer checkpoint exists: an old one would bring back a pruned name
+    # If it exists, another writer folded the same records.
+    if medium.create(name, data) and _folded(medium, prefix, state.seq + 1):
+        medium.delete(name)  # overtaken meanwhile: take the old name back out
+        return False
     crashpoint("checkpoint-created")
     state.anchor, state.since, state.since_bytes, state.base_bytes = name, 0, 0, len(data)
     prune(medium, prefix, state.seq)

@@ -39,6 +39,7 @@ from .codec import UnstorableError, template_to_json
 from .codes import read_codes, write_codes
 from .damage import bad_log
 from .key import KeyState
+from .keywrite import LostRace
 from .layout import (
     NOT_JSON,
     KeyPaths,
@@ -55,7 +56,7 @@ from .layout import (
 from .leases import Leases
 from .local.locks import ahold, hold
 from .local.medium import LocalMedium
-from .log import Record, load, up_to_date
+from .log import Overtaken, Record, load, up_to_date
 from .maintenance import clear_store, sweep
 from .resident import MemoryLayer
 from .segments import MAX_POS, MIN_POS, Damaged, Segment
@@ -355,14 +356,25 @@ class ParquetStore(Store):
                 self._memory.drop(namespace, key)
                 remove_tree(self.path, self._paths(namespace, key).keydir)
                 return
-            state = self._current(namespace, key, eager=False)
-            if state is None or state.doc.schema is None:
-                return
-            a = lo if lo is not None else MIN_POS
-            b = hi if hi is not None else MAX_POS
-            entry, tdoc = state.entry, state.tdoc
-            rec = Record(add=Segment(None, ((a, b),)))
-            self._commit(state, lambda: state.commit(rec, lambda: entry.forget(lo, hi), tdoc))
+            for attempt in range(4):
+                try:
+                    self._forget_range(namespace, key, lo, hi)
+                    return
+                except (LostRace, Overtaken):
+                    # Another writer moved the log on (no lock): forgetting is
+                    # idempotent, so forget again from the log as it is now.
+                    if attempt == 3:
+                        raise
+
+    def _forget_range(self, namespace: str, key: Hashable, lo: int | None, hi: int | None) -> None:
+        state = self._current(namespace, key, eager=False)
+        if state is None or state.doc.schema is None:
+            return
+        a = lo if lo is not None else MIN_POS
+        b = hi if hi is not None else MAX_POS
+        entry, tdoc = state.entry, state.tdoc
+        rec = Record(add=Segment(None, ((a, b),)))
+        self._commit(state, lambda: state.commit(rec, lambda: entry.forget(lo, hi), tdoc))
 
     def clear(self, namespace: str | None = None) -> None:
         nsdir = None if namespace is None else self.path / namespace_dirname(namespace)
@@ -391,6 +403,9 @@ class ParquetStore(Store):
                     continue
                 if state is not None:
                     merged += state.compact(full, self.leases)
+                    if state.stale:  # overtaken: its view is not the log's
+                        self._memory.drop(ns, k)
+                        continue
                     self._memory.keep(state)
                     sweep(self.medium, state.paths.prefix, state.doc, 60.0)
         return merged
