@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
@@ -139,6 +139,14 @@ zones = st.sampled_from([None, "UTC", NY, "Europe/London", "Australia/Sydney"])
         min_size=1,
         max_size=12,
     ),
+)
+# UTC-midnight rows asked with London bounds: on the bounds' grid in winter only.
+@example(
+    row_zone=None,
+    out_zone="UTC",
+    bounds_zone="Europe/London",
+    offset_min=0,
+    requests=[(0, 0, 0), (8, 0, 0), (0, 0, 1)],
 )
 def test_any_phase_any_zone_matches_uncached(row_zone, out_zone, bounds_zone, offset_min, requests):
     """Whatever the rows' phase and zone and the bounds' zone, answers equal the uncached ones."""

@@ -93,6 +93,14 @@ class Axis:
         r, _ = self._grid(self.ref if self.ref is not None else pos)
         return (g - r) % span == 0
 
+    def offset(self, pos: int) -> int:
+        """The bounds' UTC offset at ``pos`` where the grid counts local days (else 0).
+
+        Whether a row at a fixed instant lies on a local-day grid depends on it:
+        a row seen on the grid says so only for positions of the same offset.
+        """
+        return _wall(pos, self.tz) - pos if self.local_days else 0
+
     def grid_ceil(self, pos: int) -> int:
         """The first grid point at or after ``pos``."""
         return pos if self.on_grid(pos) else self.grid_next(pos)

@@ -23,12 +23,19 @@ from .rows import Chunk
 __all__ = ["claim", "fit", "phase"]
 
 
-def phase(axis: Axis, entry: Entry | View | None) -> bool | None:
-    """Do the key's rows lie on this request's grid? ``None``: no row shows yet."""
+def phase(axis: Axis, entry: Entry | View | None, *near: int) -> bool | None:
+    """Do the key's rows lie on this request's grid near ``near``? ``None``: no row tells.
+
+    A row says so only for positions where the bounds' zone has its offset: a row at
+    a fixed instant (UTC-midnight bars asked with London bounds) lies on a local-day
+    grid in one season only.
+    """
     if axis.ref is None or not axis.midnight_grid:
         return False
     ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
-    return None if ref is None else axis.on_grid(ref)
+    if ref is None or not _one_offset(axis, ref, *near):
+        return None
+    return axis.on_grid(ref)
 
 
 def fit(
@@ -49,7 +56,7 @@ def fit(
     """
     if axis.ref is None or not gap.needs_call:
         return gap
-    on = phase(axis, entry) if inward else False
+    on = phase(axis, entry, gap.lo, gap.hi - 1) if inward else False
     lo, hi = gap.call_lo, gap.call_hi
     inward_hi = False
     # Rounding inward is a guess the claim checks (a short claim sends the caller
@@ -84,18 +91,34 @@ def fit(
 def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View | None) -> Gap:
     """What a call of ``gap`` that returned ``chunk`` may claim."""
     end = gap.call_hi - 1
+    # The claim closes up over the slivers [gap.lo, call_lo) and (end, top): the
+    # evidence must hold there, so of the bounds' offset there too (see ``phase``).
+    top = _reach(axis, end, gap.hi if gap.quiet else None, True) - 1
     if len(chunk):  # the rows at hand tell their phase
-        closes = axis.midnight_grid and axis.on_grid(chunk.first) and axis.on_grid(chunk.last)
+        first, last = chunk.first, chunk.last
+        closes = (
+            axis.midnight_grid
+            and axis.on_grid(first)
+            and axis.on_grid(last)
+            and _one_offset(axis, first, gap.lo, gap.call_lo)
+            and _one_offset(axis, last, end, top)
+        )
     else:  # else rows the key holds do
         # An empty answer on a key without rows says nothing of where its bars
         # lie (a weekend is empty at any phase): it claims what it asked, no more.
         # Dates have no phase.
-        on = phase(axis, entry)
+        on = phase(axis, entry, gap.lo, gap.call_lo, end, top)
         closes = on is True or (on is None and axis.kind == "date")
     hi = _reach(axis, end, gap.hi if gap.quiet else None, closes)
     # A start rounded up to the grid claims the sliver before it only on that evidence.
     lo = gap.lo if closes else gap.call_lo
     return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
+
+
+def _one_offset(axis: Axis, pos: int, *others: int) -> bool:
+    """Has the bounds' zone one UTC offset at ``pos`` and every one of ``others``?"""
+    at = axis.offset(pos)
+    return all(axis.offset(p) == at for p in others)
 
 
 def _busy(flights: Sequence[Any], pos: int) -> bool:
