@@ -12,6 +12,8 @@ expected claims less than it set out to, and its callers plan again for the rest
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,14 +28,14 @@ __all__ = ["claim", "fit", "phase"]
 def phase(axis: Axis, entry: Entry | View | None, *near: int) -> bool | None:
     """Do the key's rows lie on this request's grid near ``near``? ``None``: no row tells.
 
-    A row says so only for positions where the bounds' zone has its offset: a row at
-    a fixed instant (UTC-midnight bars asked with London bounds) lies on a local-day
-    grid in one season only.
+    A row says so only for positions where the bounds' zone (and the zone the rows
+    are shown in) has its offset: a row at a fixed instant (UTC-midnight bars asked
+    with London bounds) lies on a local-day grid in one season only.
     """
     if axis.ref is None or not axis.midnight_grid:
         return False
     ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
-    if ref is None or not _one_offset(axis, ref, *near):
+    if ref is None or not _one_offset(axis, _row_tz(entry), ref, *near):
         return None
     return axis.on_grid(ref)
 
@@ -88,8 +90,15 @@ def fit(
     return Gap(min(gap.lo, lo), top, lo, end + 1, quiet)
 
 
-def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View | None) -> Gap:
-    """What a call of ``gap`` that returned ``chunk`` may claim."""
+def claim(
+    axis: Axis,
+    rows_hi: int,
+    gap: Gap,
+    chunk: Chunk,
+    entry: Entry | View | None,
+    row_tz: str | None = None,
+) -> Gap:
+    """What a call of ``gap`` that returned ``chunk`` (positions shown in ``row_tz``) may claim."""
     end = gap.call_hi - 1
     # The claim closes up over the slivers [gap.lo, call_lo) and (end, top): the
     # evidence must hold there, so of the bounds' offset there too (see ``phase``).
@@ -100,8 +109,8 @@ def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View 
             axis.midnight_grid
             and axis.on_grid(first)
             and axis.on_grid(last)
-            and _one_offset(axis, first, gap.lo, gap.call_lo)
-            and _one_offset(axis, last, end, top)
+            and _one_offset(axis, row_tz, first, gap.lo, gap.call_lo)
+            and _one_offset(axis, row_tz, last, end, top)
         )
     else:  # else rows the key holds do
         # An empty answer on a key without rows says nothing of where its bars
@@ -115,10 +124,37 @@ def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View 
     return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
 
 
-def _one_offset(axis: Axis, pos: int, *others: int) -> bool:
-    """Has the bounds' zone one UTC offset at ``pos`` and every one of ``others``?"""
-    at = axis.offset(pos)
-    return all(axis.offset(p) == at for p in others)
+def _one_offset(axis: Axis, row_tz: str | None, pos: int, *others: int) -> bool:
+    """Have the bounds' zone and ``row_tz`` one UTC offset each at ``pos`` and ``others``?
+
+    Rows shown in UTC (or naive) hide their own zone: London-midnight bars asked
+    with UTC bounds stay the documented limit (docs/decisions.md).
+    """
+    zones = (None, row_tz) if row_tz is not None and _named_zone(row_tz) else (None,)
+    for tz in zones:
+        at = axis.offset(pos, tz)
+        if any(axis.offset(p, tz) != at for p in others):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _named_zone(name: str) -> bool:
+    """Is ``name`` a zone the tz database knows (not UTC, a fixed offset or a tzfile path)?"""
+    if name == "UTC":
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def _row_tz(entry: Entry | View | None) -> str | None:
+    """The zone the key's rows are shown in (``None``: naive, UTC or unknown)."""
+    if entry is None or entry.adapter is None or entry.template is None:
+        return None
+    return entry.adapter.position_tz(entry.template)
 
 
 def _busy(flights: Sequence[Any], pos: int) -> bool:
