@@ -125,17 +125,22 @@ def claim(
 
 
 def _one_offset(axis: Axis, row_tz: str | None, pos: int, *others: int) -> bool:
-    """Have the bounds' zone and ``row_tz`` one UTC offset each at ``pos`` and ``others``?
+    """Is the bounds' zone as far from ``row_tz`` at ``others`` as at ``pos``?
 
-    Rows shown in UTC (or naive) hide their own zone: London-midnight bars asked
-    with UTC bounds stay the documented limit (docs/decisions.md).
+    Rows at one wall time of ``row_tz`` then lie at one wall time of the bounds'
+    zone (on its grid or off it) at all of them. Rows shown in UTC (or naive) hide
+    their own zone and are taken to be at a fixed instant: London-midnight bars
+    asked with UTC bounds stay the documented limit (docs/decisions.md).
     """
-    zones = (None, row_tz) if row_tz is not None and _named_zone(row_tz) else (None,)
-    for tz in zones:
-        at = axis.offset(pos, tz)
-        if any(axis.offset(p, tz) != at for p in others):
-            return False
-    return True
+    rows = row_tz if row_tz is not None and _named_zone(row_tz) else None
+    if rows is not None and str(axis.tz) == rows:
+        return True  # the bounds' own zone: one wall time in every season
+
+    def apart(p: int) -> int:
+        return axis.offset(p) - (axis.offset(p, rows) if rows is not None else 0)
+
+    at = apart(pos)
+    return all(apart(p) == at for p in others)
 
 
 @functools.lru_cache(maxsize=64)
