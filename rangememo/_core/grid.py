@@ -34,10 +34,11 @@ def phase(axis: Axis, entry: Entry | View | None, *near: int) -> bool | None:
     """
     if axis.ref is None or not axis.midnight_grid:
         return False
-    ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
-    if ref is None or not _one_offset(axis, _row_tz(entry), ref, *near):
-        return None
-    return axis.on_grid(ref)
+    refs = entry.rows.grid_refs() if entry is not None and entry.rows is not None else ()
+    row_tz = _row_tz(entry)
+    # The first and the last row: one of them is mostly of the season at hand.
+    said = {axis.on_grid(r) for r in refs if _one_offset(axis, row_tz, r, *near)}
+    return None if not said else all(said)
 
 
 def fit(
@@ -125,22 +126,21 @@ def claim(
 
 
 def _one_offset(axis: Axis, row_tz: str | None, pos: int, *others: int) -> bool:
-    """Is the bounds' zone as far from ``row_tz`` at ``others`` as at ``pos``?
+    """Does a row at ``pos`` vouch for ``others``: has the bounds' zone one offset at all
+    of them, and so has the zone the rows are shown in (when one with DST)?
 
-    Rows at one wall time of ``row_tz`` then lie at one wall time of the bounds'
-    zone (on its grid or off it) at all of them. Rows shown in UTC (or naive) hide
-    their own zone and are taken to be at a fixed instant: London-midnight bars
-    asked with UTC bounds stay the documented limit (docs/decisions.md).
+    Rows may sit at a fixed instant (UTC-midnight bars) or at one wall time of the zone
+    they are shown in; either way they keep their phase on the bounds' grid only where
+    both offsets hold. Rows shown in UTC (or naive) hide a zone they are stamped in:
+    London-midnight bars asked with UTC bounds stay the documented limit
+    (docs/decisions.md).
     """
-    rows = row_tz if row_tz is not None and _named_zone(row_tz) else None
-    if rows is not None and str(axis.tz) == rows:
-        return True  # the bounds' own zone: one wall time in every season
-
-    def apart(p: int) -> int:
-        return axis.offset(p) - (axis.offset(p, rows) if rows is not None else 0)
-
-    at = apart(pos)
-    return all(apart(p) == at for p in others)
+    zones = (None, row_tz) if row_tz is not None and _named_zone(row_tz) else (None,)
+    for tz in zones:
+        at = axis.offset(pos, tz)
+        if any(axis.offset(p, tz) != at for p in others):
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)
