@@ -93,6 +93,15 @@ class Axis:
         r, _ = self._grid(self.ref if self.ref is not None else pos)
         return (g - r) % span == 0
 
+    def offset(self, pos: int, tz: Any = None) -> int:
+        """The UTC offset at ``pos`` of ``tz`` (default: the bounds' zone), where the
+        grid counts local days (else 0).
+
+        Whether a row lies on a local-day grid depends on it (and on the offset of
+        the rows' own zone): a row seen on the grid says so only where both are the same.
+        """
+        return _wall(pos, self.tz if tz is None else tz) - pos if self.local_days else 0
+
     def grid_ceil(self, pos: int) -> int:
         """The first grid point at or after ``pos``."""
         return pos if self.on_grid(pos) else self.grid_next(pos)

@@ -12,6 +12,8 @@ expected claims less than it set out to, and its callers plan again for the rest
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +25,20 @@ from .rows import Chunk
 __all__ = ["claim", "fit", "phase"]
 
 
-def phase(axis: Axis, entry: Entry | View | None) -> bool | None:
-    """Do the key's rows lie on this request's grid? ``None``: no row shows yet."""
+def phase(axis: Axis, entry: Entry | View | None, *near: int) -> bool | None:
+    """Do the key's rows lie on this request's grid near ``near``? ``None``: no row tells.
+
+    A row says so only for positions where the bounds' zone (and the zone the rows
+    are shown in) has its offset: a row at a fixed instant (UTC-midnight bars asked
+    with London bounds) lies on a local-day grid in one season only.
+    """
     if axis.ref is None or not axis.midnight_grid:
         return False
-    ref = entry.rows.grid_ref() if entry is not None and entry.rows is not None else None
-    return None if ref is None else axis.on_grid(ref)
+    refs = entry.rows.grid_refs() if entry is not None and entry.rows is not None else ()
+    row_tz = _row_tz(entry)
+    # The first and the last row: one of them is mostly of the season at hand.
+    said = {axis.on_grid(r) for r in refs if _one_offset(axis, row_tz, r, *near)}
+    return None if not said else all(said)
 
 
 def fit(
@@ -49,7 +59,7 @@ def fit(
     """
     if axis.ref is None or not gap.needs_call:
         return gap
-    on = phase(axis, entry) if inward else False
+    on = phase(axis, entry, gap.lo, gap.hi - 1) if inward else False
     lo, hi = gap.call_lo, gap.call_hi
     inward_hi = False
     # Rounding inward is a guess the claim checks (a short claim sends the caller
@@ -81,21 +91,75 @@ def fit(
     return Gap(min(gap.lo, lo), top, lo, end + 1, quiet)
 
 
-def claim(axis: Axis, rows_hi: int, gap: Gap, chunk: Chunk, entry: Entry | View | None) -> Gap:
-    """What a call of ``gap`` that returned ``chunk`` may claim."""
+def claim(
+    axis: Axis,
+    rows_hi: int,
+    gap: Gap,
+    chunk: Chunk,
+    entry: Entry | View | None,
+    row_tz: str | None = None,
+) -> Gap:
+    """What a call of ``gap`` that returned ``chunk`` (positions shown in ``row_tz``) may claim."""
     end = gap.call_hi - 1
+    # The claim closes up over the slivers [gap.lo, call_lo) and (end, top): the
+    # evidence must hold there, so of the bounds' offset there too (see ``phase``).
+    top = _reach(axis, end, gap.hi if gap.quiet else None, True) - 1
     if len(chunk):  # the rows at hand tell their phase
-        closes = axis.midnight_grid and axis.on_grid(chunk.first) and axis.on_grid(chunk.last)
+        first, last = chunk.first, chunk.last
+        closes = (
+            axis.midnight_grid
+            and axis.on_grid(first)
+            and axis.on_grid(last)
+            and _one_offset(axis, row_tz, first, gap.lo, gap.call_lo)
+            and _one_offset(axis, row_tz, last, end, top)
+        )
     else:  # else rows the key holds do
         # An empty answer on a key without rows says nothing of where its bars
         # lie (a weekend is empty at any phase): it claims what it asked, no more.
         # Dates have no phase.
-        on = phase(axis, entry)
+        on = phase(axis, entry, gap.lo, gap.call_lo, end, top)
         closes = on is True or (on is None and axis.kind == "date")
     hi = _reach(axis, end, gap.hi if gap.quiet else None, closes)
     # A start rounded up to the grid claims the sliver before it only on that evidence.
     lo = gap.lo if closes else gap.call_lo
     return Gap(lo, hi, gap.call_lo, gap.call_hi, gap.quiet)
+
+
+def _one_offset(axis: Axis, row_tz: str | None, pos: int, *others: int) -> bool:
+    """Does a row at ``pos`` vouch for ``others``: has the bounds' zone one offset at all
+    of them, and so has the zone the rows are shown in (when one with DST)?
+
+    Rows may sit at a fixed instant (UTC-midnight bars) or at one wall time of the zone
+    they are shown in; either way they keep their phase on the bounds' grid only where
+    both offsets hold. Rows shown in UTC (or naive) hide a zone they are stamped in:
+    London-midnight bars asked with UTC bounds stay the documented limit
+    (docs/decisions.md).
+    """
+    zones = (None, row_tz) if row_tz is not None and _named_zone(row_tz) else (None,)
+    for tz in zones:
+        at = axis.offset(pos, tz)
+        if any(axis.offset(p, tz) != at for p in others):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _named_zone(name: str) -> bool:
+    """Is ``name`` a zone the tz database knows (not UTC, a fixed offset or a tzfile path)?"""
+    if name == "UTC":
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def _row_tz(entry: Entry | View | None) -> str | None:
+    """The zone the key's rows are shown in (``None``: naive, UTC or unknown)."""
+    if entry is None or entry.adapter is None or entry.template is None:
+        return None
+    return entry.adapter.position_tz(entry.template)
 
 
 def _busy(flights: Sequence[Any], pos: int) -> bool:

@@ -114,6 +114,11 @@ class Rows:
         chunks = self._state[0]
         return chunks[0].first if chunks else None
 
+    def grid_refs(self) -> tuple[int, ...]:
+        """The first and last stored rows' positions (points of the key's grid), if any."""
+        chunks = self._state[0]
+        return (chunks[0].first, chunks[-1].last) if chunks else ()
+
     # -- reading ---------------------------------------------------------
     def window(self, lo: int, hi: int) -> list[Any]:
         """The data pieces holding rows with ``lo <= position < hi``, in order."""

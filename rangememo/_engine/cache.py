@@ -367,7 +367,7 @@ class RangeCache:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
         if axis.ref is not None:
-            gap = claim(req.axis, req.rows_hi, gap, chunk, entry)
+            gap = claim(req.axis, req.rows_hi, gap, chunk, entry, adapter.position_tz(result))
         # A piece shaped like the key's rows takes the key's template (as commit
         # would), rather than building an empty frame (~12 µs) to throw away.
         template = entry.template if known and entry is not None else None

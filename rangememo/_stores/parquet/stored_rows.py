@@ -121,6 +121,11 @@ class SegmentRows(Rows):
         pieces = self._pending[1]
         return ref if ref is not None or not pieces else pieces[0][2].first
 
+    def grid_refs(self) -> tuple[int, ...]:
+        pieces = self._pending[1]
+        ends = (pieces[0][2].first, pieces[-1][2].last) if pieces else ()
+        return super().grid_refs() + ends
+
     def __len__(self) -> int:
         # Not exact while pieces are on disk (a part may be partly overridden),
         # but never 0 for a key that holds rows: the schema checks rely on that.
