@@ -16,7 +16,8 @@ from typing import Any
 
 from ..._core.ledger import Ledger
 from .layout import Doc, NewerLedger
-from .segments import Claim, Damaged, Segment
+from .claims import union
+from .segments import Damaged, Segment
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -209,27 +210,6 @@ def fold(
     if ledger:
         apply_ops(state.ledger, rec.ops)
     state.seq = seq
-
-
-def union(*claims: Sequence[Claim]) -> tuple[Claim, ...]:
-    """The union of sorted lists of half-open ranges, as sorted disjoint ranges (linear)."""
-    items = (
-        sorted((c for cs in claims for c in cs), key=lambda c: c[0])
-        if len(claims) > 1
-        else list(claims[0])
-        if claims
-        else []
-    )
-    out: list[Claim] = []
-    for a, b in items:
-        if a >= b:
-            continue
-        if out and a <= out[-1][1]:
-            if b > out[-1][1]:
-                out[-1] = (out[-1][0], b)
-        else:
-            out.append((a, b))
-    return tuple(out)
 
 
 def merged(run: Sequence[Segment], seg: Segment) -> Segment:
