@@ -49,7 +49,7 @@ def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
 class SegmentRows(Rows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
-    __slots__ = ("_load", "_mutex", "_pending")
+    __slots__ = ("_load", "_mutex", "_pending", "_rows")
 
     def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
         super().__init__(adapter)
@@ -61,6 +61,8 @@ class SegmentRows(Rows):
 
     def _set_pending(self, pieces: list[Piece]) -> None:
         self._pending = ([p[0] for p in pieces], pieces)
+        # By identity: a segment's hash is its claims' (O(K) for a fragmented key).
+        self._rows = sum(seg.rows for seg in {id(p[2]): p[2] for p in pieces}.values())
 
     # -- what is still on disk -------------------------------------------
     @property
@@ -71,7 +73,7 @@ class SegmentRows(Rows):
     @property
     def pending_rows(self) -> int:
         """Rows of the segments still (partly) on disk: an upper bound."""
-        return sum(seg.rows for seg in {p[2] for p in self._pending[1]})
+        return self._rows
 
     def pending(self, lo: int, hi: int) -> list[Piece]:
         """The pending pieces overlapping ``[lo, hi)``."""
@@ -122,7 +124,7 @@ class SegmentRows(Rows):
         """
         with self._mutex:
             todo = self.pending(lo, hi)
-            segments = list(dict.fromkeys(p[2] for p in todo))
+            segments = list({id(p[2]): p[2] for p in todo}.values())
             for seg in segments:
                 parts = [p for p in todo if p[2] is seg]
                 a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
