@@ -107,6 +107,20 @@ def _split(claims: Sequence[Claim]) -> tuple[list[int], list[int]]:
     return [a for a, _ in claims], [b for _, b in claims]
 
 
+def _clip(claims: Sequence[Claim], lo: int, hi: int) -> Sequence[Claim]:
+    """The sorted ``claims`` cut to ``[lo, hi)``: two bisects and a slice."""
+    i = bisect_right(claims, lo, key=lambda c: c[1])  # the first ending after lo
+    j = bisect_left(claims, hi, key=lambda c: c[0])  # the first starting at or after hi
+    if i >= j:
+        return ()
+    out = claims[i:j]
+    if out[0][0] < lo or out[-1][1] > hi:
+        out = list(out)
+        out[0] = (max(out[0][0], lo), out[0][1])
+        out[-1] = (out[-1][0], min(out[-1][1], hi))
+    return out
+
+
 def visible(segments: Sequence[Segment]) -> list[Piece]:
     """Where each segment's rows show: its claims minus later claims, in order."""
     seen: tuple[Claim, ...] = ()
@@ -116,7 +130,7 @@ def visible(segments: Sequence[Segment]) -> list[Piece]:
         seg = segments[k]
         if seg.file is not None and seg.rows:
             lo, hi = seg.first, seg.last + 1
-            clipped = [(max(a, lo), min(b, hi)) for a, b in seg.claims if a < hi and b > lo]
+            clipped = _clip(seg.claims, lo, hi)
             out += [(a, b, seg) for a, b in subtract(clipped, *_split(seen))]
         if k:  # the oldest segment's claims hide nothing
             seen = union(seen, seg.claims)
