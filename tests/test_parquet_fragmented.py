@@ -14,9 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import portion as P
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rangememo import ParquetStore, range_cached
+from rangememo._core.results import FrameAdapter
+from rangememo._stores.parquet.claims import shown, union, visible
+from rangememo._stores.parquet.segments import Segment
+from rangememo._stores.parquet.stored_rows import SegmentRows
 
 K = 2_000  # intervals [10 i, 10 i + 5): holes [10 i + 5, 10 i + 10)
 
@@ -144,3 +151,61 @@ def test_compacted_fragmented_key_reopens_exactly(built: Path, tmp_path: Path) -
         same(fn("k", 10 * i, 10 * i + 9), "k", 10 * i, 10 * i + 9)
     assert calls == []
     again.close()
+
+
+# -- the claim arithmetic against portion (what it replaced) -------------------------
+claims_st = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), max_size=12).map(
+    lambda xs: P.Interval(*(P.closedopen(a, a + n) for a, n in xs))
+)
+
+
+def _pairs(iv: P.Interval) -> tuple[tuple[int, int], ...]:
+    return tuple((int(a.lower), int(a.upper)) for a in iv if not a.empty)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(claims_st, st.booleans(), st.integers(0, 70)), max_size=6))
+def test_visible_and_shown_match_portion(spec: list[tuple[P.Interval, bool, int]]) -> None:
+    segs = []
+    for n, (iv, rows, first) in enumerate(spec):
+        segs.append(Segment(f"seg-{n}.parquet" if rows else None, _pairs(iv), 5, first, first + 9))
+    want, seen = [], P.empty()
+    for seg in reversed(segs):
+        claim = P.Interval(*(P.closedopen(a, b) for a, b in seg.claims))
+        if seg.file is not None:
+            part = (claim - seen) & P.closedopen(seg.first, seg.last + 1)
+            want += [(a, b, seg.file) for a, b in _pairs(part)]
+        seen |= claim
+    got = [(a, b, s.file) for a, b, s in visible(segs)]
+    assert sorted(got) == sorted(want)
+    for k, seg in enumerate(segs):
+        later = P.empty()
+        for s in segs[k + 1 :]:
+            later |= P.Interval(*(P.closedopen(a, b) for a, b in s.claims))
+        mine = P.Interval(*(P.closedopen(a, b) for a, b in seg.claims))
+        if all(s.file != seg.file for s in segs[k + 1 :]):
+            assert shown(segs, seg.file) == list(_pairs(mine - later))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(claims_st, min_size=1, max_size=5), st.integers(0, 200))
+def test_union_matches_portion(lists: list[P.Interval], spread: int) -> None:
+    # One list made large (the splice path) by spreading it out.
+    big = tuple((a * 1000 + b, a * 1000 + b + 3) for a in range(spread) for b in (0, 10))
+    parts = [big, *(_pairs(iv) for iv in lists)]
+    want = P.empty()
+    for cs in parts:
+        for a, b in cs:
+            want |= P.closedopen(a, b)
+    assert union(*parts) == _pairs(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims_st, st.integers(0, 80), st.integers(0, 20))
+def test_unpend_matches_a_pass_over_every_piece(iv: P.Interval, lo: int, n: int) -> None:
+    seg = Segment("seg-x.parquet", _pairs(iv), 1, 0, 100)
+    rows = SegmentRows(FrameAdapter(None), [(a, b, seg) for a, b in _pairs(iv)], lambda *a: None)  # type: ignore[arg-type, return-value]
+    rows._unpend(lo, lo + n)
+    left = iv - P.closedopen(lo, lo + n)
+    assert [(a, b) for a, b, _ in rows.pending(-1, 10**6)] == list(_pairs(left))
+    assert rows.complete == left.empty

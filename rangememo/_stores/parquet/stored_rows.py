@@ -49,7 +49,7 @@ def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
 class SegmentRows(Rows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
-    __slots__ = ("_load", "_mutex", "_pending", "_rows")
+    __slots__ = ("_load", "_mutex", "_pending", "_rows", "_segs")
 
     def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
         super().__init__(adapter)
@@ -62,7 +62,8 @@ class SegmentRows(Rows):
     def _set_pending(self, pieces: list[Piece]) -> None:
         self._pending = ([p[0] for p in pieces], pieces)
         # By identity: a segment's hash is its claims' (O(K) for a fragmented key).
-        self._rows = sum(seg.rows for seg in {id(p[2]): p[2] for p in pieces}.values())
+        self._segs = {id(p[2]): p[2] for p in pieces}
+        self._rows = sum(seg.rows for seg in self._segs.values())
 
     # -- what is still on disk -------------------------------------------
     @property
@@ -211,19 +212,33 @@ class SegmentRows(Rows):
             self._set_pending([])
 
     def _unpend(self, lo: int, hi: int) -> None:
-        """``[lo, hi)`` is known in memory now: no longer pending."""
-        if lo >= hi or not self.pending(lo, hi):
+        """``[lo, hi)`` is known in memory now: no longer pending.
+
+        Pieces are disjoint and sorted: the ones cut are a slice found by
+        bisection, and the lists are spliced (no pass over every piece).
+        """
+        starts, pieces = self._pending
+        if lo >= hi or not pieces:
             return
-        out: list[Piece] = []
-        for a, b, seg in self._pending[1]:
-            if b <= lo or a >= hi:
-                out.append((a, b, seg))
-                continue
-            if a < lo:
-                out.append((a, lo, seg))
-            if b > hi:
-                out.append((hi, b, seg))
-        self._set_pending(out)
+        k = max(bisect.bisect_right(starts, lo) - 1, 0)
+        if pieces[k][1] <= lo:
+            k += 1
+        m = bisect.bisect_left(starts, hi, lo=k)
+        if k >= m:
+            return
+        mid: list[Piece] = []
+        a, _, seg = pieces[k]
+        if a < lo:
+            mid.append((a, lo, seg))
+        _, b, seg = pieces[m - 1]
+        if b > hi:
+            mid.append((hi, b, seg))
+        kept = pieces[:k] + mid + pieces[m:]
+        self._pending = (starts[:k] + [p[0] for p in mid] + starts[m:], kept)
+        if not kept:
+            self._segs, self._rows = {}, 0
+        # Otherwise ``_segs`` and ``_rows`` may still name a segment no piece
+        # uses any more: an upper bound, as ``pending_rows`` promises.
 
     def add_segment(self, seg: Segment, claims: Sequence[Pair] | None = None) -> None:
         """Another process committed ``seg``: its claims (or ``claims``) now read from disk."""
@@ -252,9 +267,12 @@ class SegmentRows(Rows):
     def rebind(self, mapping: dict[str, Segment]) -> None:
         """Compaction moved rows to new files (same content): follow them."""
         with self._mutex:
-            self._set_pending(
-                [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
-            )
+            # A merge of the newest small segments rarely names a pending one:
+            # then nothing to do (not a pass over every pending piece).
+            if any(s.file in mapping for s in self._segs.values()):
+                self._set_pending(
+                    [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
+                )
 
 
 @dataclass(slots=True)
