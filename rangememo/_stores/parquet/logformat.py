@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..._core.ledger import Ledger
-from .layout import Doc, NewerLedger
 from .claims import union
+from .layout import Doc, NewerLedger
 from .segments import Damaged, Segment
 
 __all__ = [
