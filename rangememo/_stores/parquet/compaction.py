@@ -30,12 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .claims import outside, union
 from .codec import POS
 from .log import append
 from .logformat import LogState, Record, fold
 from .medium import Medium
 from .segments import ROW_GROUP, Claim, Segment, crashpoint, read_segment, schema_digest
-from .stored_rows import visible
 
 __all__ = ["SMALL_ROWS", "merge", "plan", "plan_tail", "compact_state", "write_part"]
 
@@ -155,12 +155,30 @@ def merge(
         loaded[new.file or ""] = (pos, table.drop_columns([POS]))
         segs.append(new)
         digest = schema_digest(table.schema)
+    # Newest first, by row masks (no per-interval slicing: a key of K disjoint
+    # intervals has segments of K claims). A row shows where no later claim
+    # holds its position, and inside its own segment's claims (the oldest is
+    # exempt: a row of it outside every claim is never shown, whatever file
+    # holds it, and where a later claim holds it the later mask drops it).
     positions, tables = [], []
-    for a, b, seg in visible(segs):
-        pos, table = loaded[seg.file or ""]
-        i, j = (int(x) for x in np.searchsorted(pos, [a, b]))
-        positions.append(pos[i:j])
-        tables.append(table.slice(i, j - i))
+    seen: tuple[Claim, ...] = ()
+    for k in range(len(segs) - 1, -1, -1):
+        seg = segs[k]
+        if seg.file is not None and seg.rows:
+            pos, table = loaded[seg.file]
+            keep = outside(pos, seen)
+            if k:
+                keep &= ~outside(pos, seg.claims)
+            if not keep.all():
+                (idx,) = np.nonzero(keep)
+                pos, table = pos[idx], table.take(pa.array(idx))
+            if len(pos):
+                positions.append(pos)
+                tables.append(table)
+        if k:
+            seen = union(seen, seg.claims)
+    positions.reverse()
+    tables.reverse()
     if not tables:
         return Segment(None, claims)
     # One schema by construction, but a fresh piece has the types as written
@@ -172,7 +190,13 @@ def merge(
         merged = pa.concat_tables([t.replace_schema_metadata(meta).cast(target) for t in tables])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise Unmergeable(f"{prefix}: parts do not merge ({exc})") from exc
-    merged = merged.append_column(POS, pa.array(np.concatenate(positions), type=pa.int64()))
+    allpos = np.concatenate(positions)
+    if len(allpos) > 1 and bool(np.any(allpos[1:] < allpos[:-1])):
+        # Segments interleave: order by position. Stable, and two segments never
+        # show one position, so rows sharing one keep their order.
+        order = np.argsort(allpos, kind="stable")
+        allpos, merged = allpos[order], merged.take(pa.array(order))
+    merged = merged.append_column(POS, pa.array(allpos, type=pa.int64()))
     return write_part(medium, prefix, merged, claims, point, digest)
 
 

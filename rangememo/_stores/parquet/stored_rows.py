@@ -21,47 +21,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import portion as P
 
-from ..._core.ledger import Ledger, Pair, pairs, span
+from ..._core.ledger import Ledger, Pair
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
+from .claims import Piece, shown, visible
 from .segments import Segment
 
 __all__ = ["Piece", "SegmentRows", "StoredLedger", "shown", "visible"]
 
-#: ``(lo, hi, segment)``: the rows of ``[lo, hi)`` live in ``segment``.
-Piece = tuple[int, int, Segment]
 #: ``load(segment, lo, hi) -> (known_lo, known_hi, chunk)``: every row of the
 #: segment in ``[known_lo, known_hi)`` (which contains ``[lo, hi)``).
 Loader = Callable[[Segment, int, int], tuple[int, int, Chunk]]
-
-
-def claimed(seg: Segment) -> P.Interval:
-    return P.Interval(*(span(a, b) for a, b in seg.claims))
-
-
-def visible(segments: Sequence[Segment]) -> list[Piece]:
-    """Where each segment's rows show: its claims minus later claims, in order."""
-    seen, out = P.empty(), []
-    for seg in reversed(segments):
-        claim = claimed(seg)
-        if seg.file is not None and seg.rows:
-            shown = (claim - seen) & span(seg.first, seg.last + 1)
-            out += [(a, b, seg) for a, b in pairs(shown)]
-        seen = seen | claim
-    out.sort(key=lambda p: p[0])
-    return out
-
-
-def shown(segments: Sequence[Segment], file: str | None) -> list[Pair]:
-    """The ranges a segment speaks for: its claims minus the claims of later ones."""
-    later = P.empty()
-    for seg in reversed(segments):
-        if seg.file == file:
-            return pairs(claimed(seg) - later)
-        later = later | claimed(seg)
-    return []
 
 
 def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
@@ -78,7 +49,7 @@ def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
 class SegmentRows(Rows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
-    __slots__ = ("_load", "_mutex", "_pending")
+    __slots__ = ("_load", "_mutex", "_pending", "_rows", "_segs")
 
     def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
         super().__init__(adapter)
@@ -90,6 +61,9 @@ class SegmentRows(Rows):
 
     def _set_pending(self, pieces: list[Piece]) -> None:
         self._pending = ([p[0] for p in pieces], pieces)
+        # By identity: a segment's hash is its claims' (O(K) for a fragmented key).
+        self._segs = {id(p[2]): p[2] for p in pieces}
+        self._rows = sum(seg.rows for seg in self._segs.values())
 
     # -- what is still on disk -------------------------------------------
     @property
@@ -100,7 +74,7 @@ class SegmentRows(Rows):
     @property
     def pending_rows(self) -> int:
         """Rows of the segments still (partly) on disk: an upper bound."""
-        return sum(seg.rows for seg in {p[2] for p in self._pending[1]})
+        return self._rows
 
     def pending(self, lo: int, hi: int) -> list[Piece]:
         """The pending pieces overlapping ``[lo, hi)``."""
@@ -156,24 +130,77 @@ class SegmentRows(Rows):
         """
         with self._mutex:
             todo = self.pending(lo, hi)
-            segments = list(dict.fromkeys(p[2] for p in todo))
+            segments = list({id(p[2]): p[2] for p in todo}.values())
             for seg in segments:
                 parts = [p for p in todo if p[2] is seg]
                 a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
                 known_lo, known_hi, chunk = self._load(seg, a, b)
                 kept: list[Piece] = []
+                got: list[tuple[int, int]] = []
                 for x, y, s in self._pending[1]:  # one pass: O(pieces), not O(pieces^2)
                     lo_, hi_ = max(x, known_lo), min(y, known_hi)
                     if s is not seg or lo_ >= hi_:
                         kept.append((x, y, s))
                         continue
-                    Rows.replace(self, lo_, hi_, _slice(self._adapter, chunk, lo_, hi_))
+                    got.append((lo_, hi_))
                     if x < lo_:
                         kept.append((x, lo_, s))
                     if y > hi_:
                         kept.append((hi_, y, s))
+                self._insert(chunk, got)
                 self._set_pending(kept)
             return bool(segments)
+
+    def _insert(self, chunk: Chunk, ranges: list[tuple[int, int]]) -> None:
+        """Move the rows of ``chunk`` in ``ranges`` (sorted, disjoint, pending) into memory.
+
+        In bulk: a key of K disjoint intervals loads K ranges from one segment,
+        and one ``Rows.replace`` (a concat) per range made an open O(K) concats.
+        The ranges between two chunks already in memory become one chunk (one
+        ``take``); one inside a chunk's span goes in by ``replace``. A piece
+        whose index carries a ``freq`` goes piece by piece (``Adapter.joins``).
+        """
+        adapter, pos = self._adapter, chunk.positions
+        data_index = getattr(chunk.data, "index", None)
+        if len(ranges) < 4 or getattr(data_index, "freq", None) is not None:
+            for lo, hi in ranges:
+                Rows.replace(self, lo, hi, _slice(adapter, chunk, lo, hi))
+            return
+        bounds = np.array(ranges, dtype=np.int64).reshape(-1, 2)
+        starts = np.searchsorted(pos, bounds[:, 0])
+        stops = np.searchsorted(pos, bounds[:, 1])
+        chunks = list(self._state[0])
+        has = np.nonzero(stops > starts)[0]
+        firsts = pos[starts[has]]
+        # The slot between stored chunks each range's rows go to; a range inside
+        # a stored chunk's span (a write landed around it) goes in by replace.
+        slot = np.searchsorted(np.array(self._state[1], dtype=np.int64), firsts, side="right")
+        lasts = np.array([c.last for c in chunks] or [0], dtype=np.int64)
+        inside = (slot > 0) & (lasts[np.maximum(slot - 1, 0)] >= firsts)
+        free, slots = has[~inside], slot[~inside]
+        n, new = len(pos), []
+        if len(free):
+            cuts = np.nonzero(np.diff(slots))[0] + 1
+            for rs, b in zip(np.split(free, cuts), slots[np.r_[0, cuts]].tolist(), strict=True):
+                a, z = starts[rs], stops[rs]
+                lens = z - a
+                count = int(lens.sum())
+                i, j = int(a[0]), int(z[-1])
+                if count == j - i:  # contiguous rows: a slice
+                    data = adapter.slice(chunk.data, i, j)
+                    piece = Chunk(pos[i:j], data, chunk.nbytes * count // n)
+                else:
+                    idx = np.repeat(a - np.cumsum(lens) + lens, lens) + np.arange(count)
+                    data = adapter.take(chunk.data, idx)
+                    piece = Chunk(pos[idx], data, chunk.nbytes * count // n)
+                new.append((int(b), piece))
+            # Insert from the back so the slots of earlier groups stay valid.
+            for b, piece in reversed(new):
+                chunks.insert(b, piece)
+            self._set(self._consolidate(chunks, new[-1][0] + len(new) - 1))
+        for r in has[inside].tolist():
+            lo, hi = ranges[r]
+            Rows.replace(self, lo, hi, _slice(adapter, chunk, lo, hi))
 
     # -- writing -------------------------------------------------------------
     def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
@@ -190,19 +217,33 @@ class SegmentRows(Rows):
             self._set_pending([])
 
     def _unpend(self, lo: int, hi: int) -> None:
-        """``[lo, hi)`` is known in memory now: no longer pending."""
-        if lo >= hi or not self.pending(lo, hi):
+        """``[lo, hi)`` is known in memory now: no longer pending.
+
+        Pieces are disjoint and sorted: the ones cut are a slice found by
+        bisection, and the lists are spliced (no pass over every piece).
+        """
+        starts, pieces = self._pending
+        if lo >= hi or not pieces:
             return
-        out: list[Piece] = []
-        for a, b, seg in self._pending[1]:
-            if b <= lo or a >= hi:
-                out.append((a, b, seg))
-                continue
-            if a < lo:
-                out.append((a, lo, seg))
-            if b > hi:
-                out.append((hi, b, seg))
-        self._set_pending(out)
+        k = max(bisect.bisect_right(starts, lo) - 1, 0)
+        if pieces[k][1] <= lo:
+            k += 1
+        m = bisect.bisect_left(starts, hi, lo=k)
+        if k >= m:
+            return
+        mid: list[Piece] = []
+        a, _, seg = pieces[k]
+        if a < lo:
+            mid.append((a, lo, seg))
+        _, b, seg = pieces[m - 1]
+        if b > hi:
+            mid.append((hi, b, seg))
+        kept = pieces[:k] + mid + pieces[m:]
+        self._pending = (starts[:k] + [p[0] for p in mid] + starts[m:], kept)
+        if not kept:
+            self._segs, self._rows = {}, 0
+        # Otherwise ``_segs`` and ``_rows`` may still name a segment no piece
+        # uses any more: an upper bound, as ``pending_rows`` promises.
 
     def add_segment(self, seg: Segment, claims: Sequence[Pair] | None = None) -> None:
         """Another process committed ``seg``: its claims (or ``claims``) now read from disk."""
@@ -231,9 +272,12 @@ class SegmentRows(Rows):
     def rebind(self, mapping: dict[str, Segment]) -> None:
         """Compaction moved rows to new files (same content): follow them."""
         with self._mutex:
-            self._set_pending(
-                [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
-            )
+            # A merge of the newest small segments rarely names a pending one:
+            # then nothing to do (not a pass over every pending piece).
+            if any(s.file in mapping for s in self._segs.values()):
+                self._set_pending(
+                    [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
+                )
 
 
 @dataclass(slots=True)

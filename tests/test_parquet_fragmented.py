@@ -1,0 +1,211 @@
+"""A ParquetStore key of a few thousand disjoint covered intervals, reopened (issue 8).
+
+Such a key is one or a few segments with thousands of claims each: opening
+it, answering from it and committing into it go through the claim
+arithmetic (``claims.py``), the bulk row load and the masked merges. Every
+answer is compared with the uncached function's, and provider calls are
+counted: a covered request fetches nothing, a gap request fetches the gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import portion as P
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rangememo import ParquetStore, range_cached
+from rangememo._core.results import FrameAdapter
+from rangememo._stores.parquet.claims import shown, union, visible
+from rangememo._stores.parquet.segments import Segment
+from rangememo._stores.parquet.stored_rows import SegmentRows
+
+K = 2_000  # intervals [10 i, 10 i + 5): holes [10 i + 5, 10 i + 10)
+
+
+def provider(key: str, lo: int, hi: int) -> pd.DataFrame:
+    pos = np.arange(lo, hi, dtype=np.int64)
+    return pd.DataFrame(
+        {"v": pos * 2, "f": pos / 7.0, "s": [f"{key}{p}" for p in pos]},
+        index=pd.Index(pos, name="pos"),
+    )
+
+
+def counted(store: ParquetStore, calls: list[tuple[int, int]]) -> Callable[..., pd.DataFrame]:
+    def fetch(key: str, lo: int, hi: int) -> pd.DataFrame:
+        calls.append((lo, hi))
+        return provider(key, lo, hi)
+
+    return range_cached(
+        key="key", start="lo", end="hi", step=1, closed="left", store=store, namespace="frag"
+    )(fetch)
+
+
+def same(got: pd.DataFrame, key: str, lo: int, hi: int) -> None:
+    pd.testing.assert_frame_equal(got, provider(key, lo, hi), check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fragmented key, built one interval per call (as a user's calls would)."""
+    path = tmp_path_factory.mktemp("frag")
+    store = ParquetStore(path, durable=False)
+    calls: list[tuple[int, int]] = []
+    fn = counted(store, calls)
+    for i in range(K):
+        fn("k", 10 * i, 10 * i + 5)
+    assert len(calls) == K
+    store.close()
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst / "store")
+    return dst / "store"
+
+
+@pytest.mark.parametrize("eager_rows", [50_000, 0], ids=["eager", "windowed"])
+def test_reopened_fragmented_key_answers_exactly(
+    built: Path, tmp_path: Path, eager_rows: int
+) -> None:
+    path = _copy(built, tmp_path)
+    store = ParquetStore(path, durable=False, eager_rows=eager_rows)
+    calls: list[tuple[int, int]] = []
+    fn = counted(store, calls)
+    for i in range(K):  # every covered interval, and pieces of it (no fetch)
+        same(fn("k", 10 * i, 10 * i + 5), "k", 10 * i, 10 * i + 5)
+        if i % 97 == 0:
+            same(fn("k", 10 * i + 1, 10 * i + 4), "k", 10 * i + 1, 10 * i + 4)
+    assert calls == []
+    for i in range(0, K, 13):  # a gap request: the hole only is fetched
+        same(fn("k", 10 * i, 10 * i + 8), "k", 10 * i, 10 * i + 8)
+        assert calls[-1] == (10 * i + 5, 10 * i + 8)
+    assert len(calls) == len(range(0, K, 13))
+    calls.clear()
+    # One request over many intervals: each hole not filled yet is one fetch.
+    lo, hi = 10 * (K // 2), 10 * (K // 2 + 40)
+    same(fn("k", lo, hi), "k", lo, hi)
+    holes = [(10 * i + 5, 10 * i + 10) for i in range(K // 2, K // 2 + 40)]
+    filled = {(10 * i + 5, 10 * i + 8) for i in range(0, K, 13)}
+    want = []
+    for a, b in holes:
+        want.append((a + 3, b) if (a, a + 3) in filled else (a, b))
+    assert sorted(calls) == want
+    store.close()
+    # And all of it again from a fresh store: nothing is fetched.
+    again = ParquetStore(path, durable=False, eager_rows=eager_rows)
+    calls2: list[tuple[int, int]] = []
+    fn2 = counted(again, calls2)
+    for i in range(0, K, 7):
+        same(fn2("k", 10 * i, 10 * i + 5), "k", 10 * i, 10 * i + 5)
+    for i in range(0, K, 13):
+        same(fn2("k", 10 * i, 10 * i + 8), "k", 10 * i, 10 * i + 8)
+    same(fn2("k", lo, hi), "k", lo, hi)
+    assert calls2 == []
+    again.close()
+
+
+def test_writes_around_unloaded_intervals_then_a_wide_read(built: Path, tmp_path: Path) -> None:
+    """Holes filled in memory before the intervals around them load (windowed key):
+    in-memory chunks then span pending pieces, which load into their middle."""
+    path = _copy(built, tmp_path)
+    store = ParquetStore(path, durable=False, eager_rows=0)
+    calls: list[tuple[int, int]] = []
+    fn = counted(store, calls)
+    for i in range(100, 160, 2):  # every other hole: chunks merge across the rest
+        same(fn("k", 10 * i + 5, 10 * i + 10), "k", 10 * i + 5, 10 * i + 10)
+    assert len(calls) == 30
+    calls.clear()
+    same(fn("k", 1000, 1600), "k", 1000, 1600)  # the other holes only
+    assert calls == [(10 * i + 5, 10 * i + 10) for i in range(101, 160, 2)]
+    calls.clear()
+    # A wide read around them: every remaining hole is one fetch.
+    same(fn("k", 500, 2500), "k", 500, 2500)
+    assert len(calls) == 200 - 60
+    store.close()
+
+
+def test_compacted_fragmented_key_reopens_exactly(built: Path, tmp_path: Path) -> None:
+    path = _copy(built, tmp_path)
+    store = ParquetStore(path, durable=False)
+    calls: list[tuple[int, int]] = []
+    fn = counted(store, calls)
+    for i in range(K - 30, K):  # a few newer segments over the big one
+        same(fn("k", 10 * i + 2, 10 * i + 9), "k", 10 * i + 2, 10 * i + 9)
+    assert len(calls) == 30
+    store.compact()
+    store.close()
+    again = ParquetStore(path, durable=False)
+    calls.clear()
+    fn = counted(again, calls)
+    for i in range(0, K, 5):
+        same(fn("k", 10 * i, 10 * i + 5), "k", 10 * i, 10 * i + 5)
+    for i in range(K - 30, K):
+        same(fn("k", 10 * i, 10 * i + 9), "k", 10 * i, 10 * i + 9)
+    assert calls == []
+    again.close()
+
+
+# -- the claim arithmetic against portion (what it replaced) -------------------------
+claims_st = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), max_size=12).map(
+    lambda xs: P.Interval(*(P.closedopen(a, a + n) for a, n in xs))
+)
+
+
+def _pairs(iv: P.Interval) -> tuple[tuple[int, int], ...]:
+    return tuple((int(a.lower), int(a.upper)) for a in iv if not a.empty)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(claims_st, st.booleans(), st.integers(0, 70)), max_size=6))
+def test_visible_and_shown_match_portion(spec: list[tuple[P.Interval, bool, int]]) -> None:
+    segs = []
+    for n, (iv, rows, first) in enumerate(spec):
+        segs.append(Segment(f"seg-{n}.parquet" if rows else None, _pairs(iv), 5, first, first + 9))
+    want, seen = [], P.empty()
+    for seg in reversed(segs):
+        claim = P.Interval(*(P.closedopen(a, b) for a, b in seg.claims))
+        if seg.file is not None:
+            part = (claim - seen) & P.closedopen(seg.first, seg.last + 1)
+            want += [(a, b, seg.file) for a, b in _pairs(part)]
+        seen |= claim
+    got = [(a, b, s.file) for a, b, s in visible(segs)]
+    assert sorted(got) == sorted(want)
+    for k, seg in enumerate(segs):
+        later = P.empty()
+        for s in segs[k + 1 :]:
+            later |= P.Interval(*(P.closedopen(a, b) for a, b in s.claims))
+        mine = P.Interval(*(P.closedopen(a, b) for a, b in seg.claims))
+        if all(s.file != seg.file for s in segs[k + 1 :]):
+            assert shown(segs, seg.file) == list(_pairs(mine - later))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(claims_st, min_size=1, max_size=5), st.integers(0, 200))
+def test_union_matches_portion(lists: list[P.Interval], spread: int) -> None:
+    # One list made large (the splice path) by spreading it out.
+    big = tuple((a * 1000 + b, a * 1000 + b + 3) for a in range(spread) for b in (0, 10))
+    parts = [big, *(_pairs(iv) for iv in lists)]
+    want = P.empty()
+    for cs in parts:
+        for a, b in cs:
+            want |= P.closedopen(a, b)
+    assert union(*parts) == _pairs(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims_st, st.integers(0, 80), st.integers(0, 20))
+def test_unpend_matches_a_pass_over_every_piece(iv: P.Interval, lo: int, n: int) -> None:
+    seg = Segment("seg-x.parquet", _pairs(iv), 1, 0, 100)
+    rows = SegmentRows(FrameAdapter(None), [(a, b, seg) for a, b in _pairs(iv)], lambda *a: None)  # type: ignore[arg-type, return-value]
+    rows._unpend(lo, lo + n)
+    left = iv - P.closedopen(lo, lo + n)
+    assert [(a, b) for a, b, _ in rows.pending(-1, 10**6)] == list(_pairs(left))
+    assert rows.complete == left.empty
