@@ -38,7 +38,6 @@ __all__ = [
     "segment_name",
     "write_bytes",
     "write_file",
-    "write_segment",
 ]
 
 log = logging.getLogger("rangememo")
@@ -191,33 +190,6 @@ def schema_digest(schema: pa.Schema) -> str:
     if piece is not None:  # the pandas dtypes too: categories, tz objects
         text += b"\0" + piece
     return hashlib.sha256(text).hexdigest()[:16]
-
-
-def write_segment(
-    keydir: Path,
-    table: pa.Table,
-    claims: tuple[Claim, ...],
-    *,
-    durable: bool = True,
-    point: str = "segment",
-) -> Segment:
-    """Write ``table`` (with its position column) as a new segment file; return its record."""
-    positions = table.column(POS)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, row_group_size=ROW_GROUP, write_page_checksum=True)
-    data = sink.getvalue()
-    name = f"seg-{uuid.uuid4().hex}.parquet"
-    write_file(keydir / name, data, durable=durable, point=point)
-    crashpoint(f"{point}-renamed")
-    return Segment(
-        name,
-        claims,
-        table.num_rows,
-        int(positions[0].as_py()),
-        int(positions[-1].as_py()),
-        data.size,
-        schema_digest(table.schema),
-    )
 
 
 def _group_bounds(meta: Any) -> list[tuple[int, int]] | None:
