@@ -27,8 +27,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._stores.parquet.maintenance import KeyInfo, clear_keys, collect, compact_all, find, verify
-from ._stores.parquet.store import ParquetStore, default_cache_dir
+from ._errors import InvalidOption
+from ._stores.parquet.local.medium import LocalMedium
+from ._stores.parquet.location import is_local, local_path, open_medium
+from ._stores.parquet.maintenance import (
+    KeyInfo,
+    clear_keys,
+    clear_store,
+    collect,
+    compact_all,
+    find,
+    verify,
+)
+from ._stores.parquet.medium import Medium
+from ._stores.parquet.store import default_cache_dir
 
 __all__ = ["main"]
 
@@ -63,25 +75,34 @@ def _covered(info: KeyInfo) -> str:
     return text + (f" ({len(pieces)} pieces)" if len(pieces) > 1 else "")
 
 
-def _root(ctx: click.Context) -> Path:
-    root: Path = ctx.obj
-    if not root.is_dir():
-        raise click.ClickException(f"no store directory at {root}")
-    return root
+def _root(ctx: click.Context) -> Medium:
+    """The store's medium: a directory, or an object store URL (``s3://bucket/prefix``)."""
+    where: Path | str = ctx.obj
+    try:
+        medium = open_medium(where)
+    except InvalidOption as exc:
+        raise click.ClickException(str(exc)) from None
+    if isinstance(medium, LocalMedium) and not medium.root.is_dir():
+        raise click.ClickException(f"no store directory at {where}")
+    return medium
 
 
 @click.group()
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=str,
     default=None,
-    help="The store directory (default: $RANGEMEMO_CACHE_DIR or the user cache dir).",
+    help="The store: a directory or s3://bucket/prefix "
+    "(default: $RANGEMEMO_CACHE_DIR or the user cache dir).",
 )
 @click.pass_context
-def main(ctx: click.Context, directory: Path | None) -> None:
+def main(ctx: click.Context, directory: str | None) -> None:
     """Inspect and maintain a rangememo Parquet store."""
-    ctx.obj = directory if directory is not None else default_cache_dir()
+    if directory is None:
+        ctx.obj = default_cache_dir()
+    else:
+        ctx.obj = directory if not is_local(directory) else local_path(directory)
 
 
 @main.command("ls")
@@ -128,7 +149,7 @@ def show(ctx: click.Context, namespace: str, key: str) -> None:
         names = ", ".join(f"{i.namespace} {i.key}" for i in infos)
         raise click.ClickException(f"{len(infos)} keys match: {names}")
     info, console = infos[0], _console()
-    console.print(f"[bold]{_e(info.namespace)}[/] {_e(info.key)}\n{_e(info.paths.keydir)}")
+    console.print(f"[bold]{_e(info.namespace)}[/] {_e(info.key)}\n{_e(info.where)}")
     if info.doc is None:
         raise click.ClickException(info.problem)  # click prints it as is
     schema = info.doc.schema or {}
@@ -208,9 +229,9 @@ def clear(ctx: click.Context, namespace: str | None, key: str | None, yes: bool)
     root = _root(ctx)
     if namespace is None:
         if not yes:
-            click.confirm(f"Delete every cached entry in {root}?", abort=True)
-        ParquetStore(root).clear()
-        _console().print(f"cleared {_e(root)}")
+            click.confirm(f"Delete every cached entry in {root.url}?", abort=True)
+        clear_store(root)
+        _console().print(f"cleared {_e(root.url)}")
         return
     infos = find(root, namespace, key)
     names = sorted({i.namespace for i in infos})
@@ -218,5 +239,5 @@ def clear(ctx: click.Context, namespace: str | None, key: str | None, yes: bool)
         raise click.ClickException(f"nothing matches {namespace!r}" + (f" {key!r}" if key else ""))
     if key is None and len(names) > 1:
         raise click.ClickException(f"{len(names)} namespaces match: {', '.join(names)}")
-    count = clear_keys(infos)
+    count = clear_keys(root, infos)
     _console().print(f"cleared {_count(count, 'key')}")

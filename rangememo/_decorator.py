@@ -6,7 +6,6 @@ import datetime as dt
 import inspect
 import os
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from ._core.axis import Closed
@@ -39,14 +38,10 @@ def _resolve_store(store: Store | str | os.PathLike[str] | None) -> Store | None
     if isinstance(store, Store):
         return store
     if isinstance(store, (str, os.PathLike)):
-        from ._stores.parquet.store import ParquetStore, url_scheme
+        from ._stores.parquet.store import ParquetStore
 
-        if url_scheme(store) is not None:  # never a local folder named "s3:"
-            raise InvalidOption(
-                f"store={store!r} is a URL, and rangememo stores only in local directories "
-                "for now; pass a directory path or a Store instance"
-            )
-        parquet: Store = ParquetStore(Path(store).expanduser())
+        # A directory, a file:// URL or s3://bucket/prefix (never a folder named "s3:").
+        parquet: Store = ParquetStore(store)
         return parquet
     raise InvalidOption(f"store={store!r}: pass a Store instance or a directory path")
 

@@ -21,12 +21,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from log_workers import NS, bars_fn, day, no_locks, read_lazily
+from log_workers import NS, bars_fn, day, read_lazily, unlocked_lock
 
 from rangememo import CacheWarning
 from rangememo._stores.parquet import compaction, keywrite, logformat
 from rangememo._stores.parquet import store as store_mod
 from rangememo._stores.parquet.leases import LEASES
+from rangememo._stores.parquet.local.medium import LocalMedium
 from rangememo._stores.parquet.maintenance import collect, verify
 from rangememo.testing import make_bars
 
@@ -36,7 +37,7 @@ FIXTURE = Path(__file__).with_name("data") / "legacy_v1"
 @pytest.fixture
 def unlocked(monkeypatch: pytest.MonkeyPatch) -> None:
     """No key lock: every interleaving is the protocol's alone to get right."""
-    monkeypatch.setattr(store_mod, "hold", no_locks)
+    monkeypatch.setattr(LocalMedium, "lock", unlocked_lock)
 
 
 def once(

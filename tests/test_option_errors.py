@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import warnings
 from collections.abc import Hashable
 from typing import Any
@@ -177,15 +178,51 @@ def test_time_bounds_past_2262_raise_invalid_range(end):
 # -- store= ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/prefix", "gs://b/p", "file:///tmp/x"])
-def test_a_url_store_is_refused_and_creates_no_folder(url, tmp_path, monkeypatch):
-    """store="s3://..." must not quietly become a local folder named "s3:"."""
+@pytest.mark.parametrize("url", ["gs://b/p", "az://c/p", "http://host/x"])
+def test_an_unsupported_url_store_is_refused_and_creates_no_folder(url, tmp_path, monkeypatch):
+    """store="gs://..." must not quietly become a local folder named "gs:"."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InvalidOption, match=url.split(":")[0]):
         range_cached(store=url)(lambda start, end: None)
     with pytest.raises(InvalidOption):
         ParquetStore(url)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "bad"),
+    [
+        ("s3://B_UPPER/prefix", "B_UPPER"),
+        ("s3://ab/prefix", "'ab'"),
+        ("s3://bucket/a//b", "a//b"),
+        ("s3://bucket/../up", "../up"),
+    ],
+)
+def test_a_bad_s3_url_names_the_part_and_creates_nothing(url, bad, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidOption, match=re.escape(bad)):
+        ParquetStore(url)
+    assert os.listdir(tmp_path) == []
+
+
+def test_storage_options_are_refused_for_a_directory(tmp_path):
+    with pytest.raises(InvalidOption, match="storage_options"):
+        ParquetStore(tmp_path / "c", storage_options={"region": "eu-west-1"})
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"timeout": -1}, "timeout"), ({"max_retries": "x"}, "max_retries")],
+)
+def test_bad_storage_options_are_named(options, named):
+    with pytest.raises(InvalidOption, match=named):
+        ParquetStore("s3://bucket/p", storage_options=options)
+
+
+def test_a_file_url_is_a_directory(tmp_path):
+    store = ParquetStore(f"file://{tmp_path}/c")
+    assert store.path == tmp_path / "c"
 
 
 # -- warnings point at the caller ---------------------------------------------------------

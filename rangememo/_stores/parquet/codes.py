@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 from .layout import FORMAT
-from .segments import write_file
+from .medium import Medium
 
 __all__ = ["read_codes", "write_codes"]
 
@@ -25,22 +24,26 @@ log = logging.getLogger("rangememo")
 NAME = "code.json"
 
 
-def read_codes(nsdir: Path) -> dict[str, str]:
+def read_codes(medium: Medium, nsname: str) -> dict[str, str]:
+    name = f"{nsname}/{NAME}"
     try:
-        data = json.loads((nsdir / NAME).read_bytes())
+        raw = medium.read(name)
+        if raw is None:
+            return {}
+        data = json.loads(raw)
         return {str(k): str(v) for k, v in dict(data["functions"]).items()}
-    except FileNotFoundError:
-        return {}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning(
-            "%s unreadable (%s): code changes are not detected this once", nsdir / NAME, exc
+            "%s unreadable (%s): code changes are not detected this once",
+            medium.describe(name),
+            exc,
         )
         return {}
 
 
-def write_codes(nsdir: Path, namespace: str, codes: dict[str, str], *, durable: bool) -> None:
+def write_codes(medium: Medium, nsname: str, namespace: str, codes: dict[str, str]) -> None:
     body = {"format": FORMAT, "namespace": namespace, "functions": codes}
     try:
-        write_file(nsdir / NAME, json.dumps(body, sort_keys=True).encode(), durable=durable)
+        medium.put(f"{nsname}/{NAME}", json.dumps(body, sort_keys=True).encode())
     except OSError as exc:  # a read-only store still serves; it just cannot tell next time
-        log.warning("could not record the code of %s in %s: %s", namespace, nsdir, exc)
+        log.warning("could not record the code of %s in %s: %s", namespace, nsname, exc)

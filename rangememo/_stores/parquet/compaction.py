@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,8 +143,8 @@ def merge(
     digest = next((s.schema for s in run if s.file is not None), None)
     for seg in run:
         if seg.file is not None and seg.rows:
-            path = Path(medium.open_parquet(f"{prefix}/{seg.file}"))
-            _, _, pos, table = read_segment(path, seg, 0, 0, whole=True)
+            name = f"{prefix}/{seg.file}"
+            _, _, pos, table = read_segment(medium, name, seg, 0, 0, whole=True)
             loaded[seg.file] = (pos, table)
     claims: tuple[Claim, ...] = ()
     if extra is not None:

@@ -15,8 +15,8 @@ import logging
 
 from ..._errors import CacheWarning
 from ..._warn import warn
-from .layout import KeyPaths, NewerLedger, quarantine
-from .local.locks import LockTimeout, hold
+from .layout import KeyPaths, NewerLedger, quarantine, stamp
+from .local.locks import LockTimeout
 from .log import LOG, Record, append, load
 from .medium import Medium
 from .segments import Damaged, Segment
@@ -39,23 +39,27 @@ def bad_log(medium: Medium, paths: KeyPaths, exc: Damaged) -> None:
     """An unreadable log: the key counts as empty and its log is quarantined."""
     warn_damaged(exc, "quarantined; the key will be fetched again")
     try:
-        with hold(paths.lock, timeout=REPAIR_WAIT):
+        with medium.lock(paths.prefix, timeout=REPAIR_WAIT):
             try:
                 load(medium, paths.prefix)
             except Damaged:  # still damaged under the lock: not a writer's fresh file
-                for path in (paths.keydir / LOG, paths.ledger):
-                    if path.exists():
-                        quarantine(paths, path)
+                # Kept together, as ``.quarantine/<key>/log.<stamp>/``.
+                folder = f"{LOG}.{stamp()}"
+                for name in medium.list(f"{paths.prefix}/{LOG}"):
+                    quarantine(medium, paths, f"{LOG}/{name}", f"{folder}/{name}")
+                quarantine(medium, paths, "ledger.json")
             except NewerLedger:
                 pass
     except (LockTimeout, OSError) as err:
-        log.warning("could not quarantine the log of %s yet: %s", paths.keydir, err)
+        log.warning(
+            "could not quarantine the log of %s yet: %s", medium.describe(paths.prefix), err
+        )
 
 
 def repair_segment(medium: Medium, paths: KeyPaths, seg: Segment, *, durable: bool = True) -> None:
     """Record a damaged segment in the log (a tombstone) and quarantine its file."""
     try:
-        with hold(paths.lock, timeout=REPAIR_WAIT):
+        with medium.lock(paths.prefix, timeout=REPAIR_WAIT):
             state = load(medium, paths.prefix)
             if state is not None and any(s.file == seg.file for s in state.segments):
                 ops: list[list[object]] = [["r", a, b] for a, b in shown(state.segments, seg.file)]
@@ -64,7 +68,8 @@ def repair_segment(medium: Medium, paths: KeyPaths, seg: Segment, *, durable: bo
                     state = load(medium, paths.prefix)
                     if state is None:
                         break
-            if seg.file is not None and (paths.keydir / seg.file).exists():
-                quarantine(paths, paths.keydir / seg.file)
+            if seg.file is not None:
+                quarantine(medium, paths, seg.file)
     except (LockTimeout, OSError, Damaged) as err:
-        log.warning("could not record the damage of %s yet: %s", paths.keydir / str(seg.file), err)
+        where = medium.describe(f"{paths.prefix}/{seg.file}")
+        log.warning("could not record the damage of %s yet: %s", where, err)

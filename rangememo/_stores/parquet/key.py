@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -53,6 +52,7 @@ class KeyState:
     """A key's entry plus the log state (``doc``) it reflects."""
 
     __slots__ = (
+        "checked",
         "doc",
         "durable",
         "entry",
@@ -90,6 +90,7 @@ class KeyState:
         self.pieces: tuple[dict[bytes, Any], dict[Any, Any]] = ({}, {})
         self.lock = threading.Lock()  # one catch-up at a time
         self.stale = False  # the entry holds a change the log ordered differently: drop it
+        self.checked = float("-inf")  # time.monotonic() of the last check against the log
 
     # -- opening -------------------------------------------------------------------
     def open(self, doc: LogState) -> KeyState:
@@ -109,7 +110,7 @@ class KeyState:
             self.tobj = _template(adapter.kind, schema["template"])
             axis = (schema["axis"][0], bool(schema["axis"][1]))
         except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as exc:
-            raise Damaged(Path(doc.anchor), f"unreadable schema ({exc})") from exc
+            raise Damaged(self.medium.describe(doc.anchor), f"unreadable schema ({exc})") from exc
         self.tdoc = schema["template"]
         entry.adapter, entry.template, entry.axis = adapter, self.tobj, axis
         entry.follows_tz = bool(schema.get("follows_tz", False))
@@ -183,16 +184,17 @@ class KeyState:
         """Rows of one segment for a window (the loader of :class:`SegmentRows`)."""
         entry = self.entry
         assert seg.file is not None and entry.adapter is not None
-        path = Path(self.medium.open_parquet(f"{self.paths.prefix}/{seg.file}"))
+        name = f"{self.paths.prefix}/{seg.file}"
         with reading(self.paths.prefix):
-            known_lo, known_hi, positions, table = read_segment(path, seg, lo, hi)
+            known_lo, known_hi, positions, table = read_segment(self.medium, name, seg, lo, hi)
         kind = entry.adapter.kind
         try:
             # A segment reads back with its own piece's dtypes (older ones: the key's).
             template = piece_template(kind, table, self.pieces[0])
             data = decode(kind, table, entry.template if template is None else template)
         except (ValueError, TypeError, KeyError, pa.ArrowException) as exc:
-            raise Damaged(path, f"rows do not decode ({exc})", seg) from exc
+            where = self.medium.describe(name)
+            raise Damaged(where, f"rows do not decode ({exc})", seg) from exc
         return known_lo, known_hi, Chunk(positions, data, entry.adapter.nbytes(data))
 
     def piece_doc(self, data: Any) -> Any:
@@ -269,7 +271,8 @@ class KeyState:
             fresh.ledger.probe = self.probe
             entry.ledger, entry.version = fresh.ledger, fresh.seq
             self.doc = fresh
-        log.debug("%s was compacted away meanwhile: reopened %s", seg.file, self.paths.keydir)
+        where = self.medium.describe(self.paths.prefix)
+        log.debug("%s was compacted away meanwhile: reopened %s", seg.file, where)
         return True
 
     # -- damage ----------------------------------------------------------------------

@@ -3,15 +3,18 @@
 ::
 
     <root>/
-      .locks/<namespace dir>.<key hash>.lock     one lock file per key (kept)
+      .locks/<stripe>.lock                       lock files, shared by keys (kept)
       .trash/                                    directories being deleted
       .quarantine/<namespace dir>/<key hash>/    damaged files, kept for a post-mortem
       <namespace dir>/                           readable prefix + hash of the namespace
         namespace.json                           {"namespace": "pkg.mod.fn@v0"}
         <key hash>/                              joblib.hash(key): never the key itself
-          key.json                               the key, readable (repr) and typed JSON
-          ledger.json                            coverage, segments, schema (+ sha256)
+          log/<seq>.json, log/<seq>.ckpt.json    the log (see rangememo._stores.parquet.log)
           seg-<uuid>.parquet                     immutable parts
+          key.json, ledger.json                  format 1 (read, migrated on the first write)
+
+On an object store the same names are object keys under the store's prefix
+(``.locks/`` holds writer leases there, see ``s3/lease.py``).
 
 A key's value never reaches a path: ``../``, NUL or a 10 kB string is hashed.
 The namespace directory keeps a sanitised prefix for ``ls``, plus a hash.
@@ -22,22 +25,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, NamedTuple
 
 import joblib
 
 from ..._errors import RangememoError
 from .keyjson import key_from_json, key_to_json
-from .segments import Damaged, Segment, segment_name, write_file
+from .local.medium import LOCK_STRIPES, LOCKS
+from .medium import Medium
+from .segments import Segment, segment_name
 
 __all__ = [
     "FORMAT",
@@ -45,20 +48,18 @@ __all__ = [
     "Doc",
     "NewerLedger",
     "KeyPaths",
-    "Sig",
+    "ensure_dirs",
+    "key_dirs",
     "key_paths",
     "namespace_dirs",
-    "read_doc",
+    "quarantine",
     "read_key",
-    "write_doc",
 ]
 
 log = logging.getLogger("rangememo")
 
 FORMAT = 1
-LOCKS, TRASH, QUARANTINE = ".locks", ".trash", ".quarantine"
-#: ``(mtime_ns, size, inode)`` of ledger.json: equal means unchanged.
-Sig = tuple[int, int, int]
+QUARANTINE = ".quarantine"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
 
 
@@ -67,22 +68,22 @@ class NewerLedger(RangememoError, OSError):
 
 
 class KeyPaths(NamedTuple):
-    root: Path
-    nsdir: Path
-    keydir: Path
-    ledger: Path  # format 1's ledger.json
-    keyfile: Path  # format 1's key.json
-    lock: str
+    """Where a key lives: ``prefix`` on the medium; the paths are for messages (and local)."""
+
+    root: PurePath
+    nsdir: PurePath
+    keydir: PurePath
+    ledger: PurePath  # format 1's ledger.json
+    keyfile: PurePath  # format 1's key.json
+    lock: str  # the local lock path (``<file>#<key>``); object stores lease by prefix
     prefix: str  # ``<namespace dir>/<key hash>``: the key's names on the medium
 
-
-#: Lock files are shared by keys (a key's in-process mutex stays its own):
-#: a lock only keeps two processes from fetching one range twice, and 64
-#: stripes keep false sharing rare without a file per key.
-LOCK_STRIPES = 64
+    @property
+    def nsname(self) -> str:
+        return self.nsdir.name
 
 
-def lock_path(root: Path, nsname: str, khash: str) -> str:
+def lock_path(root: PurePath, nsname: str, khash: str) -> str:
     """``<file>#<key>``: the stripe's lock file, and the key the in-process mutex is for."""
     stripe = int(_digest(f"{nsname}/{khash}")[:8], 16) % LOCK_STRIPES
     return f"{root / LOCKS / f'{stripe:02x}.lock'}#{nsname}/{khash}"
@@ -108,20 +109,20 @@ def key_hash(key: Hashable) -> str:
         return _digest(repr(key))[:32]
 
 
-def key_paths(root: Path, namespace: str, key: Hashable) -> KeyPaths:
+def key_paths(root: PurePath, namespace: str, key: Hashable) -> KeyPaths:
     nsname, khash = namespace_dirname(namespace), key_hash(key)
+    return make_paths(root, nsname, khash)
+
+
+def make_paths(root: PurePath, nsname: str, khash: str) -> KeyPaths:
     nsdir = root / nsname
     keydir = nsdir / khash
-    return make_paths(root, nsdir, keydir)
-
-
-def make_paths(root: Path, nsdir: Path, keydir: Path) -> KeyPaths:
-    lock = lock_path(root, nsdir.name, keydir.name)
-    prefix = f"{nsdir.name}/{keydir.name}"
+    lock = lock_path(root, nsname, khash)
+    prefix = f"{nsname}/{khash}"
     return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock, prefix)
 
 
-# -- the ledger file ----------------------------------------------------------------------
+# -- format 1's ledger file (read for migration) -------------------------------------
 
 
 @dataclass(slots=True)
@@ -182,52 +183,22 @@ def _checksum(body: dict[str, Any]) -> str:
     return _digest(json.dumps(body, sort_keys=True, separators=(",", ":")))
 
 
-def read_doc(path: Path) -> tuple[Doc, Sig] | None:
-    """The ledger at ``path`` and its signature; ``None`` if there is none.
-
-    Raises :class:`~rangememo._stores.parquet.segments.Damaged` for a truncated or corrupt
-    file, :class:`NewerLedger` for one this version cannot read.
-    """
-    try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read()
-    except FileNotFoundError:
-        return None
-    try:
-        doc = Doc.from_bytes(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Damaged(path, f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
-    return doc, (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def stat_sig(path: Path) -> Sig:
-    st = os.stat(path)
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
-def write_doc(paths: KeyPaths, doc: Doc, *, durable: bool = True) -> Sig:
-    """Replace ledger.json atomically; return the new signature."""
-    doc.updated = time.time()
-    st = write_file(paths.ledger, doc.to_bytes(), durable=durable, point="ledger", commit=True)
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
 # -- readable names ----------------------------------------------------------------
 
 
-def ensure_dirs(paths: KeyPaths, namespace: str, *, durable: bool) -> None:
+def ensure_dirs(medium: Medium, paths: KeyPaths, namespace: str) -> None:
     """Create the key's directory and the namespace's namespace.json (idempotent)."""
     for _ in range(3):  # a concurrent ``clear`` may remove an empty namespace dir
         try:
-            (paths.keydir / "log").mkdir(parents=True, exist_ok=True)
-            if not (paths.nsdir / "namespace.json").exists():
+            medium.makedirs(f"{paths.prefix}/log")
+            name = f"{paths.nsname}/namespace.json"
+            if not medium.exists(name):
                 text = json.dumps({"format": FORMAT, "namespace": namespace})
-                write_file(paths.nsdir / "namespace.json", text.encode(), durable=durable)
+                medium.create(name, text.encode())
             return
         except FileNotFoundError:
             continue
-    raise FileNotFoundError(f"could not create {paths.keydir}")
+    raise FileNotFoundError(f"could not create {medium.describe(paths.prefix)}")
 
 
 def key_doc(key: Hashable) -> dict[str, Any]:
@@ -240,7 +211,7 @@ def key_doc(key: Hashable) -> dict[str, Any]:
     return {"repr": repr(key)[:2000], "key": value}
 
 
-def key_from_doc(data: Any, keydir: Path) -> tuple[str, Any]:
+def key_from_doc(data: Any, khash: str) -> tuple[str, Any]:
     """``(repr, key)`` of a :func:`key_doc`; the key is :data:`NOT_JSON` when not restorable."""
     try:
         text = str(data["repr"])
@@ -248,66 +219,55 @@ def key_from_doc(data: Any, keydir: Path) -> tuple[str, Any]:
             return text, NOT_JSON
         return text, key_from_json(data["key"])
     except (ValueError, KeyError, TypeError):
-        return f"<{keydir.name}>", NOT_JSON
+        return f"<{khash}>", NOT_JSON
 
 
 #: A key that key.json holds only as its repr.
 NOT_JSON = object()
 
 
-def read_key(keydir: Path) -> tuple[str, Any]:
+def read_key(medium: Medium, prefix: str) -> tuple[str, Any]:
     """``(repr, key)`` from format 1's key.json (see :func:`key_from_doc`)."""
+    khash = prefix.rpartition("/")[2]
     try:
-        data = json.loads((keydir / "key.json").read_bytes())
+        data = medium.read(f"{prefix}/key.json")
+        if data is None:
+            return f"<{khash}>", NOT_JSON
+        return key_from_doc(json.loads(data), khash)
     except (OSError, ValueError):
-        return f"<{keydir.name}>", NOT_JSON
-    return key_from_doc(data, keydir)
+        return f"<{khash}>", NOT_JSON
 
 
-def namespace_dirs(root: Path) -> Iterator[tuple[str, Path]]:
-    """``(namespace, directory)`` of every namespace in a store directory."""
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if entry.name.startswith(".") or not entry.is_dir():
+def namespace_dirs(medium: Medium) -> Iterator[tuple[str, str]]:
+    """``(namespace, directory name)`` of every namespace in a store."""
+    for name in medium.list_dirs(""):
+        if name.startswith("."):
             continue
         try:
-            data = json.loads((Path(entry.path) / "namespace.json").read_bytes())
-            name = str(data["namespace"])
+            data = medium.read(f"{name}/namespace.json")
+            namespace = str(json.loads(data)["namespace"]) if data is not None else name
         except (OSError, ValueError, KeyError, TypeError):
-            name = entry.name
-        yield name, Path(entry.path)
+            namespace = name
+        yield namespace, name
 
 
-def key_dirs(nsdir: Path) -> list[Path]:
-    try:
-        return sorted(Path(e.path) for e in os.scandir(nsdir) if e.is_dir())
-    except FileNotFoundError:
-        return []
+def key_dirs(medium: Medium, nsname: str) -> list[str]:
+    """The key hashes of a namespace directory."""
+    return medium.list_dirs(nsname)
 
 
-def remove_tree(root: Path, path: Path) -> None:
-    """Delete a directory: first renamed into .trash (atomic), then removed."""
-    trash = root / TRASH
-    trash.mkdir(parents=True, exist_ok=True)
-    target = trash / f"{path.name}.{uuid.uuid4().hex[:12]}"
-    try:
-        os.replace(path, target)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(target, ignore_errors=True)
+def stamp() -> str:
+    """A unique, sortable suffix for a quarantined name."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
 
 
-def quarantine(paths: KeyPaths, path: Path) -> Path | None:
+def quarantine(medium: Medium, paths: KeyPaths, name: str, to: str = "") -> str | None:
     """Move a damaged file aside (kept for inspection; ``clear`` removes it)."""
-    where = paths.root / QUARANTINE / paths.nsdir.name / paths.keydir.name
+    target = f"{QUARANTINE}/{paths.prefix}/{to or name.rpartition('/')[2] + '.' + stamp()}"
     try:
-        where.mkdir(parents=True, exist_ok=True)
-        target = where / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
-        os.replace(path, target)
+        if not medium.move(f"{paths.prefix}/{name}", target):
+            return None
     except OSError as exc:
-        log.warning("could not quarantine %s: %s", path, exc)
+        log.warning("could not quarantine %s: %s", medium.describe(name), exc)
         return None
     return target

@@ -139,10 +139,8 @@ def _host() -> str:
 
 def _young(medium: Medium, name: str, now: float) -> bool:
     # A lease being written (torn JSON on a medium without atomic put) is not dead.
-    path = getattr(medium, "path", None)
-    if path is None:
-        return False
     try:
-        return now - os.stat(path(name)).st_mtime < 5.0
+        mtime = medium.mtime(name)
     except OSError:
         return False
+    return mtime is not None and now - mtime < 5.0

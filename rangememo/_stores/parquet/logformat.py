@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..._core.ledger import Ledger
@@ -160,7 +159,7 @@ def _body(data: bytes, name: str) -> dict[str, Any]:
 
 
 def _damaged(name: str, reason: str) -> Damaged:
-    return Damaged(Path(name), reason)
+    return Damaged(name, reason)
 
 
 def parse_record(data: bytes, name: str) -> Record:

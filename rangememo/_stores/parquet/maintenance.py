@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -24,7 +23,6 @@ from .codec import decode, template_from_json
 from .compaction import compact_state
 from .layout import (
     QUARANTINE,
-    TRASH,
     KeyPaths,
     NewerLedger,
     key_dirs,
@@ -32,11 +30,11 @@ from .layout import (
     make_paths,
     namespace_dirs,
     read_key,
-    remove_tree,
 )
 from .leases import Leases
-from .local.locks import LockTimeout, hold
-from .local.medium import TEMP_PREFIX, LocalMedium
+from .local.locks import LockTimeout
+from .local.medium import TEMP_PREFIX, TRASH
+from .location import open_medium
 from .log import LOG, LogState, checkpoint, load
 from .medium import Medium
 from .segments import Damaged, read_segment
@@ -56,8 +54,24 @@ __all__ = [
 LOCK_WAIT = 10.0
 
 
-def paths_of(root: Path, keydir: Path) -> KeyPaths:
-    return make_paths(root, keydir.parent, keydir)
+#: What maintenance accepts: a medium, or a store directory or URL.
+Where = Medium | str | os.PathLike[str]
+
+
+def as_medium(where: Where) -> Medium:
+    if isinstance(where, (str, os.PathLike)):
+        return open_medium(where)
+    return where
+
+
+def paths_of(medium: Medium, nsname: str, khash: str) -> KeyPaths:
+    return make_paths(root_of(medium), nsname, khash)
+
+
+def root_of(medium: Medium) -> PurePath:
+    """The root of ``medium`` as a path (local) or a path-like name (for messages)."""
+    root = getattr(medium, "root", None)
+    return root if isinstance(root, PurePath) else PurePosixPath(medium.url)
 
 
 @dataclass
@@ -67,6 +81,7 @@ class KeyInfo:
     namespace: str
     key: str  # the key's repr
     paths: KeyPaths
+    where: str  # the key's directory or URL
     doc: LogState | None = None
     problem: str = ""
 
@@ -97,13 +112,13 @@ class KeyInfo:
         return str(ts)
 
 
-def scan(root: Path) -> Iterator[KeyInfo]:
+def scan(where: Where) -> Iterator[KeyInfo]:
     """Every key directory with its log state (or the reason it cannot be read)."""
-    medium = LocalMedium(root)
-    for namespace, nsdir in namespace_dirs(root):
-        for keydir in key_dirs(nsdir):
-            paths = paths_of(root, keydir)
-            info = KeyInfo(namespace, f"<{keydir.name}>", paths)
+    medium = as_medium(where)
+    for namespace, nsname in namespace_dirs(medium):
+        for khash in key_dirs(medium, nsname):
+            paths = paths_of(medium, nsname, khash)
+            info = KeyInfo(namespace, f"<{khash}>", paths, medium.describe(paths.prefix))
             try:
                 info.doc = load(medium, paths.prefix)
             except Damaged as exc:
@@ -114,16 +129,20 @@ def scan(root: Path) -> Iterator[KeyInfo]:
                 if info.doc is None:
                     info.problem = "no log (a first write did not finish)"
             doc = info.doc
-            info.key = (key_from_doc(doc.key, keydir) if doc and doc.key else read_key(keydir))[0]
+            found = (
+                key_from_doc(doc.key, khash) if doc and doc.key else read_key(medium, paths.prefix)
+            )
+            info.key = found[0]
             yield info
 
 
-def find(root: Path, namespace: str | None = None, key: str | None = None) -> list[KeyInfo]:
+def find(where: Where, namespace: str | None = None, key: str | None = None) -> list[KeyInfo]:
     """Keys matching a namespace (name or directory, or a prefix of either) and a key
     (its repr, or a prefix of its hash)."""
+    medium = as_medium(where)
     out = []
-    for info in scan(root):
-        if namespace is not None and not _matches(namespace, info.namespace, info.paths.nsdir.name):
+    for info in scan(medium):
+        if namespace is not None and not _matches(namespace, info.namespace, info.paths.nsname):
             continue
         if (
             key is not None
@@ -133,7 +152,7 @@ def find(root: Path, namespace: str | None = None, key: str | None = None) -> li
             continue
         out.append(info)
     if namespace is not None:  # an exact name wins over prefixes of other names
-        exact = [i for i in out if namespace in (i.namespace, i.paths.nsdir.name)]
+        exact = [i for i in out if namespace in (i.namespace, i.paths.nsname)]
         out = exact or out
     return out
 
@@ -151,23 +170,26 @@ class Report:
     checked: int = 0
 
 
-def verify(root: Path) -> Report:
+def verify(where: Where) -> Report:
     """Read every ledger and every segment it names, as a reader would."""
+    medium = as_medium(where)
     report = Report()
-    for info in scan(root):
+    for info in scan(medium):
         where = f"{info.namespace} {info.key}"
         report.checked += 1
         if info.doc is None:
             harmless = "did not finish" in info.problem or "newer rangememo" in info.problem
             bucket = report.notes if harmless else report.problems
-            bucket.append((where, f"{info.paths.keydir}: {info.problem}"))
+            bucket.append((where, f"{info.where}: {info.problem}"))
             continue
-        for problem in _check(info.paths, info.doc):
+        for problem in _check(medium, info.paths, info.doc):
             report.problems.append((where, problem))
-        files = {e.name for e in os.scandir(info.paths.keydir) if e.is_file()}
+        files = set(medium.list(info.paths.prefix))
         for name in sorted(files - info.doc.files() - {"ledger.json", "key.json"}):
             kind = "temp file" if _temp(name) else "orphan file (gc removes it)"
-            report.notes.append((where, f"{info.paths.keydir / name}: {kind}"))
+            report.notes.append(
+                (where, f"{medium.describe(f'{info.paths.prefix}/{name}')}: {kind}")
+            )
     return report
 
 
@@ -175,70 +197,75 @@ def _temp(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))
 
 
-def _check(paths: KeyPaths, doc: LogState) -> Iterator[str]:
+def _check(medium: Medium, paths: KeyPaths, doc: LogState) -> Iterator[str]:
     schema = doc.schema
     template: Any = None
+    log_where = medium.describe(f"{paths.prefix}/{LOG}")
     if schema is not None:
         try:
             template = template_from_json(schema["kind"], schema["template"])
         except (KeyError, TypeError, ValueError) as exc:
-            yield f"{paths.keydir / LOG}: unreadable schema ({exc})"
+            yield f"{log_where}: unreadable schema ({exc})"
             return
     for seg in doc.segments:
         if any(a >= b for a, b in seg.claims):
-            yield f"{paths.keydir / LOG}: segment {seg.file} claims an empty range"
+            yield f"{log_where}: segment {seg.file} claims an empty range"
         if seg.file is None:
             continue
-        path = paths.keydir / seg.file
+        name = f"{paths.prefix}/{seg.file}"
         try:
-            _, _, _, table = read_segment(path, seg, 0, 0, whole=True)
+            _, _, _, table = read_segment(medium, name, seg, 0, 0, whole=True)
             if schema is not None:
                 decode(schema["kind"], table, template)
         except Damaged as exc:
             yield str(exc)
         except (ValueError, TypeError, KeyError) as exc:
-            yield f"{path}: rows do not decode ({exc})"
+            yield f"{medium.describe(name)}: rows do not decode ({exc})"
 
 
-def collect(root: Path, grace: float = 60.0) -> list[Path]:
+def collect(where: Where, grace: float = 60.0) -> list[str]:
     """Remove what no log needs: replaced files no other process reads, and orphans and
     temp files older than ``grace`` seconds (a writer may be about to commit a younger one)."""
-    removed: list[Path] = []
-    trash = root / TRASH
-    if trash.exists():
-        removed += [trash / name for name in os.listdir(trash)]
-        shutil.rmtree(trash, ignore_errors=True)
-    now, medium = time.time(), LocalMedium(root)
+    medium = as_medium(where)
+    removed: list[str] = []
+    for name in medium.list(TRASH):
+        removed.append(medium.describe(f"{TRASH}/{name}"))
+    for name in medium.list_dirs(TRASH):
+        removed.append(medium.describe(f"{TRASH}/{name}"))
+    if removed:
+        medium.remove_tree(TRASH)
+    now = time.time()
     leases = Leases(medium)
-    for _, nsdir in namespace_dirs(root):
-        for entry in os.scandir(nsdir):  # a crashed namespace.json write
-            if _temp(entry.name) and now - entry.stat().st_mtime > grace:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        for keydir in key_dirs(nsdir):
-            paths = paths_of(root, keydir)
+    for _, nsname in namespace_dirs(medium):
+        for name in medium.list(nsname):  # a crashed namespace.json write
+            if _temp(name) and now - (medium.mtime(f"{nsname}/{name}") or now) > grace:
+                medium.delete(f"{nsname}/{name}")
+                removed.append(medium.describe(f"{nsname}/{name}"))
+        for khash in key_dirs(medium, nsname):
+            paths = paths_of(medium, nsname, khash)
             try:
-                with hold(paths.lock, timeout=LOCK_WAIT):
+                with medium.lock(paths.prefix, timeout=LOCK_WAIT):
                     removed += _collect_key(medium, leases, paths, grace)
             except (LockTimeout, Damaged, NewerLedger):
                 continue  # busy, damaged or not ours: verify reports it
     return removed
 
 
-def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) -> list[Path]:
+def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) -> list[str]:
     state = load(medium, paths.prefix)
     if state is None:  # a first write that never committed: nothing to keep
-        remove_tree(paths.root, paths.keydir)
-        return [paths.keydir]
-    gone: list[Path] = []
+        medium.remove_tree(paths.prefix)
+        return [medium.describe(paths.prefix)]
+    gone: list[str] = []
     if state.retired and not leases.others_hold(paths.prefix):
         for name in state.retired:
             if medium.exists(f"{paths.prefix}/{name}"):
                 medium.delete(f"{paths.prefix}/{name}")
-                gone.append(paths.keydir / name)
+                gone.append(medium.describe(f"{paths.prefix}/{name}"))
         state.retired = []
         checkpoint(medium, paths.prefix, state)  # a log that no longer names them
-    return gone + [paths.keydir / n for n in sweep(medium, paths.prefix, state, grace)]
+    swept = sweep(medium, paths.prefix, state, grace)
+    return gone + [medium.describe(f"{paths.prefix}/{n}") for n in swept]
 
 
 def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> list[str]:
@@ -251,29 +278,30 @@ def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> 
             if not (orphan or _temp(name)):
                 continue
             try:
-                if now - os.stat(os.path.join(medium.open_parquet(folder), name)).st_mtime < grace:
-                    continue
+                mtime = medium.mtime(f"{folder}/{name}")
             except OSError:
+                continue
+            if mtime is None or now - mtime < grace:
                 continue
             medium.delete(f"{folder}/{name}")
             removed.append(name if folder == prefix else f"{LOG}/{name}")
     return removed
 
 
-def compact_all(root: Path, grace: float = 0.0) -> tuple[int, int]:
+def compact_all(where: Where, grace: float = 0.0) -> tuple[int, int]:
     """Merge every key's same-schema runs of segments; ``(keys, segments merged away)``.
 
     ``grace`` is accepted for compatibility: replaced files go as soon as no
     other process's lease names the key.
     """
+    medium = as_medium(where)
     keys = merged = 0
-    medium = LocalMedium(root)
     leases = Leases(medium)
-    for info in scan(root):
+    for info in scan(medium):
         if info.doc is None:
             continue
         try:
-            with hold(info.paths.lock, timeout=LOCK_WAIT):
+            with medium.lock(info.paths.prefix, timeout=LOCK_WAIT):
                 state = load(medium, info.paths.prefix)
                 if state is None:
                     continue
@@ -293,25 +321,28 @@ def compact_all(root: Path, grace: float = 0.0) -> tuple[int, int]:
     return keys, merged
 
 
-def clear_store(root: Path, nsdir: Path | None = None) -> None:
+def clear_store(where: Where, nsname: str | None = None) -> None:
     """Delete one namespace directory (each key under its lock), or everything."""
-    nsdirs = [nsdir] if nsdir is not None else [d for _, d in namespace_dirs(root)]
-    for directory in nsdirs:
-        for keydir in key_dirs(directory):
-            with hold(paths_of(root, keydir).lock):
-                remove_tree(root, keydir)
-        if not key_dirs(directory):
-            remove_tree(root, directory)
-    if nsdir is None:
-        remove_tree(root, root / QUARANTINE)
-        shutil.rmtree(root / TRASH, ignore_errors=True)
+    medium = as_medium(where)
+    names = [nsname] if nsname is not None else [d for _, d in namespace_dirs(medium)]
+    for name in names:
+        for khash in key_dirs(medium, name):
+            prefix = f"{name}/{khash}"
+            with medium.lock(prefix):
+                medium.remove_tree(prefix)
+        if not key_dirs(medium, name):
+            medium.remove_tree(name)
+    if nsname is None:
+        medium.remove_tree(QUARANTINE)
+        medium.remove_tree(TRASH)
 
 
-def clear_keys(infos: list[KeyInfo]) -> int:
+def clear_keys(where: Where, infos: list[KeyInfo]) -> int:
     """Delete the given keys (each under its lock); how many were deleted."""
+    medium = as_medium(where)
     for info in infos:
-        with hold(info.paths.lock):
-            remove_tree(info.paths.root, info.paths.keydir)
-        if not key_dirs(info.paths.nsdir):
-            remove_tree(info.paths.root, info.paths.nsdir)
+        with medium.lock(info.paths.prefix):
+            medium.remove_tree(info.paths.prefix)
+        if not key_dirs(medium, info.paths.nsname):
+            medium.remove_tree(info.paths.nsname)
     return len(infos)

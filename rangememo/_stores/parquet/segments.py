@@ -18,12 +18,15 @@ import os
 import signal
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from .medium import Medium
 
 from .codec import PIECE, POS
 
@@ -54,7 +57,7 @@ Claim = tuple[int, int]
 class Damaged(Exception):
     """A stored file cannot be trusted (missing, truncated, corrupt, inconsistent)."""
 
-    def __init__(self, path: Path, reason: str, segment: Segment | None = None) -> None:
+    def __init__(self, path: str | PurePath, reason: str, segment: Segment | None = None) -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason, self.segment = path, reason, segment
 
@@ -208,7 +211,7 @@ def _group_bounds(meta: Any) -> list[tuple[int, int]] | None:
 
 
 def read_segment(
-    path: Path, seg: Segment, lo: int, hi: int, *, whole: bool = False
+    medium: Medium, name: str, seg: Segment, lo: int, hi: int, *, whole: bool = False
 ) -> tuple[int, int, np.ndarray[Any, np.dtype[np.int64]], pa.Table]:
     """Rows of ``seg`` with ``lo <= position < hi``, checked against its record.
 
@@ -217,11 +220,12 @@ def read_segment(
     read whole), the table without its position column. Small parts are read
     whole; large ones only in the row groups the window needs.
     """
+    path = medium.describe(name)
     try:
-        size = os.stat(path).st_size
+        source, size = medium.open_input(name, seg.nbytes)
         if size != seg.nbytes:
             raise Damaged(path, f"{size} bytes on disk, the ledger recorded {seg.nbytes}", seg)
-        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        pf = pq.ParquetFile(source, page_checksum_verification=True)
         meta = pf.metadata
         if meta.num_rows != seg.rows:
             raise Damaged(path, f"{meta.num_rows} rows, the ledger recorded {seg.rows}", seg)

@@ -23,8 +23,8 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +32,8 @@ from typing import Any, Literal
 import platformdirs
 
 from ..._core.entry import Entry, Fetched
-from ..._errors import InvalidOption
+from ..._errors import CacheWarning, InvalidOption
+from ..._warn import warn
 from ..base import Store
 from ..budget import default_budget
 from .codec import UnstorableError, template_to_json
@@ -51,13 +52,12 @@ from .layout import (
     namespace_dirname,
     namespace_dirs,
     read_key,
-    remove_tree,
 )
 from .leases import Leases
-from .local.locks import ahold, hold
-from .local.medium import LocalMedium
+from .location import is_local, local_path, open_medium, url_scheme
 from .log import Overtaken, Record, load, up_to_date
-from .maintenance import clear_store, sweep
+from .maintenance import clear_store, root_of, sweep
+from .medium import StorageUnavailable
 from .resident import MemoryLayer
 from .segments import MAX_POS, MIN_POS, Damaged, Segment
 from .stored_rows import StoredLedger
@@ -71,18 +71,13 @@ DEFAULT_MEMORY: Literal["auto"] = "auto"
 _ALL: Any = object()  # "every key" for compact()
 
 
-def default_cache_dir() -> Path:
-    """``$RANGEMEMO_CACHE_DIR``, else the platform's user cache directory."""
+def default_cache_dir() -> Path | str:
+    """``$RANGEMEMO_CACHE_DIR`` (a directory or ``s3://bucket/prefix``), else the
+    platform's user cache directory."""
     env = os.environ.get("RANGEMEMO_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
+        return env if not is_local(env) else local_path(env)
     return Path(platformdirs.user_cache_dir("rangememo", appauthor=False))
-
-
-def url_scheme(path: str | os.PathLike[str]) -> str | None:
-    """The scheme of a URL (``"s3"`` for ``"s3://bucket/x"``), ``None`` for a path."""
-    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]+)://", os.fspath(path))
-    return match.group(1) if match else None
 
 
 def _unlocked(exc: OSError) -> None:
@@ -91,8 +86,12 @@ def _unlocked(exc: OSError) -> None:
     log.warning("cannot lock the store (%s): fetching without storing", exc)
 
 
-def _reopen(path: Path, options: dict[str, Any]) -> ParquetStore:
+def _reopen(path: Path | str, options: dict[str, Any]) -> ParquetStore:
     return ParquetStore(path, **options)
+
+
+#: ``refresh=None``: how often a hit revalidates against the log, by medium.
+REFRESH_LOCAL, REFRESH_REMOTE = 0.0, 1.0
 
 
 class ParquetStore(Store):
@@ -108,6 +107,14 @@ class ParquetStore(Store):
     ``durable=False`` skips fsync (tests, throwaway caches). A key reopened
     from disk with at most ``eager_rows`` rows loads whole on first use; a
     larger one window by window.
+
+    ``path`` may be ``s3://bucket/prefix`` (``pip install rangememo[s3]``):
+    credentials and endpoint from the AWS environment variables or
+    ``storage_options``, see ``docs/sharing.md``. ``refresh`` is how many
+    seconds a hit may be served from memory before it is revalidated against
+    the log (``None``: 0 on a local directory, 1 s on an object store); a
+    write always reads the newest log under the key's lock. ``lease`` is the
+    writer lease's lifetime on an object store.
     """
 
     shared = True
@@ -121,19 +128,29 @@ class ParquetStore(Store):
         grace: float = 300.0,
         durable: bool = True,
         eager_rows: int = 50_000,
+        storage_options: dict[str, Any] | None = None,
+        refresh: float | None = None,
+        lease: float = 30.0,
     ) -> None:
-        if url_scheme(path) is not None:
-            raise InvalidOption(
-                f"ParquetStore({os.fspath(path)!r}): a URL, and this ParquetStore writes only to "
-                "local directories; pass a directory path"
-            )
-        self.path = Path(os.path.abspath(Path(path).expanduser()))
+        if refresh is not None and not refresh >= 0:
+            raise InvalidOption(f"refresh={refresh!r}: expected seconds >= 0 or None")
+        if not lease > 0:
+            raise InvalidOption(f"lease={lease!r}: expected seconds > 0")
+        self.storage_options = dict(storage_options) if storage_options else None
+        self.medium = open_medium(path, self.storage_options, durable=durable, lease=lease)
+        self.local = is_local(path)
+        self.url = self.medium.url
+        #: The directory (a local store) or the URL as a path-like name (messages).
+        self.path = root_of(self.medium)
+        self._refresh_option, self.lease = refresh, lease
+        self.refresh = (
+            refresh if refresh is not None else (REFRESH_LOCAL if self.local else REFRESH_REMOTE)
+        )
         self._memory_option = memory  # "auto" stays "auto" for a worker on another machine
         self.memory: int = default_budget() if memory == "auto" else memory
         self.compact_at = max(compact_at, 2)
         self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
         self._memory = MemoryLayer(self.memory)
-        self.medium = LocalMedium(self.path, durable=durable)
         self.leases = Leases(self.medium)
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
@@ -144,7 +161,7 @@ class ParquetStore(Store):
         self._refused: set[tuple[str, Hashable]] = set()  # keys refused as unstorable
 
     def __repr__(self) -> str:
-        return f"ParquetStore({str(self.path)!r}, memory={self.memory})"
+        return f"ParquetStore({self.url!r}, memory={self.memory})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         options = {
@@ -153,8 +170,13 @@ class ParquetStore(Store):
             "grace": self.grace,
             "durable": self.durable,
             "eager_rows": self.eager_rows,
+            "storage_options": self.storage_options,
+            "refresh": self._refresh_option,
+            "lease": self.lease,
         }
-        return _reopen, (self.path, options)
+        # By location and options: a worker on another machine opens the same
+        # store with its own credentials (the environment's, unless given here).
+        return _reopen, (self.url if not self.local else self.path, options)
 
     # -- paths and locks -------------------------------------------------------------
     def _paths(self, namespace: str, key: Hashable) -> KeyPaths:
@@ -173,7 +195,7 @@ class ParquetStore(Store):
     def lock(self, namespace: str, key: Hashable) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(hold(self._lockfile(namespace, key)))
+                stack.enter_context(self.medium.lock(self._paths(namespace, key).prefix))
             except OSError as exc:
                 _unlocked(exc)
             yield
@@ -182,7 +204,8 @@ class ParquetStore(Store):
     async def alock(self, namespace: str, key: Hashable) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             try:
-                await stack.enter_async_context(ahold(self._lockfile(namespace, key)))
+                prefix = self._paths(namespace, key).prefix
+                await stack.enter_async_context(self.medium.alock(prefix))
             except OSError as exc:
                 _unlocked(exc)
             yield
@@ -194,24 +217,44 @@ class ParquetStore(Store):
 
     # -- reading -------------------------------------------------------------------
     def get(self, namespace: str, key: Hashable) -> Entry | None:
-        state = self._current(namespace, key, eager=True)
+        try:
+            state = self._current(namespace, key, eager=True)
+        except StorageUnavailable as exc:
+            # Served by the provider instead; the commit after it fails the same
+            # way and says so (the call answers uncached, the log unchanged).
+            log.warning("cannot read %r from %s: %s", key, self.url, exc)
+            warn(CacheWarning(f"rangememo: cannot read the cache at {self.url} ({exc})"))
+            return None
         return state.entry if state is not None else None
 
     async def aget(self, namespace: str, key: Hashable) -> Entry | None:
         state = self._memory.get(namespace, key)
-        if state is not None:  # the hit path: two stats, no thread hop
+        if state is not None and self.local:  # the hit path: two stats, no thread hop
             with contextlib.suppress(OSError):
                 if up_to_date(self.medium, state.paths.prefix, state.doc):
                     self.leases.hold(state.paths.prefix)
                     return state.entry
+        elif state is not None and self._recent(state):  # no request within ``refresh``
+            return state.entry
         return await asyncio.to_thread(self.get, namespace, key)
+
+    def _recent(self, state: KeyState) -> bool:
+        """Validated less than ``refresh`` seconds ago, and not asked under the key's lock."""
+        return (
+            not state.stale
+            and time.monotonic() - state.checked < self.refresh
+            and not self.medium.held(state.paths.prefix)
+        )
 
     def _current(self, namespace: str, key: Hashable, eager: bool) -> KeyState | None:
         """The key as on disk now (from memory, caught up with the log)."""
         state = self._memory.get(namespace, key)
+        if eager and state is not None and self.refresh and self._recent(state):
+            return state
         paths = state.paths if state is not None else self._paths(namespace, key)
         self.leases.hold(paths.prefix)  # before any file of it is read
         fresh = None
+        checked = time.monotonic()
         if state is not None and not state.stale:
             try:
                 with state.lock:
@@ -234,13 +277,14 @@ class ParquetStore(Store):
             except NewerLedger as exc:
                 if not eager:  # a writer: never overwrite what a newer version wrote
                     raise
-                log.warning("%s: %s; not used", paths.keydir, exc)
+                log.warning("%s: %s; not used", self.medium.describe(paths.prefix), exc)
                 doc = None
             if fresh is None:
                 self._memory.drop(namespace, key)
                 return None
         if eager:  # readers: a small key loads whole (writers never load)
             fresh.load_small(self.eager_rows)
+        fresh.checked = checked
         self._memory.keep(fresh)
         return fresh
 
@@ -248,38 +292,41 @@ class ParquetStore(Store):
         seen = list(self._paths_seen.items())
         mine = {p.keydir.name: k for (ns, k), p in seen if ns == namespace}
         out: list[Hashable] = []
-        for keydir in key_dirs(self.path / namespace_dirname(namespace)):
+        nsname = namespace_dirname(namespace)
+        for khash in key_dirs(self.medium, nsname):
+            prefix = f"{nsname}/{khash}"
             try:
-                doc = load(self.medium, f"{keydir.parent.name}/{keydir.name}")
+                doc = load(self.medium, prefix)
             except (Damaged, NewerLedger):
                 continue
             if doc is None:
                 continue
-            key = key_from_doc(doc.key, keydir)[1] if doc.key else read_key(keydir)[1]
+            key = key_from_doc(doc.key, khash)[1] if doc.key else read_key(self.medium, prefix)[1]
             if key is NOT_JSON:  # no JSON form on disk: known only if this process saw it
-                key = mine.get(keydir.name, NOT_JSON)
+                key = mine.get(khash, NOT_JSON)
             if key is not NOT_JSON:
                 out.append(key)
         return out
 
     def record_code(self, namespace: str, name: str, code: str) -> str | None:
-        nsdir = self.path / namespace_dirname(namespace)
+        nsname = namespace_dirname(namespace)
         mine = self._codes.setdefault(namespace, {})
         mine[name] = code
-        if not nsdir.is_dir():  # nothing cached yet: code.json comes with the first write
-            return None
-        before = read_codes(nsdir).get(name)
+        if not self.medium.exists(f"{nsname}/namespace.json"):
+            return None  # nothing cached yet: code.json comes with the first write
+        before = read_codes(self.medium, nsname).get(name)
         if before == code:
             self._coded.add(namespace)
             return None
         self._coded.discard(namespace)  # recorded by this process's first write
         return before
 
-    def _note_code(self, namespace: str, nsdir: Path) -> None:
+    def _note_code(self, namespace: str, nsname: str) -> None:
         # After a clear (or before the first write) code.json is missing.
         mine = self._codes.get(namespace)
         if mine and namespace not in self._coded:
-            write_codes(nsdir, namespace, {**read_codes(nsdir), **mine}, durable=self.durable)
+            codes = {**read_codes(self.medium, nsname), **mine}
+            write_codes(self.medium, nsname, namespace, codes)
             self._coded.add(namespace)
 
     # -- writing -------------------------------------------------------------------
@@ -304,9 +351,8 @@ class ParquetStore(Store):
             raise
 
     def _put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
-        path = self._lockfile(namespace, key)
-        with hold(path), self._writer(path):
-            paths = self._paths(namespace, key)
+        paths = self._paths(namespace, key)
+        with self.medium.lock(paths.prefix), self._writer(paths.prefix):
             state = self._current(namespace, key, eager=False)
             if state is None:
                 state = self._state(namespace, key, paths)
@@ -325,9 +371,9 @@ class ParquetStore(Store):
             def change() -> None:
                 entry.apply(fetched)
 
-            ensure_dirs(paths, namespace, durable=self.durable)
+            ensure_dirs(self.medium, paths, namespace)
             if namespace not in self._coded:
-                self._note_code(namespace, paths.nsdir)
+                self._note_code(namespace, paths.nsname)
             self._commit(state, lambda: state.put(kind, chunk, claims, tdoc, change))
             if len(state.doc.segments) >= self.compact_at:
                 state.compact(True, self.leases)
@@ -350,11 +396,11 @@ class ParquetStore(Store):
     def forget(
         self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
     ) -> None:
-        path = self._lockfile(namespace, key)
-        with hold(path), self._writer(path):
+        prefix = self._paths(namespace, key).prefix
+        with self.medium.lock(prefix), self._writer(prefix):
             if lo is None and hi is None:
                 self._memory.drop(namespace, key)
-                remove_tree(self.path, self._paths(namespace, key).keydir)
+                self.medium.remove_tree(prefix)
                 return
             for attempt in range(4):
                 try:
@@ -377,8 +423,8 @@ class ParquetStore(Store):
         self._commit(state, lambda: state.commit(rec, lambda: entry.forget(lo, hi), tdoc))
 
     def clear(self, namespace: str | None = None) -> None:
-        nsdir = None if namespace is None else self.path / namespace_dirname(namespace)
-        clear_store(self.path, nsdir)
+        nsname = None if namespace is None else namespace_dirname(namespace)
+        clear_store(self.medium, nsname)
         if namespace is None:
             self._coded.clear()
         else:
@@ -396,7 +442,7 @@ class ParquetStore(Store):
         """
         merged = 0
         for ns, k in self._targets(namespace, key):
-            with hold(self._lockfile(ns, k)):
+            with self.medium.lock(self._paths(ns, k).prefix):
                 try:
                     state = self._current(ns, k, eager=False)
                 except NewerLedger:
@@ -413,12 +459,15 @@ class ParquetStore(Store):
     def _targets(self, namespace: str | None, key: Hashable) -> list[tuple[str, Hashable]]:
         if namespace is not None and key is not _ALL:
             return [(namespace, key)]
-        names = [namespace] if namespace is not None else [n for n, _ in namespace_dirs(self.path)]
+        names = (
+            [namespace] if namespace is not None else [n for n, _ in namespace_dirs(self.medium)]
+        )
         return [(ns, k) for ns in names for k in self.keys(ns)]
 
     def close(self) -> None:
         self._memory.drop_all()
         self.leases.close()
+        self.medium.close()
 
     # -- async mirrors: file I/O runs in a worker thread ---------------------------
     async def aput(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:

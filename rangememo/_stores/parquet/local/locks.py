@@ -24,7 +24,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import filelock
 
@@ -124,10 +125,11 @@ class KeyLock:
     threads of this process do not wait for each other).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, file: Any = None) -> None:
         self.path = path
         self.mutex = Mutex()
-        self.file = _file_lock(path.partition("#")[0])
+        # ``file``: anything with filelock's acquire/release (an object-store lease).
+        self.file = file if file is not None else _file_lock(path.partition("#")[0])
 
     def _try_file(self) -> bool:
         try:
@@ -164,11 +166,12 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def key_lock(path: str) -> KeyLock:
+def key_lock(path: str, opener: Callable[[str], Any] | None = None) -> KeyLock:
+    """The process's lock for ``path``; ``opener(path)`` makes its cross-process part."""
     with _REGISTRY_LOCK:
         lock = _REGISTRY.get(path)
         if lock is None:
-            lock = _REGISTRY[path] = KeyLock(path)
+            lock = _REGISTRY[path] = KeyLock(path, opener(path) if opener else None)
         return lock
 
 
@@ -178,12 +181,14 @@ def held(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def hold(path: str, timeout: float | None = None) -> Iterator[None]:
+def hold(
+    path: str, timeout: float | None = None, opener: Callable[[str], Any] | None = None
+) -> Iterator[None]:
     """Hold the key lock at ``path`` (reentrant); :class:`LockTimeout` after ``timeout``."""
     if held(path):
         yield
         return
-    lock = key_lock(path)
+    lock = key_lock(path, opener)
     deadline = None if timeout is None else time.monotonic() + timeout
     if not lock.mutex.acquire(timeout):
         raise LockTimeout(f"lock {path} is held by another thread")
@@ -204,12 +209,12 @@ def hold(path: str, timeout: float | None = None) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def ahold(path: str) -> AsyncIterator[None]:
+async def ahold(path: str, opener: Callable[[str], Any] | None = None) -> AsyncIterator[None]:
     """:func:`hold` for coroutines: waits without blocking the loop or its executor."""
     if held(path):
         yield
         return
-    lock = key_lock(path)
+    lock = key_lock(path, opener)
     await lock.mutex.aacquire()
     try:
         pause = _POLL[0]

@@ -14,18 +14,29 @@ and a reader of a half-written record finds it incomplete JSON and waits.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import errno
+import hashlib
 import os
+import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 from .. import segments as _segments
 from ..segments import crashpoint
+from .locks import ahold, held, hold
 
-__all__ = ["LocalMedium", "TEMP_PREFIX"]
+__all__ = ["LOCKS", "LOCK_STRIPES", "LocalMedium", "TEMP_PREFIX", "TRASH"]
 
 #: Temp files start with this; everything else in a key's directory is named by the log.
 TEMP_PREFIX = ".tmp-"
+LOCKS, TRASH = ".locks", ".trash"
+#: Lock files are shared by keys (a key's in-process mutex stays its own):
+#: a lock only keeps two processes from fetching one range twice, and 64
+#: stripes keep false sharing rare without a file per key.
+LOCK_STRIPES = 64
 
 
 class LocalMedium:
@@ -33,10 +44,14 @@ class LocalMedium:
 
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root, self.durable = root, durable
+        self.url = str(root)
         self._links = True
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, name)
+        return os.path.join(self.root, name) if name else str(self.root)
+
+    def describe(self, name: str) -> str:
+        return self.path(name)
 
     def read(self, name: str) -> bytes | None:
         try:
@@ -121,11 +136,71 @@ class LocalMedium:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.path(prefix)) if e.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def mtime(self, name: str) -> float | None:
+        try:
+            return os.stat(self.path(name)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def delete(self, name: str) -> None:
         _unlink(self.path(name))
 
+    def move(self, name: str, target: str) -> bool:
+        os.makedirs(os.path.dirname(self.path(target)), exist_ok=True)
+        try:
+            os.replace(self.path(name), self.path(target))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove_tree(self, prefix: str) -> None:
+        """Renamed into ``.trash`` (atomic: readers see all or nothing), then removed."""
+        trash = os.path.join(self.root, TRASH)
+        if prefix == TRASH:
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+        os.makedirs(trash, exist_ok=True)
+        target = os.path.join(trash, f"{os.path.basename(prefix)}.{uuid.uuid4().hex[:12]}")
+        try:
+            os.replace(self.path(prefix), target)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(target, ignore_errors=True)
+
+    def makedirs(self, prefix: str) -> None:
+        os.makedirs(self.path(prefix), exist_ok=True)
+
+    def open_input(self, name: str, size_hint: int | None = None) -> tuple[Any, int]:
+        path = self.path(name)
+        return path, os.stat(path).st_size
+
     def open_parquet(self, name: str) -> str:
         return self.path(name)
+
+    # -- locks: a striped lock file per key (see rangememo._stores.parquet.layout) ----
+    def lock_path(self, prefix: str) -> str:
+        stripe = int(hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16)
+        return f"{os.path.join(self.root, LOCKS, f'{stripe % LOCK_STRIPES:02x}.lock')}#{prefix}"
+
+    def lock(
+        self, prefix: str, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        return hold(self.lock_path(prefix), timeout)
+
+    def alock(self, prefix: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return ahold(self.lock_path(prefix))
+
+    def held(self, prefix: str) -> bool:
+        return held(self.lock_path(prefix))
+
+    def close(self) -> None:
+        return None
 
 
 def _unlink(path: str) -> None:
