@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import glob
 import json
 import logging
@@ -96,11 +97,19 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _die_with_parent() -> None:
+# Looked up before any fork: the child of a threaded parent (obstore's and the
+# proxy's threads) must not load libraries between fork and exec.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _die_with_parent(parent_pid: int) -> None:
     # Runs in the child between fork and exec: the kernel SIGKILLs weed when
     # the thread that forked it dies, so a SIGKILLed pytest leaves nothing.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # parent died before prctl took effect
+        os._exit(1)
 
 
 def _child_env(tmp: Path) -> dict[str, str]:
@@ -199,7 +208,9 @@ class SeaweedServer:
                 # Own process group: stop() signals weed and anything it forks,
                 # and a Ctrl-C aimed at pytest does not hit weed mid-test.
                 start_new_session=True,
-                preexec_fn=_die_with_parent
+                # PDEATHSIG follows the forking *thread*; from another thread
+                # the server would die with it, so only atexit covers that case.
+                preexec_fn=functools.partial(_die_with_parent, os.getpid())
                 if threading.current_thread() is threading.main_thread()
                 else None,
             )
