@@ -8,6 +8,9 @@ import tempfile
 import pytest
 from hypothesis import settings
 
+# S3 fixtures (a session SeaweedFS server, fault proxy); started only on use.
+pytest_plugins = ["s3fixtures"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # The default store (a ParquetStore) lives under $RANGEMEMO_CACHE_DIR; point
