@@ -312,8 +312,12 @@ class ParquetStore(Store):
         nsname = namespace_dirname(namespace)
         mine = self._codes.setdefault(namespace, {})
         mine[name] = code
-        if not self.medium.exists(f"{nsname}/namespace.json"):
-            return None  # nothing cached yet: code.json comes with the first write
+        try:
+            if not self.medium.exists(f"{nsname}/namespace.json"):
+                return None  # nothing cached yet: code.json comes with the first write
+        except OSError as exc:  # storage unreachable: the check waits for the first write
+            log.debug("cannot check the code of %s in %s: %s", namespace, self.url, exc)
+            return None
         before = read_codes(self.medium, nsname).get(name)
         if before == code:
             self._coded.add(namespace)
@@ -391,6 +395,7 @@ class ParquetStore(Store):
         if state.stale:  # committed after another writer's records: read it afresh
             self._memory.drop(state.namespace, state.key)
         else:
+            state.checked = time.monotonic()  # the log as of this commit
             self._memory.keep(state)
 
     def forget(

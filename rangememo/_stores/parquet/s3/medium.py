@@ -167,7 +167,12 @@ class S3Medium:
         return sorted(self._listing(prefix)[0])
 
     def list_dirs(self, prefix: str) -> builtins.list[str]:
-        return sorted(self._listing(prefix)[1])
+        # From a recursive listing, not the delimiter's common prefixes: some
+        # servers (SeaweedFS) keep an emptied "directory" listed after its last
+        # object is deleted, and a key with no object is no key.
+        cut = len(prefix) + 1 if prefix else 0
+        dirs = {n[cut:].partition("/")[0] for n, _ in self.walk(prefix) if "/" in n[cut:]}
+        return sorted(dirs)
 
     def _listing(self, prefix: str) -> tuple[builtins.list[str], builtins.list[str]]:
         self._ready()
