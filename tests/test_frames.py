@@ -10,7 +10,7 @@ import pandas.testing as pdt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rangememo._core.frames import concat_frames
+from rangememo._core.frames import append_index, concat_frames
 from rangememo._core.widen import concat_pandas
 
 DTYPES = ["float64", "int64", "int32", "bool", "object", "str", "datetime64[ns]", "category"]
@@ -116,3 +116,40 @@ def test_declines_what_it_cannot_prove() -> None:
     tagged.attrs["k"] = 1
     assert concat_frames([a, tagged]) is None
     assert concat_frames([a, a["x"]]) is None
+
+
+INDEX_KINDS = ["freq", "aware", "naive", "gappy", "daily", "bday", "daily-aware"]
+
+
+def _dates(kind: str, start: int, n: int, name: Any) -> pd.DatetimeIndex:
+    if kind in ("daily", "bday", "daily-aware"):
+        freq = "B" if kind == "bday" else "D"
+        tz = "Europe/London" if kind == "daily-aware" else None
+        idx = pd.date_range("2024-03-25", periods=start + n, freq=freq, tz=tz, name=name)
+        return idx[start:]
+    return pd.DatetimeIndex(_index(kind, start, n, name))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(INDEX_KINDS),
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 4), st.sampled_from(["t", None])),
+        min_size=2,
+        max_size=4,
+    ),
+    st.sampled_from(["ns", "us", "s"]),
+)
+def test_append_index_equals_index_append(
+    kind: str, shape: list[tuple[int, int, Any]], unit: str
+) -> None:
+    parts, start = [], 0
+    for skip, n, name in shape:
+        start += skip
+        parts.append(_dates(kind, start, n, name).as_unit(unit))
+        start += n
+    expected = parts[0].append(parts[1:])
+    out = append_index(parts[0], parts[1:])
+    pdt.assert_index_equal(out, expected, exact=True)
+    assert out.freq == expected.freq and out.name == expected.name
+    assert out.dtype == expected.dtype

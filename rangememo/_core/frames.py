@@ -17,12 +17,14 @@ the caller uses ``pd.concat``.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.offsets import Day, Tick
 
-__all__ = ["concat_frames"]
+__all__ = ["append_index", "concat_frames"]
 
 
 def concat_frames(parts: list[Any]) -> pd.DataFrame | None:
@@ -66,7 +68,7 @@ def _concat(first: pd.DataFrame, parts: list[Any]) -> pd.DataFrame | None:
                 return None
             if not np.array_equal(b.mgr_locs.as_array, locs):
                 return None
-    index = first.index.append([p.index for p in parts[1:]])
+    index = append_index(first.index, [p.index for p in parts[1:]])
     joined = [
         blk.make_block_same_class(np.concatenate([p._mgr.blocks[i].values for p in parts], axis=1))
         for i, blk in enumerate(blocks)
@@ -74,3 +76,45 @@ def _concat(first: pd.DataFrame, parts: list[Any]) -> pd.DataFrame | None:
     new = type(mgr).from_blocks(joined, [columns, index])
     out: pd.DataFrame = pd.DataFrame._from_mgr(new, axes=new.axes)  # type: ignore[attr-defined]
     return out
+
+
+def append_index(first: pd.Index, others: list[pd.Index]) -> pd.Index:
+    """``first.append(others)``; a ``DatetimeIndex`` joined directly (~5 µs, not ~25)."""
+    if type(first) is pd.DatetimeIndex:
+        try:
+            out = _append_datetimes(first, others)
+        except (AttributeError, TypeError):  # pandas internals moved
+            out = None
+        if out is not None:
+            return out
+    return first.append(others)
+
+
+def _append_datetimes(first: Any, others: list[Any]) -> pd.DatetimeIndex | None:
+    # What Index.append does for datetimes, step by step: one name if all agree
+    # (a set, as there), values of one dtype concatenated, and the freq kept
+    # where the result is evenly spaced (DatetimeTimedeltaMixin._concat).
+    dtype = first.dtype
+    if not all(type(o) is pd.DatetimeIndex and o.dtype == dtype for o in others):
+        return None
+    names = {first.name, *(o.name for o in others)}
+    name = None if len(names) > 1 else first.name
+    data = first._data
+    values = np.concatenate([data._ndarray, *(o._data._ndarray for o in others)])
+    new: Any = pd.DatetimeIndex._simple_new  # type: ignore[attr-defined]
+    out: Any = new(type(data)._simple_new(values, dtype=dtype), name=name)
+    freq = first.freq
+    if freq is None:
+        return out  # type: ignore[no-any-return]
+    nonempty = [i for i in (first, *others) if len(i)]
+    if not all(i.freq == freq for i in nonempty):
+        return out  # type: ignore[no-any-return]
+    if not (
+        isinstance(freq, Tick) or (getattr(dtype, "tz", None) is None and isinstance(freq, Day))
+    ):
+        return None  # a calendar offset: Index.append compares Timestamps
+    step: int = pd.Timedelta(freq).as_unit(first.unit)._value  # type: ignore[arg-type,attr-defined]
+    ends = [i._data._ndarray.view("i8") for i in nonempty]
+    if all(a[-1] + step == b[0] for a, b in itertools.pairwise(ends)):
+        out._freq = freq
+    return out  # type: ignore[no-any-return]
