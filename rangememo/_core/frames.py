@@ -44,7 +44,7 @@ def _concat(first: pd.DataFrame, parts: list[Any]) -> pd.DataFrame | None:
         return None
     mgr: Any = first._mgr
     blocks = mgr.blocks
-    layout = [(b.dtype, b.mgr_locs.as_array) for b in blocks]
+    layout = [(b.dtype, b.mgr_locs) for b in blocks]
     if not all(isinstance(b.values, np.ndarray) for b in blocks):
         return None
     for part in parts[1:]:
@@ -66,7 +66,7 @@ def _concat(first: pd.DataFrame, parts: list[Any]) -> pd.DataFrame | None:
         for b, (dtype, locs) in zip(theirs, layout, strict=True):
             if b.dtype != dtype or not isinstance(b.values, np.ndarray):
                 return None
-            if not np.array_equal(b.mgr_locs.as_array, locs):
+            if not _same_locs(b.mgr_locs, locs):
                 return None
     index = append_index(first.index, [p.index for p in parts[1:]])
     joined = [
@@ -76,6 +76,14 @@ def _concat(first: pd.DataFrame, parts: list[Any]) -> pd.DataFrame | None:
     new = type(mgr).from_blocks(joined, [columns, index])
     out: pd.DataFrame = pd.DataFrame._from_mgr(new, axes=new.axes)  # type: ignore[attr-defined]
     return out
+
+
+def _same_locs(a: Any, b: Any) -> bool:
+    """Do two block placements name the same columns? (Slices compare cheaply.)"""
+    x, y = a.indexer, b.indexer
+    if isinstance(x, slice) and isinstance(y, slice) and x == y:
+        return True
+    return bool(np.array_equal(a.as_array, b.as_array))
 
 
 def append_index(first: pd.Index, others: list[pd.Index]) -> pd.Index:
