@@ -344,3 +344,25 @@ def test_bench_planner_end_to_end_smoke(monkeypatch):
     assert out["covered_ratio"] > 0 and out["one_gap_ratio"] > 0
     fn = module.fragmented_key(30)
     assert len(fn.coverage("X")) == 30
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-5, 60), st.integers(-5, 60)), max_size=12),
+    st.booleans(),
+)
+def test_of_written_is_of(pairs: list[tuple[int, int]], as_written: bool) -> None:
+    """Ranges as ``to_json`` writes them take the fast path; anything else is ``of``'s union."""
+    if as_written:  # sorted, disjoint, not touching: what a ledger writes
+        pairs = list(_spans.Spans.of(pairs))
+    rows = [list(p) for p in pairs]
+    assert list(_spans.Spans.of_written(rows)) == list(_spans.Spans.of(pairs))
+    floats = [[float(a), float(b)] for a, b in pairs]  # JSON from elsewhere: still the union
+    assert list(_spans.Spans.of_written(floats)) == list(_spans.Spans.of(pairs))
+
+
+def test_of_written_chunks_a_long_ledger() -> None:
+    rows = [[10 * i, 10 * i + 5] for i in range(1000)]
+    spans = _spans.Spans.of_written(rows)
+    assert len(spans) == 1000 and list(spans) == [tuple(r) for r in rows]
+    assert spans.overlaps(4994, 4995) and not spans.overlaps(4985, 4990)

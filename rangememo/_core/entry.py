@@ -170,6 +170,10 @@ class Entry:
             return fetched
         if self.adapter is None or self.rows is None or not len(self.rows):
             return fetched
+        if fetched.template is self.template:
+            # The piece was compared with this very template when it was digested
+            # (a template is never edited, only replaced): nothing to conform.
+            return fetched
         data, template, differs = self.adapter.conform(fetched.chunk.data, self.template)
         if differs:
             self.rows.mixed = True  # chunks of other schemas: merge only equal ones

@@ -236,7 +236,7 @@ class Ledger:
     def from_json(cls, data: dict[str, Any]) -> Ledger:
         """Read ``to_json``'s form, also as older versions wrote it (records in any order)."""
         ledger = cls()
-        ledger._final = Spans.of((int(a), int(b)) for a, b in data.get("covered", []))
+        ledger._final = Spans.of_written(list(data.get("covered", [])))
         for a, b, f, e in sorted(data.get("provisional", []), key=lambda r: int(r[0])):
             ledger.add_provisional(int(a), int(b), float(f), float(e))
         # Plain lists while folding (a Stamp costs 1 µs to build): old files hold one per fetch.

@@ -60,8 +60,11 @@ def normalize(adapter: Adapter, positions: Positions, data: Any, lo: int, hi: in
     if len(positions) > 1 and bool(np.any(positions[1:] < positions[:-1])):
         order = np.argsort(positions, kind="stable")
         positions, data = positions[order], adapter.take(data, order)
+    n = len(positions)
+    if not n or (positions[0] >= lo and positions[n - 1] < hi):
+        return Chunk(positions, data, adapter.nbytes(data))  # all inside: the usual answer
     i, j = np.searchsorted(positions, [lo, hi], side="left")
-    if i or j < len(positions):
+    if i or j < n:
         positions, data = positions[i:j], adapter.slice(data, int(i), int(j))
     return Chunk(positions, data, adapter.nbytes(data))
 

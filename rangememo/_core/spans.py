@@ -51,6 +51,29 @@ class Spans:
                 his.append(hi)
         return cls(*_chunked(los, his), len(los))
 
+    @classmethod
+    def of_written(cls, pairs: list[list[int]]) -> Spans:
+        """``of(pairs)`` for ranges as ``to_json`` writes them: sorted, disjoint, not touching.
+
+        Checked in a few list passes (~1 ms at 10,000 ranges, where ``of``'s
+        sort and generator take ~5); anything else goes through ``of``.
+        """
+        try:
+            los = [p[0] for p in pairs]
+            his = [p[1] for p in pairs]
+        except (IndexError, KeyError, TypeError):
+            return cls.of(pairs)  # type: ignore[arg-type]
+        ints = all(type(x) is int for x in los) and all(type(x) is int for x in his)
+        if (
+            ints
+            and len(pairs) == len(los)
+            and all(len(p) == 2 for p in pairs)
+            and all(a < b for a, b in zip(los, his, strict=True))
+            and all(h < lo for h, lo in zip(his, los[1:], strict=False))
+        ):
+            return cls(*_chunked(los, his), len(los))
+        return cls.of((a, b) for a, b in pairs)
+
     # -- queries -------------------------------------------------------------
     def __len__(self) -> int:
         return self._n

@@ -24,6 +24,8 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_object_dtype
 # What pd.concat itself uses to find a column's dtype (no public name for it).
 from pandas.core.dtypes.cast import find_common_type  # type: ignore[attr-defined]
 
+from .frames import concat_frames
+
 __all__ = ["common_dtype", "concat_pandas", "same_dtype", "signature", "union_categories"]
 
 
@@ -95,6 +97,9 @@ def concat_pandas(parts: list[Any]) -> Any:
             if union is not None:
                 parts = [_recat(p, union) for p in parts]
         return pd.concat(parts)
+    fast = concat_frames(parts)  # one block layout: the same frame, without pd.concat's plan
+    if fast is not None:
+        return fast
     if not _has_categorical(first):
         return pd.concat(parts)
     cats = [i for i, t in enumerate(first.dtypes) if isinstance(t, pd.CategoricalDtype)]

@@ -1,0 +1,155 @@
+"""The block-wise concat gives exactly what ``pd.concat`` gives, or declines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rangememo._core.frames import append_index, concat_frames
+from rangememo._core.widen import concat_pandas
+
+DTYPES = ["float64", "int64", "int32", "bool", "object", "str", "datetime64[ns]", "category"]
+
+
+def _column(dtype: str, n: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    if dtype == "object":
+        return pd.Series([f"x{v}" for v in rng.integers(0, 5, n)], dtype=object)
+    if dtype == "str":
+        return pd.Series([f"s{v}" for v in rng.integers(0, 5, n)], dtype="str")
+    if dtype == "category":
+        return pd.Series([f"c{v}" for v in rng.integers(0, 3, n)], dtype="category")
+    if dtype == "datetime64[ns]":
+        return pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 9, n), "D"))
+    if dtype == "bool":
+        return pd.Series(rng.integers(0, 2, n).astype(bool))
+    return pd.Series(rng.integers(0, 100, n)).astype(dtype)
+
+
+def _index(kind: str, start: int, n: int, name: Any) -> pd.Index:
+    if kind == "range":
+        return pd.RangeIndex(start, start + n, name=name)
+    if kind == "int":
+        return pd.Index(np.arange(start, start + n) * 3, name=name)
+    tz = "America/New_York" if kind == "aware" else None
+    freq = "min" if kind in ("freq", "aware") else None
+    idx = pd.date_range("2024-01-01", periods=n, freq="min", tz=tz, name=name)
+    idx = pd.DatetimeIndex(idx + pd.Timedelta(minutes=start), freq=freq)
+    return idx if kind != "gappy" else pd.DatetimeIndex(idx.asi8 * 2, name=name).as_unit("ns")
+
+
+@st.composite
+def frame_lists(draw: st.DrawFn) -> list[pd.DataFrame]:
+    ncols = draw(st.integers(1, 4))
+    dtypes = draw(st.lists(st.sampled_from(DTYPES), min_size=ncols, max_size=ncols))
+    names = [f"c{i}" for i in range(ncols)]
+    kind = draw(st.sampled_from(["range", "int", "freq", "aware", "naive", "gappy"]))
+    parts, start = [], 0
+    for k in range(draw(st.integers(2, 4))):
+        n = draw(st.integers(0, 5))
+        frame = pd.DataFrame(
+            {
+                c: _column(t, n, k * 10 + i).array
+                for i, (c, t) in enumerate(zip(names, dtypes, strict=True))
+            }
+        )
+        # Sometimes a gap in the index, a renamed index, other column order or dtype.
+        start += draw(st.integers(0, 2))
+        frame.index = _index(kind, start, n, draw(st.sampled_from(["time", "time", None])))
+        start += n
+        twist = draw(st.sampled_from(["none"] * 6 + ["reorder", "recast", "attrs", "colname"]))
+        if twist == "reorder" and ncols > 1:
+            frame = frame[names[::-1]]
+        elif twist == "recast":
+            recast = "float32" if dtypes[0] in ("float64", "int64", "int32") else "object"
+            frame = frame.astype({names[0]: recast})
+        elif twist == "attrs":
+            frame.attrs["source"] = "x"
+        elif twist == "colname":
+            frame.columns = pd.Index(names, name="fields")
+        if draw(st.booleans()):  # an unconsolidated layout (one block per column)
+            frame = frame.copy()
+            frame[names[0]] = frame[names[0]]
+        parts.append(frame)
+    return parts
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_lists())
+def test_blockwise_concat_equals_pd_concat(parts: list[pd.DataFrame]) -> None:
+    expected = pd.concat(parts)
+    fast = concat_frames(parts)
+    if fast is not None:
+        pdt.assert_frame_equal(fast, expected, check_freq=True, check_flags=True)
+        assert getattr(fast.index, "freq", None) == getattr(expected.index, "freq", None)
+        assert fast.columns.name == expected.columns.name
+        assert fast.attrs == expected.attrs
+        assert list(fast.dtypes) == list(expected.dtypes)
+    if not any(isinstance(t, pd.CategoricalDtype) for p in parts for t in p.dtypes):
+        # (categoricals of differing categories are unioned there, on purpose)
+        pdt.assert_frame_equal(concat_pandas(parts), expected, check_freq=True)
+
+
+def test_plain_bars_take_the_fast_path() -> None:
+    # Two provider answers of minute bars: separate objects, one layout.
+    idx = pd.date_range("2024-01-01", periods=6, freq="min", name="time")
+    frame = pd.DataFrame({"open": np.arange(6.0), "volume": np.arange(6)}, index=idx)
+    a = frame.iloc[:4].copy()
+    b = pd.DataFrame({"open": [4.0, 5.0], "volume": [4, 5]}, index=idx[4:])
+    out = concat_frames([a, b])
+    assert out is not None
+    pdt.assert_frame_equal(out, frame, check_freq=True)
+    out.iloc[0, 0] = -1.0  # a copy: the parts are untouched
+    assert a.iloc[0, 0] == 0.0
+
+
+def test_declines_what_it_cannot_prove() -> None:
+    a = pd.DataFrame({"x": [1.0]}, index=pd.Index([1], name="t"))
+    assert concat_frames([a, a.astype("float32")]) is None
+    assert concat_frames([a, a.rename(columns={"x": "y"})]) is None
+    tagged = a.copy()
+    tagged.attrs["k"] = 1
+    assert concat_frames([a, tagged]) is None
+    assert concat_frames([a, a["x"]]) is None
+
+
+INDEX_KINDS = ["freq", "aware", "naive", "gappy", "daily", "bday", "daily-aware"]
+
+
+def _dates(kind: str, start: int, n: int, name: Any) -> pd.DatetimeIndex:
+    if kind in ("daily", "bday", "daily-aware"):
+        freq = "B" if kind == "bday" else "D"
+        tz = "Europe/London" if kind == "daily-aware" else None
+        idx = pd.date_range("2024-03-25", periods=start + n, freq=freq, tz=tz, name=name)
+        return idx[start:]
+    return pd.DatetimeIndex(_index(kind, start, n, name))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(INDEX_KINDS),
+    st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 4), st.sampled_from(["t", None])),
+        min_size=2,
+        max_size=4,
+    ),
+    st.sampled_from(["ns", "us", "s"]),
+)
+def test_append_index_equals_index_append(
+    kind: str, shape: list[tuple[int, int, Any]], unit: str
+) -> None:
+    parts, start = [], 0
+    for skip, n, name in shape:
+        start += skip
+        parts.append(_dates(kind, start, n, name).as_unit(unit))
+        start += n
+    expected = parts[0].append(parts[1:])
+    out = append_index(parts[0], parts[1:])
+    pdt.assert_index_equal(out, expected, exact=True)
+    assert out.freq == expected.freq and out.name == expected.name
+    assert out.dtype == expected.dtype
