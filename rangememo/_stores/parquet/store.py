@@ -345,7 +345,16 @@ class ParquetStore(Store):
 
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
         try:
-            return self._put(namespace, key, fetched)
+            for attempt in range(3):
+                try:
+                    return self._put(namespace, key, fetched)
+                except LostRace:
+                    # Another writer (a lease holder that stalled, or one that took
+                    # an expired lease over) committed first: rebase onto its log.
+                    if attempt == 2:
+                        raise
+                    log.debug("lost a commit race on %r: rebasing onto the newer log", key)
+            raise AssertionError("unreachable")  # pragma: no cover
         except UnstorableError as exc:
             # Refused once per key: later refusals of it are only logged.
             exc.repeated = (namespace, key) in self._refused
