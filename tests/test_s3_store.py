@@ -292,3 +292,25 @@ def test_local_paths_and_file_urls_keep_working(tmp_path):
     bars(str(tmp_path / "c"), again)("AAA", day(0), day(3))
     assert len(calls) == 1 and again == []
     assert os.listdir(tmp_path / "c")
+
+
+def test_async_callers_share_one_fetch_per_gap(s3_bucket_url):
+    import asyncio
+
+    calls: list[Any] = []
+
+    @range_cached(key=("symbol",), step="1D", store=ParquetStore(s3_bucket_url), namespace=NS)
+    async def get_bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        calls.append((start, end))
+        await asyncio.sleep(0.05)
+        return make_bars(symbol, start, end)
+
+    async def main() -> list[pd.DataFrame]:
+        return await asyncio.gather(*(get_bars("AAA", day(0), day(d)) for d in (5, 9, 9, 5)))
+
+    for got, d in zip(asyncio.run(main()), (5, 9, 9, 5), strict=True):
+        assert_frame_equal(got, make_bars("AAA", day(0), day(d)))
+    fetched = sorted(calls)
+    for (a, b), (c, _) in zip(fetched, fetched[1:], strict=False):
+        assert b < c  # no day fetched twice
+    assert fetched[0][0] == day(0) and fetched[-1][1] == day(9)

@@ -218,7 +218,10 @@ async def ahold(path: str, opener: Callable[[str], Any] | None = None) -> AsyncI
     await lock.mutex.aacquire()
     try:
         pause = _POLL[0]
-        while not lock._try_file():
+        # A lock file is tried in the loop (a syscall); a lease on an object
+        # store is a request, tried in a worker thread so the loop keeps running.
+        remote = not isinstance(lock.file, filelock.BaseFileLock)
+        while not (await asyncio.to_thread(lock._try_file) if remote else lock._try_file()):
             await asyncio.sleep(pause)
             pause = min(pause * 2, _POLL[1])
         token = _HELD.set(_HELD.get() | {path})

@@ -183,6 +183,7 @@ class LeaseLocks:
 
     def renewing(self, lease: Lease) -> None:
         with self.cond:
+            self.closed = False  # a store closed and used again renews again
             self.held.add(lease)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(
