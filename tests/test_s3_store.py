@@ -7,6 +7,7 @@ fault proxy (``tests/faultproxy.py``) sits in front of it where a test needs
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
@@ -311,6 +312,6 @@ def test_async_callers_share_one_fetch_per_gap(s3_bucket_url):
     for got, d in zip(asyncio.run(main()), (5, 9, 9, 5), strict=True):
         assert_frame_equal(got, make_bars("AAA", day(0), day(d)))
     fetched = sorted(calls)
-    for (a, b), (c, _) in zip(fetched, fetched[1:], strict=False):
+    for (_, b), (c, _) in itertools.pairwise(fetched):
         assert b < c  # no day fetched twice
     assert fetched[0][0] == day(0) and fetched[-1][1] == day(9)
