@@ -159,6 +159,9 @@ class ParquetStore(Store):
         self._codes: dict[str, dict[str, str]] = {}
         self._coded: set[str] = set()
         self._refused: set[tuple[str, Hashable]] = set()  # keys refused as unstorable
+        # Namespaces whose namespace.json this store wrote or saw (a medium creates
+        # a key's folders itself when it writes into them).
+        self._ensured: set[str] = set()
 
     def __repr__(self) -> str:
         return f"ParquetStore({self.url!r}, memory={self.memory})"
@@ -384,7 +387,9 @@ class ParquetStore(Store):
             def change() -> None:
                 entry.apply(fetched)
 
-            ensure_dirs(self.medium, paths, namespace)
+            if paths.nsname not in self._ensured:  # a stat here, a HEAD on an object store
+                ensure_dirs(self.medium, paths, namespace)
+                self._ensured.add(paths.nsname)
             if namespace not in self._coded:
                 self._note_code(namespace, paths.nsname)
             self._commit(state, lambda: state.put(kind, chunk, claims, tdoc, change))
@@ -439,10 +444,12 @@ class ParquetStore(Store):
     def clear(self, namespace: str | None = None) -> None:
         nsname = None if namespace is None else namespace_dirname(namespace)
         clear_store(self.medium, nsname)
-        if namespace is None:
+        if namespace is None or nsname is None:
             self._coded.clear()
+            self._ensured.clear()
         else:
             self._coded.discard(namespace)
+            self._ensured.discard(nsname)
         self._memory.drop_all(namespace)
 
     # -- maintenance ------------------------------------------------------------------

@@ -109,8 +109,13 @@ class LocalMedium:
         return True
 
     def _create_excl(self, final: str, data: bytes) -> bool:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         try:
-            fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0))
+            try:
+                fd = os.open(final, flags)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                fd = os.open(final, flags)
         except FileExistsError:
             return False
         try:
