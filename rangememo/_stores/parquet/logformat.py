@@ -5,12 +5,14 @@ See :mod:`rangememo._stores.parquet.log` for the protocol that creates and reads
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import hashlib
 import json
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,13 +223,30 @@ def _from_checkpoint(data: bytes, name: str, ledger: type[Ledger]) -> LogState:
     # A fragmented key's checkpoint is tens of thousands of small tuples, none
     # in a cycle: collections while they are built only walk the heap (they
     # took ~40% of an open at K = 10,000 intervals).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _gc_paused():
         return _parse_checkpoint(data, name, ledger)
+
+
+_PAUSES = [0, False]  # parses running now; was the collector on when the first began
+_PAUSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the collector for a parse; with parses in several threads, the last one to
+    finish restores it, and only if it was on when the first began."""
+    with _PAUSE_LOCK:
+        if _PAUSES[0] == 0:
+            _PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _PAUSES[0] += 1
+    try:
+        yield
     finally:
-        if enabled:
-            gc.enable()
+        with _PAUSE_LOCK:
+            _PAUSES[0] -= 1
+            if _PAUSES[0] == 0 and _PAUSES[1]:
+                gc.enable()
 
 
 def _parse_checkpoint(data: bytes, name: str, ledger: type[Ledger]) -> LogState:
