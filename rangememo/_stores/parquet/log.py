@@ -116,7 +116,7 @@ def catch_up(
         name = record_name(prefix, state.seq + 1)
         data = medium.read(name)
         if data is None:
-            if state.anchor and not medium.exists(state.anchor):
+            if not anchor_holds(medium, state):
                 return None
             return n
         # An overtaken writer may have recreated a pruned number (Overtaken):
@@ -128,16 +128,35 @@ def catch_up(
             fold(state, rec, state.seq + 1)
         else:
             apply(rec, state.seq + 1)
-        state.anchor, state.since = name, state.since + 1
+        state.anchor, state.stamp, state.since = name, None, state.since + 1
         state.since_bytes += len(data)
         n += 1
 
 
 def up_to_date(medium: Medium, prefix: str, state: LogState) -> bool:
     """The hit path's check: no next record, and the anchor still there (two stats)."""
-    return not medium.exists(record_name(prefix, state.seq + 1)) and (
-        not state.anchor or medium.exists(state.anchor)
-    )
+    return not medium.exists(record_name(prefix, state.seq + 1)) and anchor_holds(medium, state)
+
+
+def anchor_holds(medium: Medium, state: LogState) -> bool:
+    """Is the file this state read last still there, and still the same file?
+
+    The same name is not enough: a key cleared by another process and written
+    again from record 1 has a record of that number too, and a state that took
+    it for its own would fold the new log's later records onto the old one's (a
+    fork: wrong rows). The medium's stamp (inode, mtime and size; an ETag) is
+    taken the first time the anchor is checked, right after it was read or
+    created.
+    """
+    if not state.anchor:
+        return True
+    stamp = medium.stamp(state.anchor)
+    if stamp is None:
+        return False
+    if state.stamp is None:
+        state.stamp = stamp
+        return True
+    return stamp == state.stamp
 
 
 class Overtaken(OSError):
@@ -169,8 +188,9 @@ def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | N
     crashpoint("record-created")
     if not _genuine(medium, prefix, state):
         raise Overtaken(f"{name}: the log was folded past this writer's head")
-    state.anchor, state.since, state.since_bytes = (
+    state.anchor, state.stamp, state.since, state.since_bytes = (
         name,
+        None,
         state.since + 1,
         state.since_bytes + len(data),
     )
@@ -185,7 +205,7 @@ def _genuine(medium: Medium, prefix: str, state: LogState) -> bool:
     pruned; once it is gone (or for a new key, which has none), a checkpoint
     at or past that number exists exactly when it might have been.
     """
-    if state.anchor and medium.exists(state.anchor):
+    if state.anchor and anchor_holds(medium, state):
         return True
     return not _folded(medium, prefix, state.seq + 1)
 
@@ -209,6 +229,7 @@ def checkpoint(medium: Medium, prefix: str, state: LogState) -> bool:
         return False
     crashpoint("checkpoint-created")
     state.anchor, state.since, state.since_bytes, state.base_bytes = name, 0, 0, len(data)
+    state.stamp = None
     prune(medium, prefix, state.seq)
     return True
 

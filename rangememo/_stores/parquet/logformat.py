@@ -87,6 +87,7 @@ class LogState:
     key: dict[str, Any] | None = None
     updated: float = 0.0
     anchor: str = ""  # the last file read: while it exists, seq + 1 is the next record
+    stamp: str | None = None  # the anchor's identity on the medium, once checked
     since: int = 0  # records since the checkpoint
     since_bytes: int = 0
     base_bytes: int = 0  # size of the checkpoint read (0: none)

@@ -50,6 +50,10 @@ class Medium(Protocol):
         it returns when the medium is.
         """
 
+    def stamp(self, name: str) -> str | None:
+        """The identity of ``name`` as it is now (changes when it is deleted and created
+        again); ``None`` if it does not exist. As cheap as :meth:`exists`."""
+
     def put(self, name: str, data: bytes) -> None:
         """Create or replace ``name`` (used only for hints and leases, never for commits)."""
 

@@ -67,6 +67,13 @@ class LocalMedium:
             return False
         return True
 
+    def stamp(self, name: str) -> str | None:
+        try:
+            st = os.stat(self.path(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
     def size(self, name: str) -> int:
         return os.stat(self.path(name)).st_size
 

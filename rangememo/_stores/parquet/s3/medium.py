@@ -150,6 +150,12 @@ class S3Medium:
     def exists(self, name: str) -> bool:
         return self.head(name) is not None
 
+    def stamp(self, name: str) -> str | None:
+        # Every record and checkpoint holds its write time: equal ETags (MD5s)
+        # mean the same object.
+        meta = self.head(name)
+        return None if meta is None else str(meta.get("e_tag") or meta["last_modified"])
+
     def size(self, name: str) -> int:
         meta = self.head(name)
         if meta is None:
