@@ -22,6 +22,7 @@ SCRIPTS = [
     "bench_scale.py",
     "bench_fragmented.py",
     "bench_disk.py",
+    "bench_s3.py",
 ]
 
 
