@@ -132,7 +132,7 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
 
 def fold_log(state: KeyState) -> None:
     """Write a checkpoint if one is due (a commit already landed: failures only log)."""
-    if not state.doc.due() or state.stale:
+    if not state.doc.due(getattr(state.medium, "fold_after", 1)) or state.stale:
         # A writer that lost a race applied its change before the records that
         # won: its ledger is not the log's fold (a forget before a write it
         # follows in the log would show the write covered, its rows hidden by

@@ -65,8 +65,13 @@ def readers(prefix: str) -> int:
 class Leases:
     """This process's lease in one store, and a view of the others'."""
 
-    def __init__(self, medium: Medium) -> None:
+    def __init__(self, medium: Medium, cache_for: float = 0.0) -> None:
         self.medium = medium
+        # On an object store each look at the leases is a LIST and a GET per
+        # process: it is reused for ``cache_for`` seconds. Leases only decide when
+        # a replaced file goes; a reader that finds one gone catches up.
+        self.cache_for = cache_for
+        self._others: tuple[float, list[set[str]]] | None = None
         self.keys: set[str] = set()
         self.written = 0.0
         self.pid = -1
@@ -97,7 +102,16 @@ class Leases:
 
     def others_hold(self, prefix: str) -> bool:
         """Does a live lease of another process name ``prefix``?"""
-        mine, now = self.name, time.time()
+        now = time.monotonic()
+        if self.cache_for and self._others is not None and now - self._others[0] < self.cache_for:
+            return any(prefix in keys for keys in self._others[1])
+        others = self._read_others()
+        self._others = (now, others)
+        return any(prefix in keys for keys in others)
+
+    def _read_others(self) -> list[set[str]]:
+        """The keys named by each live lease of another process (dead ones removed)."""
+        mine, now, out = self.name, time.time(), []
         for entry in self.medium.list(LEASES):
             name = f"{LEASES}/{entry}"
             if name == mine or not entry.endswith(".json"):
@@ -118,9 +132,8 @@ class Leases:
                 continue
             if body.get("pid") == os.getpid() and entry.startswith(_host()):
                 continue  # this process's readers are counted by reading()
-            if prefix in body["keys"]:
-                return True
-        return False
+            out.append({str(k) for k in body["keys"]})
+        return out
 
     def close(self) -> None:
         if self.name and self.pid == os.getpid():

@@ -114,11 +114,15 @@ class LogState:
         }
         return seal(body)
 
-    def due(self) -> bool:
-        """Is a checkpoint due? (amortised: its cost is at most the records' since)"""
+    def due(self, at_least: int = 1) -> bool:
+        """Is a checkpoint due? (amortised: its cost is at most the records' since)
+
+        ``at_least``: records to gather first, whatever their size (on an object
+        store a checkpoint costs requests, not bytes).
+        """
         if self.legacy:  # migrated on the first write
             return True
-        if self.since == 0:
+        if self.since < max(at_least, 1):
             return False
         # Records weighing a quarter of the checkpoint: a small key folds every
         # commit or two (few files), a large one every CHECKPOINT_EVERY records.

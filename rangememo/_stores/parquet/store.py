@@ -92,6 +92,9 @@ def _reopen(path: Path | str, options: dict[str, Any]) -> ParquetStore:
 
 #: ``refresh=None``: how often a hit revalidates against the log, by medium.
 REFRESH_LOCAL, REFRESH_REMOTE = 0.0, 1.0
+#: On an object store: other processes' reader leases are listed at most this often
+#: (seconds), and a writer trusts a state validated under its lease this recently.
+LEASE_LOOK, WRITER_TRUST = 5.0, 0.25
 
 
 class ParquetStore(Store):
@@ -151,7 +154,7 @@ class ParquetStore(Store):
         self.compact_at = max(compact_at, 2)
         self.grace, self.durable, self.eager_rows = grace, durable, eager_rows
         self._memory = MemoryLayer(self.memory)
-        self.leases = Leases(self.medium)
+        self.leases = Leases(self.medium, 0.0 if self.local else LEASE_LOOK)
         self._paths_seen: dict[tuple[str, Hashable], KeyPaths] = {}
         self._writers: dict[str, threading.Lock] = {}
         self._writers_lock = threading.Lock()
@@ -258,6 +261,18 @@ class ParquetStore(Store):
         self.leases.hold(paths.prefix)  # before any file of it is read
         fresh = None
         checked = time.monotonic()
+        if (
+            not eager
+            and not self.local
+            and state is not None
+            and not state.stale
+            and checked - state.checked < WRITER_TRUST
+            and self.medium.held(paths.prefix)
+        ):
+            # Just validated under this lease (the engine's read before the
+            # fetch): a commit is create-if-absent, so were it stale after all,
+            # it would lose the record number and rebase, never overwrite.
+            return state
         if state is not None and not state.stale:
             try:
                 with state.lock:

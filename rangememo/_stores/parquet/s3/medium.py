@@ -103,6 +103,10 @@ class _RangeFile(io.RawIOBase):
 class S3Medium:
     """Objects under ``s3://bucket/prefix``; see :class:`S3Location` for the options."""
 
+    #: Records a key gathers before a checkpoint folds them: a checkpoint is about
+    #: nine requests here, and a reader opening the key reads the records after it.
+    fold_after = 8
+
     def __init__(self, location: S3Location, *, lease: float = LEASE_TTL) -> None:
         self.location = location
         self.url = location.url
