@@ -111,9 +111,19 @@ def hold_then_invalidate(root: str, held: Any, go: Any, first: int, last: int) -
         store.compact(namespace, ("AAA",))
 
 
+#: The script's stores take their writer lease's lifetime from here (an ``s3://`` root:
+#: a killed writer's lease then expires within a second for the next reader).
+LEASE_ENV = "PARQUET_WORKERS_LEASE"
+
+
+def _cli_options() -> dict[str, Any]:
+    lease = os.environ.get(LEASE_ENV)
+    return {"lease": float(lease)} if lease else {}
+
+
 def _write(root: str, spec: str, compact_at: int) -> None:
     """``write ROOT a:b,c:d COMPACT_AT``: request the ranges in order (crash tests)."""
-    bars = bars_function(root, compact_at=compact_at)
+    bars = bars_function(root, compact_at=compact_at, **_cli_options())
     for part in spec.split(","):
         first, last = (int(x) for x in part.split(":"))
         bars("AAA", day(first), day(last))
@@ -129,7 +139,7 @@ def _write_parts(root: str, spec: str) -> None:
 
 def _compact(root: str) -> None:
     """``compact ROOT``: merge every key's segments (crash tests)."""
-    bars = bars_function(root)
+    bars = bars_function(root, **_cli_options())
     bars.cache.store.compact()
 
 

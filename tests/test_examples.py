@@ -12,7 +12,14 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+# A 4-process Dask cluster (~15 s); tests/test_s3_multiprocess.py runs it on S3 quickly.
+SLOW = {"dask_sweep"}
+CASES = [
+    pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in EXAMPLES
+]
+
+
+@pytest.mark.parametrize("script", CASES)
 def test_example_runs(script: Path, tmp_path: Path) -> None:
     """A fresh interpreter, a fresh default store: exit 0."""
     env = {**os.environ, "RANGEMEMO_CACHE_DIR": str(tmp_path / "cache")}

@@ -17,7 +17,7 @@ from rangememo.testing.store_contract import (
     ns,
 )
 
-BACKENDS = ["memory", "memory-maxbytes", "memory-dict", "parquet"]
+BACKENDS = ["memory", "memory-maxbytes", "memory-dict", "parquet", "s3"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -33,6 +33,9 @@ def backend(request, tmp_path):
     elif kind == "memory-dict":
         mapping: dict = {}
         made = Backend(MemoryStore(cache=mapping), reopen=lambda: MemoryStore(cache=mapping))
+    elif kind == "s3":  # a real SeaweedFS (tests/s3fixtures.py), a fresh prefix per test
+        url = request.getfixturevalue("s3_bucket_url")
+        made = Backend(rangememo.ParquetStore(url), reopen=lambda: rangememo.ParquetStore(url))
     else:
         parquet_store = getattr(rangememo, "ParquetStore", None)
         if parquet_store is None:

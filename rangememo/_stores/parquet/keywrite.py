@@ -17,6 +17,7 @@ from .layout import key_doc
 from .leases import Leases, readers
 from .log import Overtaken, append, catch_up, checkpoint
 from .logformat import Record, fold
+from .medium import StorageUnavailable
 from .segments import Claim, Damaged, Segment, crashpoint, schema_digest
 from .stored_rows import SegmentRows, StoredLedger
 
@@ -69,8 +70,10 @@ def put(
     n = len(state.doc.segments)
     try:
         commit(state, Record(add=seg, replace=(i, n) if i < n else None), change, tdoc)
-    except Overtaken:
-        raise  # a record may name the segment: gc decides
+    except (Overtaken, StorageUnavailable):
+        # A record may name the segment: overtaken, or a create whose answer was
+        # lost (the PUT may have landed though every retry failed). gc decides.
+        raise
     except BaseException:
         if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
             state.medium.delete(f"{prefix}/{seg.file}")

@@ -82,8 +82,12 @@ class Leases:
         if self.pid != os.getpid():  # a forked child is another process
             self.pid, self.keys, self.written = os.getpid(), set(), 0.0
             self.name = f"{LEASES}/{_host()}-{self.pid}-{uuid.uuid4().hex[:8]}.json"
-            atexit.register(_drop, self.medium, self.name)  # a clean exit pins nothing
+            atexit.register(self._at_exit)  # a clean exit pins nothing
         return self.name
+
+    def _at_exit(self) -> None:
+        if self.pid == os.getpid():  # a forked child's copy: the parent's lease stays
+            _drop(self.medium, self.name)
 
     def hold(self, prefix: str) -> None:
         """Announce that this process reads ``prefix`` (cheap when already announced)."""
@@ -137,8 +141,11 @@ class Leases:
 
     def close(self) -> None:
         if self.name and self.pid == os.getpid():
+            # Deleted now, so not again at exit (when the storage may be gone and
+            # each store's retries would hold the exit up); reuse makes a new one.
+            atexit.unregister(self._at_exit)
             self.medium.delete(self.name)
-            self.keys, self.written = set(), 0.0
+            self.keys, self.written, self.pid = set(), 0.0, -1
 
 
 def _drop(medium: Medium, name: str) -> None:
