@@ -93,8 +93,9 @@ class Lease:
         from obstore import exceptions as ox
 
         medium = self.locks.medium
+        mine = self._body()
         try:
-            result = obstore.put(medium.store, self.name, self._body(), mode="create")
+            result = obstore.put(medium.store, self.name, mine, mode="create")
             self.etag = str(result["e_tag"])
             return True
         except (ox.AlreadyExistsError, ox.PreconditionError):
@@ -108,6 +109,10 @@ class Lease:
             return False  # released meanwhile: the next attempt creates it
         except (ox.BaseError, OSError) as exc:
             return self._unreachable(exc)
+        if data == mine:
+            # Our own create: its answer was lost and obstore's retry found it.
+            self.etag = etag
+            return True
         try:
             body = json.loads(data)
             expired = float(body["expires"]) < time.time()
