@@ -366,9 +366,11 @@ class ParquetStore(Store):
             for attempt in range(3):
                 try:
                     return self._put(namespace, key, fetched)
-                except LostRace:
+                except (LostRace, Overtaken):
                     # Another writer (a lease holder that stalled, or one that took
                     # an expired lease over) committed first: rebase onto its log.
+                    # After Overtaken the piece may count already (folded at once):
+                    # committing it again over the same range changes nothing.
                     if attempt == 2:
                         raise
                     log.debug("lost a commit race on %r: rebasing onto the newer log", key)
