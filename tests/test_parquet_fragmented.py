@@ -124,7 +124,8 @@ def test_writes_around_unloaded_intervals_then_a_wide_read(built: Path, tmp_path
     assert len(calls) == 30
     calls.clear()
     same(fn("k", 1000, 1600), "k", 1000, 1600)  # the other holes only
-    assert calls == [(10 * i + 5, 10 * i + 10) for i in range(101, 160, 2)]
+    # The gaps of one call are fetched by up to 4 threads: in any order.
+    assert sorted(calls) == [(10 * i + 5, 10 * i + 10) for i in range(101, 160, 2)]
     calls.clear()
     # A wide read around them: every remaining hole is one fetch.
     same(fn("k", 500, 2500), "k", 500, 2500)
