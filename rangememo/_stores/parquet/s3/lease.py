@@ -42,6 +42,8 @@ log = logging.getLogger("rangememo")
 LOCKS = ".locks"
 #: Seconds a writer lease is valid without renewal (``ParquetStore(lease=...)``).
 LEASE_TTL = 30.0
+#: The longest pause between two tries of a taken lease (seconds).
+POLL_MAX = 0.25
 
 
 class Lease:
@@ -69,7 +71,9 @@ class Lease:
             if not blocking or (deadline is not None and time.monotonic() >= deadline):
                 raise filelock.Timeout(self.name)
             time.sleep(pause)
-            pause = min(pause * 2, max(poll_interval, 0.05), 0.5)
+            # Each try is two requests (a create, a read): back off to POLL_MAX, so
+            # that waiters on a busy key cost a few requests a second, not dozens.
+            pause = min(pause * 2, max(poll_interval, POLL_MAX))
 
     def release(self) -> None:
         with self.mutex:
@@ -138,8 +142,11 @@ class Lease:
         with self.mutex:
             if not self.count or self.etag is None:
                 return
+            body = self._body()
             try:
-                tag = self.locks.medium.swap(self.name, self._body(), self.etag)
+                tag = self.locks.medium.swap(self.name, body, self.etag)
+                if tag is None:  # taken over, or our own swap whose answer was lost
+                    tag = self._ours(body)
             except OSError as exc:
                 log.debug("could not renew the lease %s: %s", self.name, exc)
                 return
@@ -151,6 +158,18 @@ class Lease:
                 self.etag = None
             else:
                 self.etag = tag
+
+    def _ours(self, body: bytes) -> str | None:
+        """The lease's ETag if it holds exactly ``body`` (this process wrote it)."""
+        import obstore
+
+        try:
+            got = obstore.get(self.locks.medium.store, self.name)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # obstore's errors: not ours to decide now
+            raise OSError(str(exc)) from exc
+        return str(got.meta["e_tag"]) if got.bytes().to_bytes() == body else None
 
     def _drop(self, etag: str) -> None:
         medium = self.locks.medium

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import io
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,18 +113,26 @@ class S3Medium:
         self.url = location.url
         self.store = location.open()  # no request yet: the probe runs on first use
         self.locks = LeaseLocks(self, lease)
-        self._checked = False
+        self._checked = self._probing = False
+        self._probe_lock = threading.RLock()
 
     def _ready(self) -> None:
-        """Probe the endpoint's conditional writes before the first request."""
+        """Probe the endpoint's conditional writes before the first request.
+
+        Other threads wait for the probe; the probe's own requests (same thread,
+        the lock is reentrant) pass. Unreachable or refused: probed again next time.
+        """
         if self._checked:
             return
-        self._checked = True  # the probe's own requests pass
-        try:
-            check_conditional_writes(self)
-        except BaseException:
-            self._checked = False  # unreachable or refused: probe again next time
-            raise
+        with self._probe_lock:
+            if self._checked or self._probing:
+                return
+            self._probing = True
+            try:
+                check_conditional_writes(self)
+                self._checked = True
+            finally:
+                self._probing = False
 
     def describe(self, name: str) -> str:
         return f"{self.url}/{name}" if name else self.url
