@@ -116,6 +116,7 @@ class KeyState:
         entry.follows_tz = bool(schema.get("follows_tz", False))
         entry.rows = SegmentRows(adapter, visible(doc.segments), self.load)
         entry.rows.mixed = _mixed(doc.segments)
+        entry.rows.probe = self.probe
         return self
 
     def start(self, adapter: Any, axis: Any) -> None:
@@ -124,6 +125,7 @@ class KeyState:
         if entry.rows is None:
             entry.adapter, entry.axis = adapter, axis
             entry.rows = SegmentRows(adapter, [], self.load)
+            entry.rows.probe = self.probe
 
     def catch_up(self) -> bool:
         """Apply the records appended since in place; ``False``: load afresh instead."""

@@ -49,11 +49,14 @@ def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
 class SegmentRows(Rows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
-    __slots__ = ("_load", "_mutex", "_pending", "_rows", "_segs")
+    __slots__ = ("_load", "_mutex", "_pending", "_rows", "_segs", "probe")
 
     def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
         super().__init__(adapter)
         self._load = load
+        # The key's loader of last resort (KeyState.probe): a part found damaged, or
+        # compacted away by another process, is recovered from instead of raised.
+        self.probe: Callable[[int, int], None] | None = None
         # Loads and writes are serialised; reads of loaded rows never wait.
         self._mutex = threading.RLock()
         self._pending: tuple[list[int], list[Piece]] = ([], [])
@@ -108,13 +111,19 @@ class SegmentRows(Rows):
     # -- reading -------------------------------------------------------------
     def window(self, lo: int, hi: int) -> list[object]:
         if self._pending[1] and self.pending(lo, hi):
-            self.ensure(lo, hi)
+            self._bring(lo, hi)
         return super().window(lo, hi)
 
     def first_in(self, lo: int, hi: int) -> int | None:
         if self._pending[1] and self.pending(lo, hi):
-            self.ensure(lo, hi)
+            self._bring(lo, hi)
         return super().first_in(lo, hi)
+
+    def _bring(self, lo: int, hi: int) -> None:
+        if self.probe is not None:
+            self.probe(lo, hi)
+        else:
+            self.ensure(lo, hi)
 
     def frozen(self, lo: int, hi: int) -> tuple[Rows, list[tuple[int, int]]]:
         # Under the mutex: a load moves rows from pending to memory in two steps.

@@ -105,6 +105,15 @@ class Lease:
         except (ox.AlreadyExistsError, ox.PreconditionError):
             pass
         except (ox.BaseError, OSError) as exc:
+            # The create may have landed with its answer lost: then the lease is
+            # ours and must be released after the commit, or the next writer
+            # waits out its whole lifetime.
+            try:
+                self.etag = self._ours(mine)
+            except OSError:
+                self.etag = None
+            if self.etag is not None:
+                return True
             return self._unreachable(exc)
         try:
             got = obstore.get(medium.store, self.name)
@@ -112,6 +121,7 @@ class Lease:
         except (ox.NotFoundError, FileNotFoundError):
             return False  # released meanwhile: the next attempt creates it
         except (ox.BaseError, OSError) as exc:
+            self.etag = None
             return self._unreachable(exc)
         if data == mine:
             # Our own create: its answer was lost and obstore's retry found it.
@@ -135,7 +145,6 @@ class Lease:
         # A lease is advisory: with the store unreachable there is no commit to
         # protect either, and the commit itself reports the failure.
         log.debug("lease %s: %s; going on without it", self.name, exc)
-        self.etag = None
         return True
 
     def renew(self) -> None:
