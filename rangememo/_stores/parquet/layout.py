@@ -38,7 +38,6 @@ import joblib
 
 from ..._errors import RangememoError
 from .keyjson import key_from_json, key_to_json
-from .local.medium import LOCK_STRIPES, LOCKS
 from .medium import Medium
 from .segments import Segment, segment_name
 
@@ -75,18 +74,11 @@ class KeyPaths(NamedTuple):
     keydir: PurePath
     ledger: PurePath  # format 1's ledger.json
     keyfile: PurePath  # format 1's key.json
-    lock: str  # the local lock path (``<file>#<key>``); object stores lease by prefix
     prefix: str  # ``<namespace dir>/<key hash>``: the key's names on the medium
 
     @property
     def nsname(self) -> str:
         return self.nsdir.name
-
-
-def lock_path(root: PurePath, nsname: str, khash: str) -> str:
-    """``<file>#<key>``: the stripe's lock file, and the key the in-process mutex is for."""
-    stripe = int(_digest(f"{nsname}/{khash}")[:8], 16) % LOCK_STRIPES
-    return f"{root / LOCKS / f'{stripe:02x}.lock'}#{nsname}/{khash}"
 
 
 def _digest(text: str) -> str:
@@ -117,9 +109,8 @@ def key_paths(root: PurePath, namespace: str, key: Hashable) -> KeyPaths:
 def make_paths(root: PurePath, nsname: str, khash: str) -> KeyPaths:
     nsdir = root / nsname
     keydir = nsdir / khash
-    lock = lock_path(root, nsname, khash)
     prefix = f"{nsname}/{khash}"
-    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", lock, prefix)
+    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", prefix)
 
 
 # -- format 1's ledger file (read for migration) -------------------------------------

@@ -54,6 +54,7 @@ from .layout import (
     read_key,
 )
 from .leases import Leases
+from .local.medium import LocalMedium
 from .location import is_local, local_path, open_medium, url_scheme
 from .log import Overtaken, Record, load, up_to_date
 from .maintenance import clear_store, root_of, sweep
@@ -195,7 +196,9 @@ class ParquetStore(Store):
         return paths
 
     def _lockfile(self, namespace: str, key: Hashable) -> str:
-        return self._paths(namespace, key).lock
+        """The key's lock file (``<file>#<key>``) of a local store."""
+        assert isinstance(self.medium, LocalMedium), "object stores lease by key, no file"
+        return self.medium.lock_path(self._paths(namespace, key).prefix)
 
     @contextlib.contextmanager
     def lock(self, namespace: str, key: Hashable) -> Iterator[None]:
