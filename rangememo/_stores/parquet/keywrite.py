@@ -148,7 +148,7 @@ def fold_log(state: KeyState) -> None:
     try:
         checkpoint(state.medium, state.paths.prefix, doc)
     except OSError as exc:
-        log.warning("checkpoint of %s failed: %s", state.paths.keydir, exc)
+        log.warning("checkpoint of %s failed: %s", state.medium.describe(state.paths.prefix), exc)
 
 
 def compact(state: KeyState, full: bool, leases: Leases) -> int:
@@ -163,7 +163,7 @@ def compact(state: KeyState, full: bool, leases: Leases) -> int:
     except OSError as exc:  # what was committed stays; compaction can wait
         if isinstance(exc, Overtaken):
             state.stale = True  # read afresh from the log next time
-        log.warning("compaction of %s failed: %s", state.paths.keydir, exc)
+        log.warning("compaction of %s failed: %s", state.medium.describe(state.paths.prefix), exc)
         return 0
     rows = state.entry.rows
     if isinstance(rows, SegmentRows):

@@ -72,8 +72,6 @@ class KeyPaths(NamedTuple):
     root: PurePath
     nsdir: PurePath
     keydir: PurePath
-    ledger: PurePath  # format 1's ledger.json
-    keyfile: PurePath  # format 1's key.json
     prefix: str  # ``<namespace dir>/<key hash>``: the key's names on the medium
 
     @property
@@ -110,7 +108,7 @@ def make_paths(root: PurePath, nsname: str, khash: str) -> KeyPaths:
     nsdir = root / nsname
     keydir = nsdir / khash
     prefix = f"{nsname}/{khash}"
-    return KeyPaths(root, nsdir, keydir, keydir / "ledger.json", keydir / "key.json", prefix)
+    return KeyPaths(root, nsdir, keydir, prefix)
 
 
 # -- format 1's ledger file (read for migration) -------------------------------------
