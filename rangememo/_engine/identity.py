@@ -158,7 +158,9 @@ def _token(value: Any) -> str | None:
 # -- identity of objects without a stable form (in-process stores only) --------------------
 # id() alone could be reused once an object dies, handing a new client the
 # entries of a dead one: a weak reference tells the two apart.
-_lock = threading.Lock()
+# Reentrant: a collection can run while _identity holds it (allocating the weak
+# reference) and call _forget for an object that died, in the same thread.
+_lock = threading.RLock()
 _seen: dict[int, tuple[weakref.ref[Any], int]] = {}
 _serial = itertools.count()
 
