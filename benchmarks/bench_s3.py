@@ -45,7 +45,10 @@ HERE = Path(__file__).parent
 # The test servers (s3server, faultproxy) live in tests/; bench_core beside this file.
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE)]
 
-from bench_core import _seed_calls  # noqa: E402  (the seed workload, as bench_core runs it)
+from bench_core import (  # noqa: E402  (the seed workload and provider, as bench_core has them)
+    _seed_calls,
+    _slicing_provider,
+)
 from faultproxy import FaultProxy  # noqa: E402
 from s3server import SeaweedServer  # noqa: E402
 
@@ -84,17 +87,6 @@ def seaweed() -> Iterator[SeaweedServer]:
     with SeaweedServer() as server:
         server.create_bucket(BUCKET)
         yield server
-
-
-def _instant(frame: pd.DataFrame) -> Callable[[Any, Any], pd.DataFrame]:
-    """A provider that costs next to nothing: a slice of a prebuilt frame."""
-    index = frame.index
-
-    def fetch(start: Any, end: Any) -> pd.DataFrame:
-        i, j = index.searchsorted(start, "left"), index.searchsorted(end, "right")
-        return frame.iloc[i:j]
-
-    return fetch
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -277,7 +269,7 @@ def _summary(samples: list[collections.Counter[str]]) -> dict[str, Any]:
 def bench_requests(server: SeaweedServer, repeats: int = 20) -> dict[str, Any]:
     """(c) HTTP requests by method per operation, medians over ``repeats``."""
     frame = make_bars("K", DAY0 - 40 * DAY, DAY0 + (repeats + 40) * DAY, skip_weekends=False)
-    fetch = _instant(frame)
+    fetch = _slicing_provider(frame)
     kinds = ("probe", "first write", "new key", "miss", "hit", "revalidate")
     counts: dict[str, list[collections.Counter[str]]] = {k: [] for k in kinds}
     samples: dict[str, list[str]] = {}
@@ -351,7 +343,7 @@ def bench_requests(server: SeaweedServer, repeats: int = 20) -> dict[str, Any]:
 def bench_latency(server: SeaweedServer, misses: int = 200, hits: int = 500) -> dict[str, Any]:
     """(d) One-gap miss and warm-hit latencies, s3 (refresh 1 s and 0) vs local."""
     frame = make_bars("K", DAY0 - 40 * DAY, DAY0 + (misses + 40) * DAY, skip_weekends=False)
-    fetch = _instant(frame)
+    fetch = _slicing_provider(frame)
     out: dict[str, Any] = {"misses": misses, "hits": hits}
     with aws_env(server.env()), tempfile.TemporaryDirectory(prefix="rangememo-bench-") as tmp:
         stores = {
