@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from .._core.entry import Entry, Part, View
 from .._core.planner import Gap
 from .cache import RangeCache, Request
-from .progress import progress_bar
+from .progress import Progress, progress_bar
+from .trace import Trace, clock, trace
 
 # asyncio is imported by the async path only: a plain function's call never needs it.
 if TYPE_CHECKING:
@@ -33,7 +34,21 @@ __all__ = ["acall", "call"]
 class _Flight:
     """One gap being fetched, shared by every caller that needs it."""
 
-    __slots__ = ("batch", "done", "entry", "gap", "hi", "lo", "parts", "task", "waiters")
+    __slots__ = (
+        "batch",
+        "done",
+        "entry",
+        "gap",
+        "hi",
+        "lo",
+        "parts",
+        "provider_s",
+        "rows",
+        "store_s",
+        "task",
+        "timed",
+        "waiters",
+    )
 
     def __init__(self, gap: Gap) -> None:
         self.gap, self.lo, self.hi = gap, gap.lo, gap.hi
@@ -43,6 +58,9 @@ class _Flight:
         self.waiters = 0  # changed under the cache's lock
         self.entry: Entry | None = None  # the entry after commit
         self.parts: list[Part] = []  # what the gap holds, as fetched: every caller answers with it
+        self.rows = 0  # rows fetched, for the progress bar and the DEBUG line
+        self.timed = False  # time the provider and the store (DEBUG on)?
+        self.provider_s = self.store_s = 0.0
 
 
 def _finish(cache: RangeCache, req: Request, view: View | None, mine: list[_Flight]) -> Any:
@@ -97,18 +115,22 @@ async def acall(
     store, ns = cache.store, cache.namespace
     mine: list[_Flight] = []
     rounds = 0
+    tr = trace()
     while True:
         seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
+        t0 = clock() if tr is not None else 0.0
         entry = await store.aget(ns, req.key)
+        if tr is not None:
+            tr.store_s += clock() - t0
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
         if served:
-            return result if answer else None
+            return _done(cache, req, tr, result, answer)
         if req.lo >= req.hi:
             # An empty half-open request on a key without a schema yet: nothing to
             # cover, and only the provider knows what its empty answer looks like.
             return await cache.fn(*args, **kwargs) if answer else None
-        flown = await _afly(cache, req, view, progress, seen)
+        flown = await _afly(cache, req, view, progress, seen, tr)
         if flown is None:
             # A flight landed after our read, or one we waited for was given
             # up (its loop ended): read and plan afresh.
@@ -117,11 +139,28 @@ async def acall(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
-    return _finish(cache, req, view, mine) if answer else None
+    return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
+
+
+def _done(cache: RangeCache, req: Request, tr: Trace | None, result: Any, answer: bool) -> Any:
+    """The call's answer (``None`` for a prefetch), after its DEBUG line."""
+    if tr is not None:
+        tr.emit(cache.namespace, req, result, answer)
+    return result if answer else None
+
+
+def _advance(bar: Progress, flight: _Flight, done: cf.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        bar.advance(flight.lo, flight.hi, flight.rows)
 
 
 async def _afly(
-    cache: RangeCache, req: Request, view: View | None, progress: bool | None, seen: int
+    cache: RangeCache,
+    req: Request,
+    view: View | None,
+    progress: bool | None,
+    seen: int,
+    tr: Trace | None,
 ) -> list[_Flight] | None:
     """Fetch the gaps and wait for the flights of ``req``; ``None``: read again."""
     import asyncio
@@ -131,8 +170,10 @@ async def _afly(
     if planned is None:
         return None
     new, waits = planned
+    for f in new:
+        f.timed = tr is not None
     sem = asyncio.Semaphore(cache.options.max_concurrency)
-    bar = progress_bar(len(new), progress)
+    bar = progress_bar(new, req.axis, progress)
     if cache.store.shared and len(new) > 1:
         # One hold of the key's cross-process lock for the whole batch, so its
         # gaps are fetched concurrently (each fetch re-enters the held lock).
@@ -145,7 +186,7 @@ async def _afly(
             f.task = _start(cache, req, f, sem)
     if bar is not None:
         for f in new:
-            f.done.add_done_callback(lambda _f: bar.update(1))
+            f.done.add_done_callback(functools.partial(_advance, bar, f))
     mine: list[_Flight] = [*new, *waits]
     with cache.lock:
         for f in mine:
@@ -168,6 +209,8 @@ async def _afly(
                 for g in f.batch:  # still waiting for the lock: the supervisor skips it
                     if g.done.cancel():
                         cache.land(req, g)
+    if tr is not None:
+        tr.flights(new, waits)
     return mine if all(settled) else None
 
 
@@ -279,7 +322,10 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
     store, ns = cache.store, cache.namespace
     try:
         async with sem, store.alock(ns, req.key):
+            t0 = clock() if flight.timed else 0.0
             entry = await store.aget(ns, req.key)
+            if flight.timed:
+                flight.store_s += clock() - t0
             gaps = [flight.gap]
             if store.shared:
                 gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
@@ -289,16 +335,23 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
                     args, kwargs = cache.gap_call(req, gap)
                     if cache.limit is not None:
                         await cache.limit.aacquire()
+                    t0 = clock() if flight.timed else 0.0
                     try:
                         result = await cache.fn(*args, **kwargs)
                     except BaseException:
                         cache.stats.count(errors=1)
                         raise
+                    if flight.timed:
+                        flight.provider_s += clock() - t0
                     fetched = cache.digest(req, gap, result, entry)
+                flight.rows += len(fetched.chunk)
+                t0 = clock() if flight.timed else 0.0
                 try:
                     flight.entry = entry = await store.aput(ns, req.key, fetched)
                 except OSError as exc:
                     cache.commit_failed(exc, req)
+                if flight.timed:
+                    flight.store_s += clock() - t0
                 flight.parts.append(Part.fetched(fetched.lo, fetched.hi, fetched))
     except BaseException as exc:
         _resolve(flight.done, exc)
@@ -324,27 +377,36 @@ def call(
     store, ns = cache.store, cache.namespace
     mine: list[_Flight] = []
     rounds = 0
+    tr = trace()
     while True:
         seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
+        t0 = clock() if tr is not None else 0.0
         entry = store.get(ns, req.key)
+        if tr is not None:
+            tr.store_s += clock() - t0
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
         if served:
-            return result if answer else None
+            return _done(cache, req, tr, result, answer)
         if req.lo >= req.hi:  # empty, and no schema yet: as in acall
             return cache.fn(*args, **kwargs) if answer else None
-        flown = _round(cache, req, view, progress, seen)
+        flown = _round(cache, req, view, progress, seen, tr)
         if flown is None:
             continue  # a flight landed after our read: read and plan afresh
         mine += flown
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
-    return _finish(cache, req, view, mine) if answer else None
+    return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
 
 def _round(
-    cache: RangeCache, req: Request, view: View | None, progress: bool | None, seen: int
+    cache: RangeCache,
+    req: Request,
+    view: View | None,
+    progress: bool | None,
+    seen: int,
+    tr: Trace | None,
 ) -> list[_Flight] | None:
     """One round: plan, fetch the new gaps (threads), wait for the shared ones."""
     store, ns = cache.store, cache.namespace
@@ -352,7 +414,9 @@ def _round(
     if planned is None:
         return None
     new, waits = planned
-    bar = progress_bar(len(new), progress)
+    for f in new:
+        f.timed = tr is not None
+    bar = progress_bar(new, req.axis, progress)
     workers = min(cache.options.max_concurrency, len(new))
     errors: list[BaseException] = []
     try:
@@ -361,12 +425,13 @@ def _round(
             # runs in a copy of this context, so its fetch re-enters that hold.
             hold = store.lock(ns, req.key) if store.shared else contextlib.nullcontext()
             with hold, cf.ThreadPoolExecutor(workers, thread_name_prefix="rangememo") as pool:
-                done = [
-                    pool.submit(contextvars.copy_context().run, _fetch, cache, req, f) for f in new
-                ]
-                for _ in cf.as_completed(done):
-                    if bar is not None:
-                        bar.update(1)
+                done = {
+                    pool.submit(contextvars.copy_context().run, _fetch, cache, req, f): f
+                    for f in new
+                }
+                for d in cf.as_completed(done):
+                    if bar is not None and d.exception() is None:
+                        bar.advance(done[d].lo, done[d].hi, done[d].rows)
             errors = [e for e in (d.exception() for d in done) if e is not None]
         else:
             for f in new:
@@ -377,8 +442,9 @@ def _round(
                     _fetch(cache, req, f)
                 except BaseException as exc:
                     errors.append(exc)
-                if bar is not None:
-                    bar.update(1)
+                else:
+                    if bar is not None:
+                        bar.advance(f.lo, f.hi, f.rows)
     finally:
         if bar is not None:
             bar.close()
@@ -386,6 +452,8 @@ def _round(
         raise errors[0]
     for f in waits:
         f.done.result()  # re-raises the provider's error for waiters too
+    if tr is not None:
+        tr.flights(new, waits)
     return [*new, *waits]
 
 
@@ -398,7 +466,10 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
     store, ns = cache.store, cache.namespace
     try:
         with store.lock(ns, req.key):
+            t0 = clock() if flight.timed else 0.0
             entry = store.get(ns, req.key)
+            if flight.timed:
+                flight.store_s += clock() - t0
             gaps = [flight.gap]
             if store.shared:
                 gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
@@ -408,16 +479,23 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
                     args, kwargs = cache.gap_call(req, gap)
                     if cache.limit is not None:
                         cache.limit.acquire()
+                    t0 = clock() if flight.timed else 0.0
                     try:
                         result = cache.fn(*args, **kwargs)
                     except BaseException:
                         cache.stats.count(errors=1)
                         raise
+                    if flight.timed:
+                        flight.provider_s += clock() - t0
                     fetched = cache.digest(req, gap, result, entry)
+                flight.rows += len(fetched.chunk)
+                t0 = clock() if flight.timed else 0.0
                 try:
                     flight.entry = entry = store.put(ns, req.key, fetched)
                 except OSError as exc:
                     cache.commit_failed(exc, req)
+                if flight.timed:
+                    flight.store_s += clock() - t0
                 flight.parts.append(Part.fetched(fetched.lo, fetched.hi, fetched))
     except BaseException as exc:
         _resolve(flight.done, exc)
