@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -21,7 +21,7 @@ DAY = dt.timedelta(days=1)
 class CaptureBar:
     """Stands in for tqdm: records the total, each update and the last postfix."""
 
-    made: list[CaptureBar] = []
+    made: ClassVar[list[CaptureBar]] = []
 
     def __init__(self, total: float, unit: str, **_: Any) -> None:
         self.total, self.unit = total, unit
