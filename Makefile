@@ -32,8 +32,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -m "not slow" --cov=rangememo --cov-branch --cov-report=term tests
 
+# The documentation site, built as CI would: any warning (a broken link, a
+# docstring mkdocstrings cannot parse, a page missing from the nav) fails it.
+SITE ?= site
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage*
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .coverage*

@@ -70,12 +70,49 @@ def range_cached(
 ) -> _Decorator:
     """Cache a range-queried function by the intervals it has already fetched.
 
-    See docs/usage.md and docs/options.md for every option; in short: ``key``
-    names what identifies a series, ``start``/``end`` the arguments carrying
-    the range, ``step`` the axis resolution, ``store`` where entries live;
-    ``settle``/``ttl``/``clock`` govern the live edge; ``readahead``,
-    ``lookback``, ``coalesce``, ``max_span``, ``rate_limit`` and ``calendar``
-    shape the provider calls.
+    Works on ``def`` and ``async def`` functions and methods returning a pandas
+    DataFrame or Series or a pyarrow Table. A call asks the wrapped function
+    only for the parts of its range no earlier call covered (the gaps), and
+    answers exactly as the uncached function would. The usage guide and the
+    planning-options page have examples of each option.
+
+    :param key: What identifies a series: an argument name, a sequence of
+        names, or a callable of the bound arguments (as keywords) returning a
+        hashable value. Default: every bound argument but the range and
+        ``self``/``cls``.
+    :param start: The name of the argument carrying the range's start.
+    :param end: The name of the argument carrying the range's end.
+    :param step: The axis resolution: a ``timedelta``/``pd.Timedelta``, an
+        offset alias (``"1D"``, ``"1min"``), an ``int`` for integer axes, or a
+        callable of the bound arguments returning one; ``None``: continuous.
+    :param closed: ``"both"`` (``end`` inclusive) or ``"left"`` (exclusive).
+    :param index: Where a row's position is: ``None`` for the index, or a
+        column name.
+    :param store: A store, or a directory path (a ``ParquetStore``); default:
+        the process's default store.
+    :param settle: The live edge: rows newer than ``now - settle`` are returned
+        but recorded as provisional; ``False``: every row is final.
+    :param ttl: How long provisional rows may be served before they are
+        fetched again.
+    :param max_concurrency: Gap fetches one call runs at once (tasks or threads).
+    :param namespace: Where the function's entries live; default: its module
+        and qualified name.
+    :param version: Bump it to start again from empty; ``"auto"``: start
+        afresh whenever the function's code changes.
+    :param clock: Returns "now" as a ``datetime`` (naive: UTC); for tests.
+    :param readahead: Extend a gap touching the request's end by this span.
+    :param lookback: Extend a gap touching the request's start by this span.
+    :param coalesce: Fetch gaps closer than this span as one call.
+    :param max_span: Split a longer gap into calls of at most this span.
+    :param rate_limit: ``(calls, seconds)``: at most ``calls`` provider calls
+        start in any window of ``seconds``, across every caller.
+    :param calendar: An ``exchange_calendars`` name (``"XNYS"``) or an object
+        with ``sessions_in_range(start, end)``: a gap without a session is
+        covered without a call.
+    :raises InvalidOption: At decoration, for a bad option, naming the value.
+    :returns: A decorator; the wrapped function is a ``RangeCached`` (or
+        ``AsyncRangeCached``) with ``prefetch``, ``coverage``, ``invalidate``,
+        ``cache_info`` and ``cache_clear``.
     """
     options = Options(
         key=key,
