@@ -1,0 +1,1 @@
+"""Recipes: rangememo in front of real client libraries (see docs/recipes.md)."""
