@@ -47,3 +47,26 @@ def test_docs_fail_on_a_warning(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "missing.md" in done.stderr
+
+
+def test_decisions_names_only_files_the_repo_has() -> None:
+    """docs/decisions.md stands on its own: every path it names exists here."""
+    import re
+
+    text = (ROOT / "docs" / "decisions.md").read_text()
+    named = set(re.findall(r"`((?:rangememo|tests|examples|benchmarks|docs)/[\w./-]+)`", text))
+    named |= set(re.findall(r"\]\(([\w./-]+\.md)\)", text))
+    missing = [
+        p for p in sorted(named) if not (ROOT / p).exists() and not (ROOT / "docs" / p).exists()
+    ]
+    assert not missing, missing
+    assert "CONTRACT.md" not in text  # the design notes are not part of the repository
+
+
+def test_install_claims_no_registry_release() -> None:
+    """rangememo is not on a package index: the docs install from a clone or a wheel."""
+    import re
+
+    for name in ["README.md", "docs/index.md", "docs/sharing.md", "docs/recipes.md"]:
+        text = (ROOT / name).read_text()
+        assert not re.search(r"pip install ['\"]?rangememo\b", text), name
