@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+import recipe_server
 from pandas.testing import assert_frame_equal
 
-import recipe_server
 from rangememo import MemoryStore, ParquetStore, range_cached
 
 ROOT = Path(__file__).parent.parent
@@ -99,7 +100,7 @@ def test_requests_session(server: recipe_server.BarServer, store: Any) -> None:
         assert len(server.requests) == 5
         spans = sorted((r.query["start"][:10], r.query["end"][:10]) for r in server.requests)
         assert spans[0][0] == "2023-01-01" and spans[-1][1] == "2023-12-31"
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert dt.date.fromisoformat(end) + dt.timedelta(days=1) == dt.date.fromisoformat(start)
         again = get_bars("MSFT", utc(2023, 3, 1), utc(2023, 3, 31))
         assert len(server.requests) == 5  # a hit

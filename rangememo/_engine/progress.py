@@ -59,6 +59,7 @@ def extent(axis: Axis, lo: int, hi: int) -> int:
     g_hi, _ = axis._grid(hi)
     return -(-(g_hi - g_lo) // span) * span
 
+
 def _unit(kind: str, total: int) -> tuple[str, float]:
     """The bar's unit and how many axis positions make one."""
     if kind == "int":
