@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import contextlib
 import contextvars
 import functools
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +23,15 @@ from .._core.entry import Entry, Part, View
 from .._core.planner import Gap
 from .cache import RangeCache, Request
 from .progress import Progress, progress_bar
-from .trace import Trace, clock, trace
+from .trace import Trace, clock, log
 
 # asyncio is imported by the async path only: a plain function's call never needs it.
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["acall", "call"]
+
+_debug = log.isEnabledFor  # bound once: the hit path pays one call for the DEBUG line
 
 
 class _Flight:
@@ -115,7 +118,7 @@ async def acall(
     store, ns = cache.store, cache.namespace
     mine: list[_Flight] = []
     rounds = 0
-    tr = trace()
+    tr = Trace() if _debug(logging.DEBUG) else None  # asked once per call
     while True:
         seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
         t0 = clock() if tr is not None else 0.0
@@ -125,6 +128,8 @@ async def acall(
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
         if served:
+            if tr is None:  # the hot path: one test more than before
+                return result if answer else None
             return _done(cache, req, tr, result, answer)
         if req.lo >= req.hi:
             # An empty half-open request on a key without a schema yet: nothing to
@@ -377,7 +382,7 @@ def call(
     store, ns = cache.store, cache.namespace
     mine: list[_Flight] = []
     rounds = 0
-    tr = trace()
+    tr = Trace() if _debug(logging.DEBUG) else None  # asked once per call
     while True:
         seen = cache.landings.stamp()  # before the read: see _cache.RangeCache.plan
         t0 = clock() if tr is not None else 0.0
@@ -387,6 +392,8 @@ def call(
         view = cache.view(req, entry)
         served, result = cache.hit(req, view)
         if served:
+            if tr is None:  # the hot path: one test more than before
+                return result if answer else None
             return _done(cache, req, tr, result, answer)
         if req.lo >= req.hi:  # empty, and no schema yet: as in acall
             return cache.fn(*args, **kwargs) if answer else None
