@@ -1,9 +1,9 @@
 """Recipe: yfinance-style string bounds (``start="2024-01-01"``), with ``coerce_bounds=True``.
 
 .. note::
-   ``coerce_bounds`` is new: with it, rangememo turns ``str`` bounds into
-   timestamps before planning (without it, a string bound is a ``TypeError``).
-   Until a release has the option, this recipe's test is skipped.
+   ``coerce_bounds`` is planned, not yet in this version: with it, rangememo
+   will turn ``str`` bounds into timestamps before planning (today a string
+   bound is a ``TypeError``). Until the option lands, this recipe's test is skipped.
 
 yfinance's ``Ticker.history(start=..., end=...)`` takes dates as text and its
 ``end`` is exclusive, hence ``closed="left"``. The cache calls the function for
