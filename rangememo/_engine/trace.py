@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["Trace", "trace"]
+__all__ = ["Trace", "clock", "log"]
 
 log = logging.getLogger("rangememo")
 
@@ -52,11 +52,6 @@ class Trace:
     def _gaps(self) -> str:
         waited = f", {self.waited} shared" if self.waited else ""
         return f"{self.gaps} gap{'s' if self.gaps != 1 else ''} fetched{waited}"
-
-
-def trace() -> Trace | None:
-    """A trace for this call if DEBUG is on, else ``None``."""
-    return Trace() if log.isEnabledFor(logging.DEBUG) else None
 
 
 def _rows(result: Any) -> int | str:
