@@ -20,7 +20,7 @@ from .._errors import InvalidResult, ResultTypeError, SchemaMismatchError
 from .axis import Axis
 from .widen import common_dtype, concat_pandas, same_dtype, signature
 
-__all__ = ["Adapter", "adapter_for", "adapter_named"]
+__all__ = ["Adapter", "adapter_for", "adapter_named", "is_polars"]
 
 Positions = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -462,13 +462,31 @@ class TableAdapter(Adapter):
 _ADAPTERS: tuple[type[Adapter], ...] = (FrameAdapter, SeriesAdapter, TableAdapter)
 
 
+_POLARS = "polars.DataFrame"
+
+
+def is_polars(data: Any) -> bool:
+    """Is ``data`` a ``polars.DataFrame``? (Without importing polars: see polars.py.)"""
+    cls = type(data)
+    return cls.__name__ == "DataFrame" and cls.__module__.partition(".")[0] == "polars"
+
+
+def _polars_adapter(index: str | None) -> Adapter:
+    from .polars import PolarsAdapter  # polars is imported only once it is used
+
+    return PolarsAdapter(index)
+
+
 def adapter_for(data: Any, index: str | None) -> Adapter:
     """The adapter for a first result; ``TypeError`` naming anything else."""
     for cls in _ADAPTERS:
         if isinstance(data, cls.types):
             return cls(index)
+    if is_polars(data):
+        return _polars_adapter(index)
     raise ResultTypeError(
-        "the wrapped function must return a pandas DataFrame, Series or pyarrow Table, "
+        "the wrapped function must return a pandas DataFrame, Series, pyarrow Table "
+        "or polars DataFrame, "
         f"got {type(data).__module__}.{type(data).__qualname__}"
     )
 
@@ -478,4 +496,7 @@ def adapter_named(kind: str, index: str | None) -> Adapter:
     for cls in _ADAPTERS:
         if cls.kind == kind:
             return cls(index)
-    raise ValueError(f"unknown result kind {kind!r}; known: {[c.kind for c in _ADAPTERS]}")
+    if kind == _POLARS:
+        return _polars_adapter(index)
+    known = [c.kind for c in _ADAPTERS] + [_POLARS]
+    raise ValueError(f"unknown result kind {kind!r}; known: {known}")

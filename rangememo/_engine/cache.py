@@ -24,7 +24,7 @@ from .._core.entry import Entry, Fetched, Landed, Part, View, compose, present
 from .._core.grid import claim, fit
 from .._core.ledger import Ledger
 from .._core.planner import Gap, Policy, plan_gaps
-from .._core.results import Adapter, FrameAdapter, adapter_for
+from .._core.results import Adapter, FrameAdapter, adapter_for, is_polars
 from .._core.rows import Chunk, Rows, normalize
 from .._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
 from .._stores.base import Store
@@ -349,7 +349,9 @@ class RangeCache:
 
     def digest(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
         """Validate a provider result and shape it into a commit of ``gap``."""
-        if result is None or (isinstance(result, _RESULTS) and not len(result)):
+        if result is None or (
+            (isinstance(result, _RESULTS) or is_polars(result)) and not len(result)
+        ):
             return self._nothing(req, gap, result, entry)
         known = entry is not None and entry.template is not None
         adapter = entry.adapter if known and entry is not None else None

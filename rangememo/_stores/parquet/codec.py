@@ -159,6 +159,16 @@ def _conform_frame(df: pd.DataFrame, template: pd.DataFrame) -> pd.DataFrame:
 # -- templates (an empty result with the key's schema) ------------------------------
 
 
+POLARS = "polars.DataFrame"
+
+
+def _polars() -> Any:
+    """The polars helpers, imported only for a polars key (polars is optional)."""
+    from ..._core import polars
+
+    return polars
+
+
 def _b64(schema: pa.Schema) -> str:
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
 
@@ -184,6 +194,8 @@ def template_to_json(kind: str, template: Any) -> dict[str, Any]:
 def _template_doc(kind: str, template: Any) -> dict[str, Any]:
     if kind == "pyarrow.Table":
         return {"arrow": _b64(template.schema)}
+    if kind == POLARS:  # polars keeps its own dtypes (Enum, Categorical) in field metadata
+        return {"arrow": _b64(_polars().to_arrow(template).schema)}
     index = [
         _dtype_to_json(lvl.dtype, f"index level {i}")
         for i, lvl in enumerate(_levels(template.index))
@@ -213,6 +225,8 @@ def template_from_json(kind: str, doc: dict[str, Any]) -> Any:
     schema = _schema(doc["arrow"])
     if kind == "pyarrow.Table":
         return schema.empty_table()
+    if kind == POLARS:
+        return _polars().template_from_schema(schema)
     frame = schema.empty_table().to_pandas()
     index = frame.index
     levels = [_dtype_from_json(d) for d in doc["index"]]
@@ -237,6 +251,8 @@ def _differs(kind: str, back: Any, template: Any) -> str:
     if kind == "pyarrow.Table":
         ok = back.schema.equals(template.schema, check_metadata=True)
         return "" if ok else f"schema {template.schema} reads back as {back.schema}"
+    if kind == POLARS:
+        return str(_polars().schema_differs(back, template))
     if kind == "Series":
         if back.name != template.name or not isinstance(back.name, type(template.name)):
             return f"Series name {template.name!r} reads back as {back.name!r}"
@@ -271,6 +287,8 @@ def encode(kind: str, data: Any, positions: np.ndarray[Any, Any], piece: Any = N
     try:
         if kind == "pyarrow.Table":
             table = data
+        elif kind == POLARS:
+            table = _polars().to_arrow(data)
         elif kind == "Series":
             table = pa.Table.from_pandas(data.to_frame(name=VALUES), preserve_index=True)
         else:
@@ -317,6 +335,8 @@ def decode(kind: str, table: pa.Table, template: Any) -> Any:
         ]
         target = pa.schema(fields, metadata=table.schema.metadata)
         return table if target.equals(table.schema) else table.cast(target)
+    if kind == POLARS:
+        return _polars().from_arrow(table, template)
     frame = table.to_pandas()
     if kind == "Series":
         values = frame[VALUES]
