@@ -78,7 +78,13 @@ class PolarsAdapter(Adapter):
         return data.slice(i, j - i)
 
     def concat(self, parts: list[Any]) -> Any:
-        return pl.concat(parts, how="vertical", rechunk=False)
+        first = parts[0].schema
+        if all(p.schema == first for p in parts):
+            return pl.concat(parts, how="vertical", rechunk=False)
+        # Chunks of a widened key (merged past the chunk bound, see rows.py): shared
+        # columns have one dtype (conform allows no other), missing ones are nulls;
+        # compose then puts the columns in the template's order.
+        return pl.concat(parts, how="diagonal", rechunk=False)
 
     def empty(self, data: Any) -> Any:
         return data.clear()
@@ -122,10 +128,13 @@ class PolarsAdapter(Adapter):
             raise SchemaMismatchError(f"provider changed the dtype of cached columns ({detail})")
         if casts:
             data = data.with_columns(casts)
+        # Stored chunks differ from this piece (``differs``) unless the casts made
+        # it the template's exact schema again.
+        differs = data.schema != old
         extra = [c for c in data.columns if c not in old]
         if extra:
             template = pl.concat([template, data.clear().select(extra)], how="horizontal")
-        return data, template, data.schema != template.schema
+        return data, template, differs
 
     def align(self, data: Any, template: Any) -> Any:
         if data.schema == template.schema:
