@@ -14,6 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pl = pytest.importorskip("polars")
 from polars.testing import assert_frame_equal  # noqa: E402
@@ -95,7 +97,9 @@ def test_overlap_fetches_only_the_new_days(kind: str, tz: ZoneInfo, tmp_path: Pa
     first = get("X", dt.datetime(2024, 3, 1, tzinfo=tz), dt.datetime(2024, 3, 15, tzinfo=tz))
     second = get("X", dt.datetime(2024, 3, 8, tzinfo=tz), dt.datetime(2024, 3, 22, tzinfo=tz))
     plain = bars(
-        days(dt.datetime(2024, 3, 8, tzinfo=tz), dt.datetime(2024, 3, 22, tzinfo=tz), str(tz), "both")
+        days(
+            dt.datetime(2024, 3, 8, tzinfo=tz), dt.datetime(2024, 3, 22, tzinfo=tz), str(tz), "both"
+        )
     )
     assert_frame_equal(second, plain)
     assert len(first) == 15 and second.columns[:2] == ["n", "ts"]
@@ -117,7 +121,9 @@ async def test_async_provider(kind: str, tmp_path: Path) -> None:
     get = cached(fetch, new_store(kind, tmp_path))
     await get("X", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 10, tzinfo=UTC))
     got = await get("X", dt.datetime(2024, 1, 5, tzinfo=UTC), dt.datetime(2024, 1, 20, tzinfo=UTC))
-    plain = await fetch("X", dt.datetime(2024, 1, 5, tzinfo=UTC), dt.datetime(2024, 1, 20, tzinfo=UTC))
+    plain = await fetch(
+        "X", dt.datetime(2024, 1, 5, tzinfo=UTC), dt.datetime(2024, 1, 20, tzinfo=UTC)
+    )
     assert_frame_equal(got, plain)
     assert calls[1] == dt.datetime(2024, 1, 11, tzinfo=UTC)
 
@@ -179,7 +185,11 @@ def test_int_axis(kind: str, tmp_path: Path) -> None:
         return pl.DataFrame([seq, (seq * 2).cast(pl.Int8).alias("twice")])
 
     get = range_cached(
-        key="key", index="seq", closed="left", namespace="tests.polars.seq", store=new_store(kind, tmp_path)
+        key="key",
+        index="seq",
+        closed="left",
+        namespace="tests.polars.seq",
+        store=new_store(kind, tmp_path),
     )(fetch)
     get("k", 0, 40)
     got = get("k", 20, 60)
@@ -207,7 +217,9 @@ def test_closed_left(kind: str, tmp_path: Path) -> None:
     get("X", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 10))
     got = get("X", dt.datetime(2024, 1, 5), dt.datetime(2024, 1, 15))
     assert provider.calls[1] == (dt.datetime(2024, 1, 10), dt.datetime(2024, 1, 15))
-    assert_frame_equal(got, bars(days(dt.datetime(2024, 1, 5), dt.datetime(2024, 1, 15), None, "left")))
+    assert_frame_equal(
+        got, bars(days(dt.datetime(2024, 1, 5), dt.datetime(2024, 1, 15), None, "left"))
+    )
     assert got["ts"].dt.day().to_list() == list(range(5, 15))
 
 
@@ -290,7 +302,9 @@ def test_enum_with_other_categories_is_an_error(kind: str, tmp_path: Path) -> No
     def fetch(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
         out = bars(days(start, end, "UTC", "both"))
         if other:
-            out = out.with_columns(pl.col("e").cast(pl.String).cast(pl.Enum(["lo", "mid", "hi", "x"])))
+            out = out.with_columns(
+                pl.col("e").cast(pl.String).cast(pl.Enum(["lo", "mid", "hi", "x"]))
+            )
         return out
 
     get = cached(fetch, new_store(kind, tmp_path))
@@ -359,8 +373,33 @@ def test_import_rangememo_does_not_import_polars(tmp_path: Path) -> None:
         "def f(k, start, end):\n"
         "    return pd.DataFrame({'v': [1.0]}, index=pd.DatetimeIndex([start], name='ts'))\n"
         f"for s in (MemoryStore(), ParquetStore({str(tmp_path / 'c')!r})):\n"
-        "    range_cached(key='k', step='1D', store=s)(f)('a', dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 3))\n"
+        "    get = range_cached(key='k', step='1D', store=s)(f)\n"
+        "    get('a', dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 3))\n"
         "print(json.dumps('polars' in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6))
+def test_random_calls_equal_uncached_and_never_refetch(calls: list[tuple[int, int]]) -> None:
+    """Any sequence of int ranges: each answer equals the provider's; no position asked twice."""
+    asked: list[int] = []
+
+    def fetch(key: str, start: int, end: int) -> Any:
+        asked.extend(range(start, end))
+        seq = pl.int_range(start, end, eager=True, dtype=pl.Int64).alias("seq")
+        # Two rows per position, so a boundary row lost or doubled shows.
+        seq = pl.concat([seq, seq]).sort()
+        return pl.DataFrame([(seq % 7).cast(pl.String).alias("tag"), seq])
+
+    get = range_cached(key="key", index="seq", closed="left", store=MemoryStore())(fetch)
+    for a, b in calls:
+        lo, hi = min(a, b), max(a, b) + 1
+        got = get("k", lo, hi)
+        before = len(asked)
+        plain = fetch("k", lo, hi)
+        del asked[before:]
+        assert_frame_equal(got, plain)
+    assert len(asked) == len(set(asked))

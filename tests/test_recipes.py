@@ -234,3 +234,39 @@ def test_dask_recipe_is_the_tested_example() -> None:
     """docs/recipes.md links examples/dask_sweep.py, which tests/test_examples.py runs."""
     assert (ROOT / "examples" / "dask_sweep.py").exists()
     assert "examples/dask_sweep.py" in (ROOT / "docs" / "recipes.md").read_text()
+
+
+# -- polars ---------------------------------------------------------------------------------
+
+
+def test_polars_bars(server: recipe_server.BarServer, store: Any) -> None:
+    pytest.importorskip("requests")
+    pl_testing = pytest.importorskip("polars.testing")
+    import polars as pl
+    import requests
+
+    from examples.recipes import polars_bars as recipe
+
+    with requests.Session() as session:
+        get_bars = recipe.cached_bars(session, server.url, store)
+        first = get_bars("AAPL", utc(2024, 3, 1), utc(2024, 3, 15))
+        second = get_bars("AAPL", utc(2024, 3, 8), utc(2024, 3, 29))
+        assert len(server.requests) == 2
+        assert server.requests[1].query["start"].startswith("2024-03-16")
+        plain = recipe.fetch_bars(session, server.url, "AAPL", utc(2024, 3, 8), utc(2024, 3, 29))
+    pl_testing.assert_frame_equal(second, plain)
+    assert first.columns == ["ts", "symbol", "open", "high", "low", "close", "volume"]
+    assert first.schema["ts"] == pl.Datetime("us", "UTC")
+    assert first.schema["volume"] == pl.Float32
+    got_days = [ts.date() for ts in first["ts"]]
+    assert got_days == expected_days(dt.date(2024, 3, 1), dt.date(2024, 3, 15), True)
+    assert first["close"][0] == recipe_server.bar(dt.date(2024, 3, 1), "AAPL")["c"]
+
+
+def test_polars_main(server: recipe_server.BarServer) -> None:
+    pytest.importorskip("requests")
+    pytest.importorskip("polars")
+    from examples.recipes import polars_bars as recipe
+
+    frame = recipe.main(server.url)
+    assert frame["ts"][0].date() == dt.date(2024, 3, 8) and len(server.requests) == 2
