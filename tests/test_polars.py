@@ -403,3 +403,25 @@ def test_random_calls_equal_uncached_and_never_refetch(calls: list[tuple[int, in
         del asked[before:]
         assert_frame_equal(got, plain)
     assert len(asked) == len(set(asked))
+
+
+def test_answer_follows_the_bounds_time_zone(kind: str, tmp_path: Path) -> None:
+    """A provider answering in its bounds' zone: rows cached from a UTC call show in New York."""
+    calls: list[dt.datetime] = []
+
+    def fetch(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+        calls.append(start)
+        return bars(days(start, end, str(start.tzinfo), "both"))
+
+    get = cached(fetch, new_store(kind, tmp_path))
+    get("X", dt.datetime(2024, 3, 1, 5, tzinfo=UTC), dt.datetime(2024, 3, 10, 5, tzinfo=UTC))
+    lo, hi = dt.datetime(2024, 3, 1, tzinfo=NY), dt.datetime(2024, 3, 20, tzinfo=NY)
+    got = get("X", lo, hi)
+    assert min(calls[1:]) >= dt.datetime(2024, 3, 10, tzinfo=NY)  # the cached days not asked
+    n = len(calls)
+    assert_frame_equal(got, fetch("X", lo, hi))
+    del calls[n:]
+    if kind == "parquet":
+        again = cached(fetch, ParquetStore(tmp_path / "cache"))("X", lo, hi)
+        assert_frame_equal(again, got)
+        assert len(calls) == n
