@@ -18,8 +18,8 @@ import polars as pl
 import pyarrow as pa
 
 from .._errors import InvalidResult, SchemaMismatchError
+from .adapter import Adapter, Positions
 from .axis import Axis
-from .results import Adapter, Positions
 
 __all__ = ["PolarsAdapter", "from_arrow", "schema_differs", "to_arrow"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .results import Adapter, Positions
+from .adapter import Adapter, Positions
 
 __all__ = ["Chunk", "Rows", "normalize"]
 
