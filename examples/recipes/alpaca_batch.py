@@ -16,8 +16,9 @@ import pandas as pd
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 
-from examples.recipes.alpaca_bars import COLUMNS, DAY, NEW_YORK
 from rangememo import RangeCached, Store, range_cached
+
+from .alpaca_bars import COLUMNS, DAY, NEW_YORK
 
 
 def fetch_bars(
@@ -26,7 +27,7 @@ def fetch_bars(
     """Daily bars of every symbol, ``start`` to ``end`` inclusive, in Alpaca's shape."""
     request = StockBarsRequest(symbol_or_symbols=symbols, timeframe=DAY, start=start, end=end)
     raw = cast(dict[str, list[dict[str, Any]]], api.get_stock_bars(request))
-    frames = []
+    frames: list[pd.DataFrame] = []
     for symbol in symbols:
         frame = pd.DataFrame(raw.get(symbol, []), columns=["t", *COLUMNS]).rename(columns=COLUMNS)
         stamps = pd.to_datetime(frame.pop("t"), utc=True).dt.tz_convert(NEW_YORK)
