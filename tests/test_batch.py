@@ -45,11 +45,11 @@ def bars(symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp) -> pd.D
     if not frames:
         return pd.DataFrame(
             {
-                "symbol": pd.Series(dtype=object),
+                "symbol": pd.Series(dtype="str"),
                 "close": pd.Series(dtype="float64"),
                 "volume": pd.Series(dtype="int64"),
             },
-            index=pd.DatetimeIndex([], tz="UTC", name="timestamp"),
+            index=pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("us"),
         )
     return pd.concat(frames)
 

@@ -122,8 +122,8 @@ def test_requests_main(server: recipe_server.BarServer) -> None:
 
 def test_alpaca_batch(server: recipe_server.BarServer, store: Any) -> None:
     pytest.importorskip("alpaca")
-    from examples.recipes import alpaca_batch as recipe
     from examples.recipes import alpaca_bars
+    from examples.recipes import alpaca_batch as recipe
 
     api = alpaca_bars.client("key", "secret", server.url)
     get_bars = recipe.cached_bars(api, store, max_batch=2)

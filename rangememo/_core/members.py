@@ -95,11 +95,15 @@ def split(
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     base = result.droplevel(0) if shape == "level" else result
+    # One take puts each member's rows together (in their order); a member's
+    # piece is then a slice of it. A take per member costs a pass over the
+    # whole answer each (an Arrow string column: ~0.2 ms for 500 members' rows).
+    grouped = base.take(order)
     pieces: dict[Hashable, Any] = {}
     empty = base.iloc[0:0]
     for member in members:
         i = where.get(member)
-        pieces[member] = empty if i is None else base.take(order[bounds[i] : bounds[i + 1]])
+        pieces[member] = empty if i is None else grouped.iloc[bounds[i] : bounds[i + 1]]
     asked = set(members)
     strangers = [u for u in uniques if u not in asked]
     if (codes < 0).any():
