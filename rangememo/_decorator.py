@@ -67,6 +67,9 @@ def range_cached(
     max_span: Any = None,
     rate_limit: tuple[int, float] | None = None,
     calendar: Any = None,
+    batch: str | None = None,
+    by: str | None = None,
+    max_batch: int | None = None,
 ) -> _Decorator:
     """Cache a range-queried function by the intervals it has already fetched.
 
@@ -109,6 +112,13 @@ def range_cached(
     :param calendar: An ``exchange_calendars`` name (``"XNYS"``) or an object
         with ``sessions_in_range(start, end)``: a gap without a session is
         covered without a call.
+    :param batch: The argument carrying a list of members (``"symbols"``):
+        each member is its own series, and one provider call fetches a gap
+        for every member missing it (see docs/batch.md).
+    :param by: With ``batch``: the column, or the first level of a
+        ``(member, time)`` MultiIndex, saying which member a row belongs to.
+    :param max_batch: With ``batch``: at most this many members a provider
+        call (``None``: no limit).
     :raises InvalidOption: At decoration, for a bad option, naming the value.
     :returns: A decorator; the wrapped function is a ``RangeCached`` (or
         ``AsyncRangeCached``) with ``prefetch``, ``coverage``, ``invalidate``,
@@ -135,10 +145,26 @@ def range_cached(
         calendar=calendar,
     )
 
+    if (batch is None) != (by is None):
+        missing = "by=" if by is None else "batch="
+        raise InvalidOption(
+            f"batch={batch!r}, by={by!r}: a batched function needs both; pass {missing} "
+            "(batch= names the argument holding the members, by= the column or index "
+            "level saying which member a row is)"
+        )
+    if batch is None and max_batch is not None:
+        raise InvalidOption(f"max_batch={max_batch!r} needs batch= and by=")
+
     def decorate(fn: Callable[..., Any]) -> Any:
         resolved = _resolve_store(store)
         cache = RangeCache(fn, options, resolved, default_store)
-        kind = AsyncRangeCached if inspect.iscoroutinefunction(fn) else RangeCached
+        is_async = inspect.iscoroutinefunction(fn)
+        if batch is not None and by is not None:
+            from ._batched import AsyncBatchRangeCached, BatchRangeCached, batched
+
+            kind: type = AsyncBatchRangeCached if is_async else BatchRangeCached
+            return batched(kind(fn, cache, resolved), batch, by, max_batch)
+        kind = AsyncRangeCached if is_async else RangeCached
         return kind(fn, cache, resolved)
 
     return decorate

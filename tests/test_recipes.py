@@ -120,6 +120,31 @@ def test_requests_main(server: recipe_server.BarServer) -> None:
 # -- alpaca-py ------------------------------------------------------------------------------
 
 
+def test_alpaca_batch(server: recipe_server.BarServer, store: Any) -> None:
+    pytest.importorskip("alpaca")
+    from examples.recipes import alpaca_bars
+    from examples.recipes import alpaca_batch as recipe
+
+    api = alpaca_bars.client("key", "secret", server.url)
+    get_bars = recipe.cached_bars(api, store, max_batch=2)
+    get_bars(["AAPL", "MSFT"], ny(2024, 3, 1), ny(2024, 3, 15))
+    members = ["TSLA", "MSFT", "AAPL"]
+    got = get_bars(members, ny(2024, 3, 8), ny(2024, 3, 22))
+    calls = [c.query for c in server.hits("/v2/stocks/bars")]
+    # One call for the first pair; then MSFT and AAPL share their new week and
+    # TSLA has its own range: each symbol's days are asked for once.
+    # (The second call's two provider calls run concurrently, in either order.)
+    assert calls[0]["symbols"] == "AAPL,MSFT"
+    by_symbols = {c["symbols"]: c for c in calls[1:]}
+    assert sorted(by_symbols) == ["MSFT,AAPL", "TSLA"]
+    assert by_symbols["MSFT,AAPL"]["start"] == "2024-03-16T04:00:00+00:00"
+    assert by_symbols["TSLA"]["start"] == "2024-03-08T05:00:00+00:00"
+    plain = recipe.fetch_bars(api, members, ny(2024, 3, 8), ny(2024, 3, 22))
+    assert_frame_equal(got, plain)
+    assert list(got.index.get_level_values("symbol").unique()) == members
+    assert len(server.hits("/v2/stocks/bars")) == 4  # and one uncached call
+
+
 def test_alpaca(server: recipe_server.BarServer, store: Any) -> None:
     pytest.importorskip("alpaca")
     from examples.recipes import alpaca_bars as recipe
