@@ -5,7 +5,7 @@ on. The column is a tz-aware ``Datetime`` (UTC, as the API stamps its bars); the
 keeps its dtype, time zone and the column order (and the Categorical and
 Float32 columns), so the cached answer equals the uncached one under
 ``polars.testing.assert_frame_equal``. Install with
-``pip install 'rangememo[polars]'``.
+``pip install -e '.[polars]'`` (from a clone).
 """
 
 from __future__ import annotations
