@@ -425,3 +425,65 @@ def test_answer_follows_the_bounds_time_zone(kind: str, tmp_path: Path) -> None:
         again = cached(fetch, ParquetStore(tmp_path / "cache"))("X", lo, hi)
         assert_frame_equal(again, got)
         assert len(calls) == n
+
+
+def test_many_pieces_of_two_schemas_merge_past_the_chunk_bound(kind: str, tmp_path: Path) -> None:
+    """60 disjoint one-day pieces, every other one with an extra column: more pieces than
+    the chunk bound (48), so pieces of different schemas share chunks; answers stay exact."""
+
+    def fetch(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+        out = bars(days(start, end, "UTC", "both"))
+        odd = out["ts"].dt.ordinal_day() % 2 == 1
+        return out.with_columns(pl.when(odd).then(pl.col("n") * 2).alias("extra"))
+
+    def wide(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+        out = fetch(symbol, start, end)
+        return out if start.timetuple().tm_yday % 2 else out.drop("extra")
+
+    get = cached(wide, new_store(kind, tmp_path))
+    first = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    for i in range(0, 120, 2):  # one-day pieces with one-day holes between
+        get("X", first + i * DAY, first + i * DAY)
+    for i in range(1, 120, 2):  # the holes, each its own piece
+        get("X", first + i * DAY, first + i * DAY)
+    lo, hi = first + 10 * DAY, first + 100 * DAY
+    got = get("X", lo, hi)
+    # The pieces without "extra" are the days where the full answer has nulls there.
+    assert_frame_equal(got, fetch("X", lo, hi))
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_more_dtypes_round_trip(kind: str, unit: str, tmp_path: Path) -> None:
+    """Duration, Time, Decimal, Struct, Array, Binary, small ints, a Null column; a ns/ms axis."""
+
+    def fetch(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+        ts = days(start, end, "Europe/London", "both").dt.cast_time_unit(unit)
+        day = ts.dt.day()
+        return pl.DataFrame([ts]).with_columns(
+            (pl.col("ts") - pl.col("ts").dt.truncate("1mo")).alias("since"),
+            pl.col("ts").dt.time().alias("clock"),
+            (day.cast(pl.Decimal(12, 3)) / 8).alias("dec"),
+            pl.struct(a=day.cast(pl.UInt8), b=day.cast(pl.String)).alias("st"),
+            pl.concat_arr(day.cast(pl.Int16), (day * 2).cast(pl.Int16)).alias("arr"),
+            day.cast(pl.String).cast(pl.Binary).alias("bin"),
+            pl.lit(None).alias("nothing"),
+        )
+
+    get = cached(fetch, new_store(kind, tmp_path))
+    london = ZoneInfo("Europe/London")
+    get("X", dt.datetime(2024, 3, 20, tzinfo=london), dt.datetime(2024, 4, 5, tzinfo=london))
+    lo, hi = dt.datetime(2024, 3, 25, tzinfo=london), dt.datetime(2024, 4, 12, tzinfo=london)
+    got = get("X", lo, hi)
+    assert_frame_equal(got, fetch("X", lo, hi))
+    if kind == "parquet":
+        again = cached(fetch, ParquetStore(tmp_path / "cache"))("X", lo, hi)
+        assert_frame_equal(again, fetch("X", lo, hi))
+
+
+def test_int_positions_beyond_int64_are_refused() -> None:
+    def fetch(key: str, start: int, end: int) -> Any:
+        return pl.DataFrame({"seq": pl.Series([start, 2**63 + 5], dtype=pl.UInt64)})
+
+    get = range_cached(key="key", index="seq", closed="left", store=MemoryStore())(fetch)
+    with pytest.raises(InvalidResult, match="int64 range"):
+        get("k", 0, 10)

@@ -47,6 +47,8 @@ class PolarsAdapter(Adapter):
         if axis.kind == "int":
             if not dtype.is_integer():
                 raise InvalidResult(f"{where} must hold integers for int bounds, got dtype {dtype}")
+            if dtype == pl.UInt64 and len(col) and col.max() > np.iinfo(np.int64).max:
+                raise InvalidResult(f"{where} holds integers beyond the int64 range")
             ints = col.cast(pl.Int64, strict=True).to_numpy()
             return np.asarray(ints, dtype=np.int64)
         if dtype == pl.Date and axis.kind == "date":
