@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from rangememo import (  # noqa: E402
     InvalidResult,
     MemoryStore,
     ParquetStore,
+    ResultTypeError,
     SchemaMismatchError,
     range_cached,
 )
@@ -381,9 +383,14 @@ def test_import_rangememo_does_not_import_polars(tmp_path: Path) -> None:
     assert json.loads(out.stdout.strip().splitlines()[-1]) is False
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6))
-def test_random_calls_equal_uncached_and_never_refetch(calls: list[tuple[int, int]]) -> None:
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6),
+    st.sampled_from(["memory", "parquet"]),
+)
+def test_random_calls_equal_uncached_and_never_refetch(
+    calls: list[tuple[int, int]], kind: str
+) -> None:
     """Any sequence of int ranges: each answer equals the provider's; no position asked twice."""
     asked: list[int] = []
 
@@ -394,7 +401,15 @@ def test_random_calls_equal_uncached_and_never_refetch(calls: list[tuple[int, in
         seq = pl.concat([seq, seq]).sort()
         return pl.DataFrame([(seq % 7).cast(pl.String).alias("tag"), seq])
 
-    get = range_cached(key="key", index="seq", closed="left", store=MemoryStore())(fetch)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = new_store(kind, Path(tmp))
+        get = range_cached(
+            key="key", index="seq", closed="left", store=store, namespace="tests.polars.model"
+        )(fetch)
+        _check_calls(get, fetch, calls, asked)
+
+
+def _check_calls(get: Any, fetch: Any, calls: list[tuple[int, int]], asked: list[int]) -> None:
     for a, b in calls:
         lo, hi = min(a, b), max(a, b) + 1
         got = get("k", lo, hi)
@@ -487,3 +502,17 @@ def test_int_positions_beyond_int64_are_refused() -> None:
     get = range_cached(key="key", index="seq", closed="left", store=MemoryStore())(fetch)
     with pytest.raises(InvalidResult, match="int64 range"):
         get("k", 0, 10)
+
+
+def test_a_polars_key_refuses_a_pandas_answer(kind: str, tmp_path: Path) -> None:
+    pandas_next = False
+
+    def fetch(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+        out = bars(days(start, end, "UTC", "both"))
+        return out.to_pandas() if pandas_next else out
+
+    get = cached(fetch, new_store(kind, tmp_path))
+    get("X", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 9, tzinfo=UTC))
+    pandas_next = True
+    with pytest.raises(ResultTypeError, match="returned a DataFrame where it returned a polars"):
+        get("X", dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 19, tzinfo=UTC))
