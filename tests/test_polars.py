@@ -532,3 +532,26 @@ def test_compacted_parquet_key_reads_back_alike(tmp_path: Path) -> None:
     got = cached(again, ParquetStore(tmp_path / "c"))("X", first, first + 29 * DAY)
     assert again.calls == []
     assert_frame_equal(got, bars(days(first, first + 29 * DAY, "UTC", "both")))
+
+
+def test_from_arrow_gives_the_template_schema() -> None:
+    """A part whose Arrow types lost polars' own (plain int64, strings, no Enum metadata)
+    reads back in the template's order and dtypes."""
+    import pyarrow as pa
+
+    from rangememo._core.polars import from_arrow
+
+    template = pl.DataFrame(
+        schema={"ts": pl.Datetime("ms", "UTC"), "n": pl.Int32, "e": ENUM, "s": pl.String}
+    )
+    table = pa.table(
+        {
+            "s": pa.array(["a", "b"], pa.string()),
+            "e": pa.array(["hi", "lo"], pa.large_string()),
+            "n": pa.array([1, 2], pa.int64()),
+            "ts": pa.array([0, 86_400_000], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    got = from_arrow(table, template)
+    assert got.schema == template.schema
+    assert got["e"].to_list() == ["hi", "lo"] and got["n"].to_list() == [1, 2]

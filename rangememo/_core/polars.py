@@ -21,7 +21,7 @@ from .._errors import InvalidResult, SchemaMismatchError
 from .adapter import Adapter, Positions
 from .axis import Axis
 
-__all__ = ["PolarsAdapter", "from_arrow", "schema_differs", "to_arrow"]
+__all__ = ["PolarsAdapter", "from_arrow", "schema_differs", "template_from_schema", "to_arrow"]
 
 KIND = "polars.DataFrame"
 _DAY_NS = 86_400 * 10**9
@@ -188,11 +188,16 @@ def from_arrow(table: pa.Table, template: Any) -> Any:
     assert isinstance(out, pl.DataFrame)
     wanted = template.schema
     if out.schema != wanted:
-        out = out.select([c for c in wanted if c in out.columns]).cast(dict(wanted))
+        # polars keeps its dtypes in the Arrow field metadata, so this is a safety
+        # net (a part written by another polars version, say): the template's
+        # order and dtypes for the columns the part has (align adds the others).
+        have = [c for c in wanted if c in out.columns]
+        out = out.select(have).cast({c: wanted[c] for c in have})
     return out
 
 
 def template_from_schema(schema: pa.Schema) -> Any:
+    """The empty polars frame a stored Arrow schema describes."""
     out = pl.from_arrow(schema.empty_table())
     assert isinstance(out, pl.DataFrame)
     return out
