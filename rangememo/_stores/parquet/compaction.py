@@ -129,7 +129,10 @@ def write_part(
     )
     data = sink.getvalue()
     name = f"seg-{uuid.uuid4().hex}.parquet"
-    if not medium.create(f"{prefix}/{name}", memoryview(data)):  # type: ignore[arg-type]
+    unique = getattr(medium, "create_unique", None)
+    if unique is not None:  # a local directory: no temp file and link for a uuid name
+        unique(f"{prefix}/{name}", memoryview(data))
+    elif not medium.create(f"{prefix}/{name}", memoryview(data)):  # type: ignore[arg-type]
         raise FileExistsError(f"{prefix}/{name} exists")  # a uuid4 collision: never
     crashpoint(f"{point}-created")
     return Segment(
