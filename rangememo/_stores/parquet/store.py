@@ -276,10 +276,12 @@ class ParquetStore(Store):
             # fetch): a commit is create-if-absent, so were it stale after all,
             # it would lose the record number and rebase, never overwrite.
             return state
+        clean = False  # held already, and nothing new in the log: kept as it is
         if state is not None and not state.stale:
             try:
                 with state.lock:
-                    if up_to_date(self.medium, paths.prefix, state.doc) or state.catch_up():
+                    clean = up_to_date(self.medium, paths.prefix, state.doc)
+                    if clean or state.catch_up():
                         fresh = state
             except Damaged as exc:
                 bad_log(self.medium, paths, exc)
@@ -306,7 +308,8 @@ class ParquetStore(Store):
         if eager:  # readers: a small key loads whole (writers never load)
             fresh.load_small(self.eager_rows)
         fresh.checked = checked
-        self._memory.keep(fresh)
+        if not clean:  # a hit touched its key's recency in get(); a load re-measured it
+            self._memory.keep(fresh)
         return fresh
 
     def keys(self, namespace: str) -> list[Hashable]:

@@ -48,9 +48,12 @@ class LocalMedium:
         self.url = str(root)
         self._links = True
         self._lock_paths: dict[str, str] = {}
+        self._base = os.path.join(str(root), "")
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, name) if name else str(self.root)
+        # Names are relative and "/"-separated: a concatenation (the hit path's
+        # two stats build two of these), not os.path.join.
+        return self._base + name if name else self.url
 
     def describe(self, name: str) -> str:
         return self.path(name)
