@@ -22,8 +22,8 @@ from ..._core.entry import Entry
 from ..._core.results import FrameAdapter, adapter_named
 from ..._core.rows import Chunk
 from . import keywrite as _keywrite
-from .compaction import Tail
 from .codec import decode, piece_template, template_from_json, template_to_json
+from .compaction import Tail
 from .damage import repair_segment, warn_damaged
 from .layout import KeyPaths
 from .leases import Leases, reading

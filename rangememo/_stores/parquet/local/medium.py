@@ -6,11 +6,12 @@ them, failing with ``FileExistsError`` if ``final`` exists, and the temp file
 is unlinked. A link is atomic and never replaces anything, so a reader sees
 the whole file or none and two writers of one name cannot both win, whatever
 the order in which the directory's entries reach the disk. A crash leaves at
-most a temp file (``.tmp-…``), which ``gc`` removes. Segment files have uuid names
-that no two writers share: :meth:`LocalMedium.create_unique` creates them in place. Where hard links are not
-supported (some network and FAT file systems), ``O_CREAT | O_EXCL`` of the
-final name with the content written after is the fallback: still exclusive,
-and a reader of a half-written record finds it incomplete JSON and waits.
+most a temp file (``.tmp-…``), which ``gc`` removes. Segment files have uuid
+names that no two writers share: :meth:`LocalMedium.create_unique` creates them in
+place. Where hard links are not supported (some network and FAT file
+systems), ``O_CREAT | O_EXCL`` of the final name with the content written
+after is the fallback: still exclusive, and a reader of a half-written record
+finds it incomplete JSON and waits.
 """
 
 from __future__ import annotations
