@@ -226,6 +226,15 @@ class ParquetStore(Store):
 
     # -- reading -------------------------------------------------------------------
     def get(self, namespace: str, key: Hashable) -> Entry | None:
+        state = self._memory.get(namespace, key)
+        if state is not None and self.local and not state.stale:  # the hit path: two stats
+            checked = time.monotonic()
+            with contextlib.suppress(OSError):
+                if up_to_date(self.medium, state.paths.prefix, state.doc):
+                    self.leases.hold(state.paths.prefix)
+                    state.load_small(self.eager_rows)
+                    state.checked = checked
+                    return state.entry
         try:
             state = self._current(namespace, key, eager=True)
         except StorageUnavailable as exc:
