@@ -27,9 +27,10 @@ from pandas.testing import assert_frame_equal
 
 from rangememo import ParquetStore, range_cached
 from rangememo._stores.parquet import compaction
+from rangememo._stores.parquet import tail as tail_module
 from rangememo._stores.parquet.arrowenc import _SCHEMAS, frame_table
 from rangememo._stores.parquet.codec import encode
-from rangememo._stores.parquet.compaction import readback, write_part
+from rangememo._stores.parquet.compaction import write_part
 from rangememo._stores.parquet.local.locks import Flock
 from rangememo._stores.parquet.local.medium import LocalMedium
 from rangememo._stores.parquet.segments import read_segment
@@ -90,7 +91,7 @@ def test_kept_tail_is_the_file_read_back(tmp_path, kind):
     df = _frame(kind, 0, 7)
     table = encode("DataFrame", df, np.arange(7, dtype=np.int64) * 10)
     seg = write_part(medium, "k", table, ((0, 70),), "segment")
-    kept = readback(seg.file or "", table)
+    kept = tail_module.readback(seg.file or "", table)
     _, _, pos, back = read_segment(medium, f"k/{seg.file}", seg, 0, 0, whole=True)
     if kind == "category":  # a dictionary's value type reads back differently: declined
         assert kept is None
@@ -130,10 +131,23 @@ def test_appends_with_the_tail_kept_match_reading_it_back(tmp_path, monkeypatch,
     """Day-by-day appends: answers equal the provider's, and equal (with the files'
     rows) those of a store that reads its tail back every time; a new store reads
     the same rows without calling the provider."""
+    reads: list[str] = []
+    real = compaction.read_segment
+
+    def counted(medium: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(name)
+        return real(medium, name, *args, **kwargs)
+
+    monkeypatch.setattr(compaction, "read_segment", counted)
     kept, (_, _) = _grow(tmp_path / "kept", kind, 25)
+    kept_reads = len(reads)
     with monkeypatch.context() as m:
-        m.setattr(compaction, "TAIL_BYTES", -1)  # never kept: read back each time
+        m.setattr(tail_module, "TAIL_BYTES", -1)  # never kept: read back each time
         read, _ = _grow(tmp_path / "read", kind, 25)
+    read_reads = len(reads) - kept_reads
+    assert read_reads == 24  # every append after the first merges the tail it reads
+    if kind != "category":  # (a dictionary may read back in another type: then it reads)
+        assert kept_reads == 1  # only the first append reads its tail back
     for a, b in zip(kept, read, strict=True):
         assert_frame_equal(a, b, check_exact=True)
     full = _frame(kind, 0, 400)

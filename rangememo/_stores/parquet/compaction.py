@@ -35,18 +35,9 @@ from .log import append
 from .logformat import LogState, Record, fold
 from .medium import Medium
 from .segments import ROW_GROUP, Claim, Segment, crashpoint, read_segment, schema_digest
+from .tail import Tail
 
-__all__ = [
-    "SMALL_ROWS",
-    "TAIL_BYTES",
-    "Tail",
-    "compact_state",
-    "merge",
-    "plan",
-    "plan_tail",
-    "readback",
-    "write_part",
-]
+__all__ = ["SMALL_ROWS", "merge", "plan", "plan_tail", "compact_state", "write_part"]
 
 log = logging.getLogger("rangememo")
 
@@ -56,15 +47,7 @@ SMALL_ROWS = 8192
 #: on bars, at the same read speed).
 COMPRESSION = "zstd"
 
-#: A writer keeps the small tail it wrote in memory (as the file reads back) up to this
-#: size, so the next append merges it without reading the file again.
-TAIL_BYTES = 1 << 20
-
 Run = tuple[int, int]
-#: A segment's rows as its file reads back: ``(file, positions, table without positions)``.
-Tail = tuple[str, "np.ndarray[Any, Any]", pa.Table]
-
-_READBACK: dict[pa.Schema, pa.Schema | None] = {}
 
 
 def _joins(schema: str | None, seg: Segment) -> bool:
@@ -144,49 +127,6 @@ def write_part(
         data.size,
         schema or schema_digest(table.schema),
     )
-
-
-def _readback_schema(schema: pa.Schema) -> pa.Schema | None:
-    """The types a table of ``schema`` reads back from Parquet with; ``None``: not a cast.
-
-    Found by writing an empty table and reading it back (once per schema). Only
-    exact widenings are trusted to be what a read gives (``timestamp[s]`` to
-    ``[ms]``); any other difference (a dictionary's value type) leaves it to a read.
-    """
-    if schema in _READBACK:
-        return _READBACK[schema]
-    sink = pa.BufferOutputStream()
-    pq.write_table(schema.empty_table(), sink)
-    back = pq.ParquetFile(pa.BufferReader(sink.getvalue())).read(use_pandas_metadata=True).schema
-    ok = back.names == schema.names and back.metadata == schema.metadata
-    for a, b in zip(schema, back, strict=False):
-        if not ok:
-            break
-        same = a.type == b.type
-        wider = (
-            pa.types.is_timestamp(a.type)
-            and pa.types.is_timestamp(b.type)
-            and a.type.tz == b.type.tz
-            and (a.type.unit, b.type.unit) in (("s", "ms"), ("s", "us"), ("ms", "us"))
-        )
-        ok = (same or wider) and a.nullable == b.nullable and a.metadata == b.metadata
-    if len(_READBACK) > 64:
-        _READBACK.clear()
-    _READBACK[schema] = found = back.remove_metadata() if ok else None
-    return found
-
-
-def readback(file: str, table: pa.Table) -> Tail | None:
-    """``table`` (as written, with positions) the way ``file`` reads back; ``None``: unsure."""
-    try:
-        types = _readback_schema(table.schema)
-        if types is None:
-            return None
-        rows = table.cast(types).replace_schema_metadata(table.schema.metadata)
-    except (pa.ArrowException, TypeError, ValueError):  # only an optimisation: read instead
-        return None
-    rows = rows.combine_chunks()
-    return file, rows.column(POS).to_numpy(), rows.drop_columns([POS])
 
 
 def merge(

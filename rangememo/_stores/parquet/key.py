@@ -23,7 +23,6 @@ from ..._core.results import FrameAdapter, adapter_named
 from ..._core.rows import Chunk
 from . import keywrite as _keywrite
 from .codec import decode, piece_template, template_from_json, template_to_json
-from .compaction import Tail
 from .damage import repair_segment, warn_damaged
 from .layout import KeyPaths
 from .leases import Leases, reading
@@ -39,6 +38,7 @@ from .segments import (
     read_segment,
 )
 from .stored_rows import SegmentRows, StoredLedger, shown, visible
+from .tail import Tail
 
 __all__ = ["KeyState"]
 

@@ -11,17 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._core.rows import Chunk
+from . import tail as _tail
 from .codec import encode
-from .compaction import (
-    SMALL_ROWS,
-    TAIL_BYTES,
-    Unmergeable,
-    compact_state,
-    merge,
-    plan_tail,
-    readback,
-    write_part,
-)
+from .compaction import SMALL_ROWS, Unmergeable, compact_state, merge, plan_tail, write_part
 from .layout import key_doc
 from .leases import Leases, readers
 from .log import Overtaken, append, catch_up, checkpoint
@@ -99,8 +91,8 @@ def put(
     if n and seg.file is not None and seg.rows < SMALL_ROWS and not state.stale:
         # An append onto a small tail: the next one merges this file again. Its
         # rows stay here as the file reads back (it never changes), not read again.
-        kept = readback(seg.file, written[-1])
-        if kept is not None and kept[2].nbytes <= TAIL_BYTES:
+        kept = _tail.readback(seg.file, written[-1])
+        if kept is not None and kept[2].nbytes <= _tail.TAIL_BYTES:
             state.tail = kept
 
 
