@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ..._core.widen import same_dtype
 from ..._errors import RangememoError
+from .arrowenc import frame_table
 from .keyjson import key_from_json, key_to_json
 from .tzjson import tz_from_json, tz_to_json
 
@@ -292,7 +293,7 @@ def encode(kind: str, data: Any, positions: np.ndarray[Any, Any], piece: Any = N
         elif kind == "Series":
             table = pa.Table.from_pandas(data.to_frame(name=VALUES), preserve_index=True)
         else:
-            table = pa.Table.from_pandas(data, preserve_index=True)
+            table = frame_table(data)  # from_pandas, faster for dtypes seen before
         if POS in table.column_names:
             raise UnstorableError(f"the result has a column named {POS!r}, reserved by the store")
         table = table.append_column(POS, pa.array(positions, type=pa.int64()))

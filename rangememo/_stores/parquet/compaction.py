@@ -35,6 +35,7 @@ from .log import append
 from .logformat import LogState, Record, fold
 from .medium import Medium
 from .segments import ROW_GROUP, Claim, Segment, crashpoint, read_segment, schema_digest
+from .tail import Tail
 
 __all__ = ["SMALL_ROWS", "merge", "plan", "plan_tail", "compact_state", "write_part"]
 
@@ -111,7 +112,10 @@ def write_part(
     )
     data = sink.getvalue()
     name = f"seg-{uuid.uuid4().hex}.parquet"
-    if not medium.create(f"{prefix}/{name}", memoryview(data)):  # type: ignore[arg-type]
+    unique = getattr(medium, "create_unique", None)
+    if unique is not None:  # a local directory: no temp file and link for a uuid name
+        unique(f"{prefix}/{name}", memoryview(data))
+    elif not medium.create(f"{prefix}/{name}", memoryview(data)):  # type: ignore[arg-type]
         raise FileExistsError(f"{prefix}/{name} exists")  # a uuid4 collision: never
     crashpoint(f"{point}-created")
     return Segment(
@@ -131,12 +135,16 @@ def merge(
     run: Sequence[Segment],
     extra: tuple[pa.Table, tuple[Claim, ...]] | None = None,
     point: str = "compact",
+    tail: Tail | None = None,
+    written: list[pa.Table] | None = None,
 ) -> Segment:
     """One segment with exactly the rows ``run`` (then ``extra``, newest) shows.
 
     Its ``claims`` are ``extra``'s only: a replacing record adds them to the
     run's (:func:`rangememo._stores.parquet.log.merged`). Raises
     :class:`~rangememo._stores.parquet.segments.Damaged` if a part cannot be read.
+    ``tail``: a part's rows already in memory (as its immutable file reads back),
+    used instead of reading it; ``written`` receives the merged table.
     """
     loaded: dict[str, tuple[np.ndarray[Any, Any], pa.Table]] = {}
     segs = list(run)
@@ -144,6 +152,17 @@ def merge(
     for seg in run:
         if seg.file is not None and seg.rows:
             name = f"{prefix}/{seg.file}"
+            # The tail in memory, if its file is still there: a writer without the
+            # lock may have compacted it away, and its absence (as a read's
+            # Damaged) is what tells a stale view to catch up before committing.
+            if (
+                tail is not None
+                and tail[0] == seg.file
+                and len(tail[1]) == seg.rows
+                and medium.exists(name)
+            ):
+                loaded[seg.file] = (tail[1], tail[2])
+                continue
             _, _, pos, table = read_segment(medium, name, seg, 0, 0, whole=True)
             loaded[seg.file] = (pos, table)
     claims: tuple[Claim, ...] = ()
@@ -196,6 +215,8 @@ def merge(
         order = np.argsort(allpos, kind="stable")
         allpos, merged = allpos[order], merged.take(pa.array(order))
     merged = merged.append_column(POS, pa.array(allpos, type=pa.int64()))
+    if written is not None:
+        written.append(merged)
     return write_part(medium, prefix, merged, claims, point, digest)
 
 

@@ -38,6 +38,7 @@ from .segments import (
     read_segment,
 )
 from .stored_rows import SegmentRows, StoredLedger, shown, visible
+from .tail import Tail
 
 __all__ = ["KeyState"]
 
@@ -64,6 +65,7 @@ class KeyState:
         "paths",
         "pieces",
         "stale",
+        "tail",
         "tdoc",
         "tobj",
     )
@@ -91,6 +93,12 @@ class KeyState:
         self.lock = threading.Lock()  # one catch-up at a time
         self.stale = False  # the entry holds a change the log ordered differently: drop it
         self.checked = float("-inf")  # time.monotonic() of the last check against the log
+        self.tail: Tail | None = None  # the small tail this process last wrote, in memory
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in memory: the rows loaded, and the tail kept for the next append."""
+        return self.entry.nbytes + (self.tail[2].nbytes if self.tail is not None else 0)
 
     # -- opening -------------------------------------------------------------------
     def open(self, doc: LogState) -> KeyState:

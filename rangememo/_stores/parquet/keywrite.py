@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._core.rows import Chunk
+from . import tail as _tail
 from .codec import encode
-from .compaction import Unmergeable, compact_state, merge, plan_tail, write_part
+from .compaction import SMALL_ROWS, Unmergeable, compact_state, merge, plan_tail, write_part
 from .layout import key_doc
 from .leases import Leases, readers
 from .log import Overtaken, append, catch_up, checkpoint
@@ -52,10 +53,19 @@ def put(
         return
     table = encode(kind, chunk.data, chunk.positions, state.piece_doc(chunk.data))
     i = plan_tail(segs, table.num_rows, schema_digest(table.schema))
-    seg = None
+    seg, tail, written = None, state.tail, [table]
+    state.tail = None  # kept again below if this write leaves a small tail
     if any(s.file is not None for s in segs[i:]):
         try:
-            seg = merge(state.medium, prefix, segs[i:], (table, claims), point="segment")
+            seg = merge(
+                state.medium,
+                prefix,
+                segs[i:],
+                (table, claims),
+                point="segment",
+                tail=tail,
+                written=written,
+            )
         except Damaged as exc:
             # A part compacted away by another writer is not damage: catch up.
             if not state.moved_on(exc):
@@ -78,6 +88,12 @@ def put(
         if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
             state.medium.delete(f"{prefix}/{seg.file}")
         raise
+    if n and seg.file is not None and seg.rows < SMALL_ROWS and not state.stale:
+        # An append onto a small tail: the next one merges this file again. Its
+        # rows stay here as the file reads back (it never changes), not read again.
+        kept = _tail.readback(seg.file, written[-1])
+        if kept is not None and kept[2].nbytes <= _tail.TAIL_BYTES:
+            state.tail = kept
 
 
 def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) -> None:

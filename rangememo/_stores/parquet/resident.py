@@ -21,7 +21,7 @@ Slot = tuple[str, Hashable]
 
 
 def _size(state: KeyState) -> int:
-    return max(state.entry.nbytes, 1)
+    return max(state.nbytes, 1)
 
 
 class MemoryLayer:

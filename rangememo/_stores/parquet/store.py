@@ -226,6 +226,15 @@ class ParquetStore(Store):
 
     # -- reading -------------------------------------------------------------------
     def get(self, namespace: str, key: Hashable) -> Entry | None:
+        state = self._memory.get(namespace, key)
+        if state is not None and self.local and not state.stale:  # the hit path: two stats
+            checked = time.monotonic()
+            with contextlib.suppress(OSError):
+                if up_to_date(self.medium, state.paths.prefix, state.doc):
+                    self.leases.hold(state.paths.prefix)
+                    state.load_small(self.eager_rows)
+                    state.checked = checked
+                    return state.entry
         try:
             state = self._current(namespace, key, eager=True)
         except StorageUnavailable as exc:
@@ -276,10 +285,12 @@ class ParquetStore(Store):
             # fetch): a commit is create-if-absent, so were it stale after all,
             # it would lose the record number and rebase, never overwrite.
             return state
+        clean = False  # held already, and nothing new in the log: kept as it is
         if state is not None and not state.stale:
             try:
                 with state.lock:
-                    if up_to_date(self.medium, paths.prefix, state.doc) or state.catch_up():
+                    clean = up_to_date(self.medium, paths.prefix, state.doc)
+                    if clean or state.catch_up():
                         fresh = state
             except Damaged as exc:
                 bad_log(self.medium, paths, exc)
@@ -306,7 +317,8 @@ class ParquetStore(Store):
         if eager:  # readers: a small key loads whole (writers never load)
             fresh.load_small(self.eager_rows)
         fresh.checked = checked
-        self._memory.keep(fresh)
+        if not clean:  # a hit touched its key's recency in get(); a load re-measured it
+            self._memory.keep(fresh)
         return fresh
 
     def keys(self, namespace: str) -> list[Hashable]:

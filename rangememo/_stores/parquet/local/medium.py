@@ -6,10 +6,12 @@ them, failing with ``FileExistsError`` if ``final`` exists, and the temp file
 is unlinked. A link is atomic and never replaces anything, so a reader sees
 the whole file or none and two writers of one name cannot both win, whatever
 the order in which the directory's entries reach the disk. A crash leaves at
-most a temp file (``.tmp-…``), which ``gc`` removes. Where hard links are not
-supported (some network and FAT file systems), ``O_CREAT | O_EXCL`` of the
-final name with the content written after is the fallback: still exclusive,
-and a reader of a half-written record finds it incomplete JSON and waits.
+most a temp file (``.tmp-…``), which ``gc`` removes. Segment files have uuid
+names that no two writers share: :meth:`LocalMedium.create_unique` creates them in
+place. Where hard links are not supported (some network and FAT file
+systems), ``O_CREAT | O_EXCL`` of the final name with the content written
+after is the fallback: still exclusive, and a reader of a half-written record
+finds it incomplete JSON and waits.
 """
 
 from __future__ import annotations
@@ -46,9 +48,13 @@ class LocalMedium:
         self.root, self.durable = root, durable
         self.url = str(root)
         self._links = True
+        self._lock_paths: dict[str, str] = {}
+        self._base = os.path.join(str(root), "")
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, name) if name else str(self.root)
+        # Names are relative and "/"-separated: a concatenation (the hit path's
+        # two stats build two of these), not os.path.join.
+        return self._base + name if name else self.url
 
     def describe(self, name: str) -> str:
         return self.path(name)
@@ -114,6 +120,33 @@ class LocalMedium:
         finally:
             _unlink(tmp)
         return True
+
+    def create_unique(self, name: str, data: bytes) -> None:
+        """Create ``name``, a name no other writer picks (a uuid4): the segment files.
+
+        An exclusive create of the final name with the bytes written after it,
+        fsynced when ``durable``: no temp file and no link. A reader never sees
+        the file half-written, because no record names it before this returns
+        (a record is created only after its segment); a crash leaves an orphan,
+        which ``gc`` sweeps like any file no record names.
+        """
+        final = self.path(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(final, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            fd = os.open(final, flags, 0o644)
+        try:
+            _segments.write_bytes(fd, data)
+            crashpoint("create-written")
+            if self.durable:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(final)
+            raise
+        os.close(fd)
 
     def _create_excl(self, final: str, data: bytes) -> bool:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -197,8 +230,17 @@ class LocalMedium:
 
     # -- locks: a striped lock file per key (see rangememo._stores.parquet.layout) ----
     def lock_path(self, prefix: str) -> str:
-        stripe = int(hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()[:8], 16)
-        return f"{os.path.join(self.root, LOCKS, f'{stripe % LOCK_STRIPES:02x}.lock')}#{prefix}"
+        # Asked several times per call (the engine's hold, the put inside it, the
+        # hit path's held() check): hashed once per key.
+        path = self._lock_paths.get(prefix)
+        if path is None:
+            digest = hashlib.sha256(prefix.encode("utf-8", "surrogatepass")).hexdigest()
+            stripe = int(digest[:8], 16) % LOCK_STRIPES
+            path = f"{os.path.join(self.root, LOCKS, f'{stripe:02x}.lock')}#{prefix}"
+            if len(self._lock_paths) > 100_000:
+                self._lock_paths.clear()
+            self._lock_paths[prefix] = path
+        return path
 
     def lock(
         self, prefix: str, timeout: float | None = None
