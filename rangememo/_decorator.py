@@ -67,6 +67,8 @@ def range_cached(
     max_span: Any = None,
     rate_limit: tuple[int, float] | None = None,
     calendar: Any = None,
+    stale_if_error: bool = False,
+    coerce_bounds: bool = False,
 ) -> _Decorator:
     """Cache a range-queried function by the intervals it has already fetched.
 
@@ -109,6 +111,11 @@ def range_cached(
     :param calendar: An ``exchange_calendars`` name (``"XNYS"``) or an object
         with ``sessions_in_range(start, end)``: a gap without a session is
         covered without a call.
+    :param stale_if_error: When refetching provisional (live-edge) rows fails,
+        serve the stored ones with a ``CacheWarning`` instead of raising.
+    :param coerce_bounds: Accept ISO-8601 strings as bounds on datetime and
+        date axes, parsed in the axis's timezone; gaps reach the provider as
+        strings too.
     :raises InvalidOption: At decoration, for a bad option, naming the value.
     :returns: A decorator; the wrapped function is a ``RangeCached`` (or
         ``AsyncRangeCached``) with ``prefetch``, ``coverage``, ``invalidate``,
@@ -133,6 +140,8 @@ def range_cached(
         max_span=max_span,
         rate_limit=rate_limit,
         calendar=calendar,
+        stale_if_error=stale_if_error,
+        coerce_bounds=coerce_bounds,
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:
