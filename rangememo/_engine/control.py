@@ -18,6 +18,7 @@ from .._core.entry import Part
 from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption, NotCached, RangememoError
 from .._warn import warn
+from .bounds import as_string
 from .cache import RangeCache, Request
 
 __all__ = [
@@ -111,6 +112,8 @@ def _not_cached(cache: RangeCache, req: Request, entry: Any, why: str = "") -> N
     if req.lo >= req.hi:  # an empty range of a key with no schema yet
         gaps = []
     missing = [req.axis.bounds(a, b) for a, b in gaps]
+    if req.strings:  # in the caller's own form, as the provider would have been asked
+        missing = [(as_string(a), as_string(b)) for a, b in missing]
     shown = ", ".join(f"[{a}, {b}]" for a, b in missing) or "none (no schema cached yet)"
     return NotCached(
         f"{cache.name}: key {req.key!r} is not cached over the range asked{why}; "
