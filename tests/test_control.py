@@ -460,3 +460,52 @@ def test_the_names_are_public():
     assert issubclass(NotCached, LookupError) and issubclass(NotCached, rangememo.RangememoError)
     assert isinstance(rangememo.offline(), rangememo.offline().__class__)
     assert UTC is dt.UTC
+
+
+class Revising:
+    """Int-indexed rows; ``drop`` leaves rows out (a revision that deletes them)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.drop: set[int] = set()
+        self.scale = 1
+
+    def __call__(self, symbol: str, start: int, end: int) -> pd.DataFrame:
+        self.calls.append((start, end))
+        index = pd.Index([i for i in range(start, end) if i not in self.drop], name="i", dtype="int64")
+        return pd.DataFrame({"x": (index.to_numpy() * self.scale).astype("int64")}, index=index)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_refresh_drops_rows_the_provider_no_longer_has(kind, store):
+    rows = Revising()
+    get = build(kind, rows, store, step=None, closed="left")
+    await go(get("K", 0, 10))
+    rows.drop, rows.scale = {3, 4}, 7
+    got = await go(get.refresh("K", 2, 6))
+    assert list(got.index) == [2, 5] and list(got["x"]) == [14, 35]
+    whole = await go(get("K", 0, 10))
+    assert list(whole.index) == [0, 1, 2, 5, 6, 7, 8, 9]
+    assert list(whole["x"]) == [0, 1, 14, 35, 6, 7, 8, 9]
+    assert rows.calls == [(0, 10), (2, 6)]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_refresh_to_an_empty_answer_empties_the_range(kind, store):
+    rows = Revising()
+    get = build(kind, rows, store, step=None, closed="left")
+    await go(get("K", 0, 10))
+    rows.drop = set(range(100))
+    got = await go(get.refresh("K", 0, 5))
+    assert got.empty and list(got.columns) == ["x"] and got["x"].dtype == np.dtype("int64")
+    whole = await go(get.cached("K", 0, 10))
+    assert list(whole.index) == [5, 6, 7, 8, 9]
+    assert len(rows.calls) == 2
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_refresh_of_an_empty_range_calls_through(kind, store):
+    rows = Revising()
+    get = build(kind, rows, store, step=None, closed="left")
+    got = await go(get.refresh("K", 5, 5))
+    assert got.empty and rows.calls == [(5, 5)]

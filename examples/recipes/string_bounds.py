@@ -7,8 +7,9 @@ sees the same kind of text the caller passed.
 yfinance's ``Ticker.history(start=..., end=...)`` takes dates as text and its
 ``end`` is exclusive, hence ``closed="left"``. The cache calls the function for
 each gap with bounds it made itself (strings for string callers, dates for
-date callers), so the function accepts either form and hands the API text. Daily rows are keyed by their session date: the
-index is made naive (yfinance stamps them at the exchange's midnight).
+date callers), so the function accepts either form and hands the API text.
+Daily rows are keyed by their session date: the index is made naive
+(yfinance stamps them at the exchange's midnight).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def cached_history(
     ticker: Callable[[str], Ticker], store: Store | None = None
 ) -> RangeCached[[str, Bound, Bound], pd.DataFrame]:
     """``ticker(symbol).history(start, end)`` behind the cache, for string bounds."""
+
     @range_cached(
         key="symbol",
         step="1D",
