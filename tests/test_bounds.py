@@ -203,3 +203,14 @@ def test_aware_strings_are_the_same_instant(when, minutes):
     s, _, _ = coerce_bounds(text, D(2100, 1, 2, tzinfo=NY))
     assert s == when.replace(tzinfo=tz) and s.tzinfo is not None
     assert np.isclose(s.timestamp(), when.replace(tzinfo=tz).timestamp())
+
+
+def test_pytz_zones_take_the_offset_of_the_string_s_own_date():
+    """A pytz-zoned other bound carries July's offset; January's string gets January's."""
+    pytz = pytest.importorskip("pytz")
+    zone = pytz.timezone("America/New_York")
+    july = pd.Timestamp("2024-07-05 12:00", tz=zone)
+    s, _, _ = coerce_bounds("2024-01-05T09:00", july)
+    assert isinstance(s, pd.Timestamp) and s.utcoffset() == dt.timedelta(hours=-5)
+    s, _, _ = coerce_bounds("2024-01-05T09:00", zone.localize(D(2024, 7, 5, 12)))
+    assert s == pd.Timestamp("2024-01-05 14:00", tz="UTC")

@@ -83,8 +83,11 @@ def _against(parsed: dt.date | dt.datetime, text: str, role: str, other: Any) ->
                 )
             return value
         if value.tzinfo is not None:
-            return pd.Timestamp(value).tz_convert(tz).to_pydatetime()
-        return _localize(value, tz, text, role)
+            moved = pd.Timestamp(value).tz_convert(tz)
+        else:
+            moved = _localize(value, tz, text, role)
+        # A Timestamp stays one: a pytz zone's datetime would carry a fixed-offset tzinfo.
+        return moved if isinstance(other, pd.Timestamp) else moved.to_pydatetime()
     if isinstance(other, dt.date):
         if type(parsed) is not dt.date:
             raise BoundsTypeError(
@@ -98,7 +101,7 @@ def _against(parsed: dt.date | dt.datetime, text: str, role: str, other: Any) ->
     )
 
 
-def _localize(value: dt.datetime, tz: Any, text: str, role: str) -> dt.datetime:
+def _localize(value: dt.datetime, tz: Any, text: str, role: str) -> pd.Timestamp:
     """A wall time in ``tz``; one that does not exist or happens twice (DST) is refused."""
     try:
         local = pd.Timestamp(value).tz_localize(tz, ambiguous="raise", nonexistent="raise")
@@ -107,8 +110,7 @@ def _localize(value: dt.datetime, tz: Any, text: str, role: str) -> dt.datetime:
             f"{role}={text!r} is not one instant in {tz} ({type(exc).__name__}: {exc}); "
             "give it a UTC offset, e.g. '2024-11-03T01:30:00-05:00'"
         ) from None
-    result: dt.datetime = local.to_pydatetime()
-    return result
+    return local
 
 
 def _together(start: dt.datetime, end: dt.datetime, s_text: str, e_text: str) -> tuple[Any, Any]:
