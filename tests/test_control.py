@@ -472,7 +472,8 @@ class Revising:
 
     def __call__(self, symbol: str, start: int, end: int) -> pd.DataFrame:
         self.calls.append((start, end))
-        index = pd.Index([i for i in range(start, end) if i not in self.drop], name="i", dtype="int64")
+        kept = [i for i in range(start, end) if i not in self.drop]
+        index = pd.Index(kept, name="i", dtype="int64")
         return pd.DataFrame({"x": (index.to_numpy() * self.scale).astype("int64")}, index=index)
 
 
