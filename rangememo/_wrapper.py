@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from ._engine import control
+from ._engine import refresh as refreshing
 from ._engine.cache import RangeCache
 from ._engine.drive import acall, call
 from ._engine.introspect import coverage as coverage_of
@@ -133,7 +134,7 @@ class RangeCached(_Wrapper, Generic[P, R]):
             control.refused(self.cache, args, kwargs, "refresh() under offline()")
         if how == "disabled":
             return self.__wrapped__(*args, **kwargs)
-        result: R = control.refresh_call(self.cache, args, kwargs)
+        result: R = refreshing.refresh_call(self.cache, args, kwargs)
         return result
 
     def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -253,7 +254,7 @@ class AsyncRangeCached(_LooksAsync, _Wrapper, Generic[P, R]):
             control.refused(self.cache, args, kwargs, "refresh() under offline()")
         if how == "disabled":
             return await self.__wrapped__(*args, **kwargs)
-        result: R = await control.arefresh_call(self.cache, args, kwargs)
+        result: R = await refreshing.arefresh_call(self.cache, args, kwargs)
         return result
 
     async def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:

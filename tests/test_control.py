@@ -49,7 +49,7 @@ class Bars:
             raise ConnectionError("provider down")
         self.calls.append((start, end))
         index = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="1D", name="ts")
-        close = np.arange(len(index), dtype="float64") + index.day.to_numpy() + self.bump
+        close = index.month.to_numpy() * 100.0 + index.day.to_numpy() + self.bump
         return pd.DataFrame({"close": close, "sym": symbol}, index=index)
 
 
@@ -510,3 +510,47 @@ async def test_refresh_of_an_empty_range_calls_through(kind, store):
     get = build(kind, rows, store, step=None, closed="left")
     got = await go(get.refresh("K", 5, 5))
     assert got.empty and rows.calls == [(5, 5)]
+
+
+def test_refreshed_rows_are_what_a_new_process_reads(tmp_path):
+    """The replacement is on disk, not only in the ParquetStore's memory layer."""
+    bars = Bars()
+    get = build("sync", bars, ParquetStore(tmp_path))
+    get("AAPL", day(1, 1), day(1, 10))
+    bars.bump = 9.0
+    fresh = get.refresh("AAPL", day(1, 1), day(1, 10))
+    reopened = build("sync", Bars(), ParquetStore(tmp_path))
+    # check_freq: a reopened ParquetStore does not keep the index's freq, refresh or not.
+    assert_frame_equal(reopened.cached("AAPL", day(1, 1), day(1, 10)), fresh, check_freq=False)
+
+
+def test_refresh_while_other_threads_read(store):
+    """Readers during a refresh see either the old or the new rows, never a mix or a gap."""
+    bars = Bars()
+    get = build("sync", bars, store, max_span="3D")
+    old = get("AAPL", day(1, 1), day(1, 12))
+    bars.bump = 1000.0
+    new = Bars()
+    new.bump = 1000.0
+    want_new = new("AAPL", day(1, 1), day(1, 12))
+    stop, errors = threading.Event(), []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                got = get.cached("AAPL", day(1, 1), day(1, 12))
+                assert_frame_equal(got, want_new if got["close"].iloc[0] >= 1000.0 else old)
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(3):
+        get.refresh("AAPL", day(1, 1), day(1, 12))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    assert_frame_equal(get.cached("AAPL", day(1, 1), day(1, 12)), want_new)

@@ -14,8 +14,6 @@ import os
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from .._core.entry import Part
-from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption, NotCached, RangememoError
 from .._warn import warn
 from .bounds import as_string
@@ -23,12 +21,11 @@ from .cache import RangeCache, Request
 
 __all__ = [
     "acached_call",
-    "arefresh_call",
     "cached_call",
     "disabled",
     "mode",
     "offline",
-    "refresh_call",
+    "refused",
     "stale",
 ]
 
@@ -145,91 +142,6 @@ def refused(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], wh
     """``refresh`` (or ``cached``) cannot be honoured in this mode: say why."""
     req = cache.request(args, kwargs)
     raise _not_cached(cache, req, None, f" ({what})")
-
-
-# -- refresh: the whole range again, replacing what is stored --------------------
-
-
-def _gaps(cache: RangeCache, req: Request) -> list[Any]:
-    # The whole range, split as max_span/calendar would split any fetch, never extended.
-    return list(plan_gaps(req.lo, req.hi, None, (), 0.0, cache.policy(req, False)).gaps)
-
-
-def _answer(cache: RangeCache, req: Request, fetched: list[Any], latest: Any) -> Any:
-    parts = [Part.fetched(f.lo, f.hi, f) for f in fetched]
-    with cache.lock:
-        cache.landings.note(req.key)  # planners that read before us read again
-    return cache.assemble(req, None, parts, latest)
-
-
-def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Fetch the call's whole range, then replace what is stored there.
-
-    Every piece is fetched before anything is written, under the key's lock:
-    a provider failure leaves the old rows in place and covered.
-    """
-    req = cache.request(args, kwargs)
-    if req.lo >= req.hi:
-        return cache.fn(*args, **kwargs)
-    store, ns = cache.store, cache.namespace
-    with store.lock(ns, req.key):
-        entry = store.get(ns, req.key)
-        if entry is not None:
-            entry.check_axis(req.axis.signature, req.key)
-        fetched = []
-        for gap in _gaps(cache, req):
-            pending = cache.skip(req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(req, gap)
-                if cache.limit is not None:
-                    cache.limit.acquire()
-                try:
-                    result = cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(req, gap, result, entry)
-            fetched.append(pending)
-        latest = entry
-        for f in fetched:
-            try:
-                latest = store.put(ns, req.key, f)
-            except OSError as exc:
-                cache.commit_failed(exc, req)
-    return _answer(cache, req, fetched, latest)
-
-
-async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """:func:`refresh_call` for an ``async def`` function."""
-    req = cache.request(args, kwargs)
-    if req.lo >= req.hi:
-        return await cache.fn(*args, **kwargs)
-    store, ns = cache.store, cache.namespace
-    async with store.alock(ns, req.key):
-        entry = await store.aget(ns, req.key)
-        if entry is not None:
-            entry.check_axis(req.axis.signature, req.key)
-        fetched = []
-        for gap in _gaps(cache, req):
-            pending = cache.skip(req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(req, gap)
-                if cache.limit is not None:
-                    await cache.limit.aacquire()
-                try:
-                    result = await cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(req, gap, result, entry)
-            fetched.append(pending)
-        latest = entry
-        for f in fetched:
-            try:
-                latest = await store.aput(ns, req.key, f)
-            except OSError as exc:
-                cache.commit_failed(exc, req)
-    return _answer(cache, req, fetched, latest)
 
 
 # -- stale_if_error ----------------------------------------------------------------
