@@ -554,3 +554,47 @@ def test_refresh_while_other_threads_read(store):
         t.join(10)
     assert errors == []
     assert_frame_equal(get.cached("AAPL", day(1, 1), day(1, 12)), want_new)
+
+
+async def test_refresh_across_the_live_edge_keeps_it_provisional(store):
+    """Split by max_span, the refreshed range's forming bar is still refetched later."""
+    clock = Clock(D(2024, 10, 10, 15, 30))
+    live = LiveBars(clock)
+    get = build("sync", live, store, step="1h", clock=clock, max_span="2h")
+    a, b = D(2024, 10, 10, 9), D(2024, 10, 10, 15)
+    get("SPY", a, b)
+    calls = live.calls
+    got = get.refresh("SPY", a, b)
+    assert got["close"].iloc[-1] == 30.0 and len(got) == 7
+    assert live.calls - calls == 4  # 9-10, 11-12, 13-14, 15
+    clock.now = D(2024, 10, 10, 15, 50)
+    again = get("SPY", a, b)
+    assert live.calls - calls == 5  # only the forming bar again
+    assert again["close"].iloc[-1] == 50.0
+    assert_frame_equal(again.iloc[:-1], got.iloc[:-1])
+
+
+class Widening:
+    """Int closes before the 6th of the month, floats from then on (a schema change)."""
+
+    def __init__(self) -> None:
+        self.bump = 0
+
+    def __call__(self, symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        index = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="1D", name="ts")
+        days = index.day.to_numpy() + self.bump
+        if index[0].day >= 6:
+            return pd.DataFrame({"close": days.astype("float64") + 0.5}, index=index)
+        return pd.DataFrame({"close": days.astype("int64")}, index=index)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_refresh_whose_pieces_differ_in_schema(kind, store):
+    rows = Widening()
+    get = build(kind, rows, store, max_span="5D")
+    before = await go(get("AAPL", day(1, 1), day(1, 10)))
+    rows.bump = 100
+    got = await go(get.refresh("AAPL", day(1, 1), day(1, 10)))
+    assert list(got["close"]) == [101, 102, 103, 104, 105, 106.5, 107.5, 108.5, 109.5, 110.5]
+    assert got["close"].dtype == before["close"].dtype
+    assert_frame_equal(await go(get.cached("AAPL", day(1, 1), day(1, 10))), got)

@@ -71,10 +71,22 @@ def joined(pieces: list[Fetched]) -> list[Fetched]:
     return [one]
 
 
-def _answer(cache: RangeCache, req: Request, fetched: list[Fetched], latest: Entry | None) -> Any:
-    parts = [Part.fetched(f.lo, f.hi, f) for f in fetched]
+def _answer(
+    cache: RangeCache, req: Request, fetched: list[Fetched], latest: Entry | None, stored: bool
+) -> Any:
+    """The answer as the commit left the rows (what the next hit serves), read under the lock.
+
+    Pieces keep the datetime unit each provider call chose; the store recasts
+    them to the key's, so reading the entry back answers as every later call
+    will. If a write failed, the fetched pieces are laid out instead.
+    """
     with cache.lock:
         cache.landings.note(req.key)  # planners that read before us read again
+    if stored and latest is not None:
+        view = latest.view(req.lo, req.hi)
+        if view.rows is not None:
+            return view.read(req.lo, req.rows_hi, req.tz)
+    parts = [Part.fetched(f.lo, f.hi, f) for f in fetched]
     return cache.assemble(req, None, parts, latest)
 
 
@@ -106,13 +118,14 @@ def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any
                     raise
                 pending = cache.digest(req, gap, result, entry)
             fetched.append(pending)
-        latest = entry
+        latest, stored = entry, True
         for f in joined(fetched):
             try:
                 latest = store.put(ns, req.key, f)
             except OSError as exc:
+                stored = False
                 cache.commit_failed(exc, req)
-    return _answer(cache, req, fetched, latest)
+        return _answer(cache, req, fetched, latest, stored)
 
 
 async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -138,10 +151,11 @@ async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[s
                     raise
                 pending = cache.digest(req, gap, result, entry)
             fetched.append(pending)
-        latest = entry
+        latest, stored = entry, True
         for f in joined(fetched):
             try:
                 latest = await store.aput(ns, req.key, f)
             except OSError as exc:
+                stored = False
                 cache.commit_failed(exc, req)
-    return _answer(cache, req, fetched, latest)
+        return _answer(cache, req, fetched, latest, stored)
