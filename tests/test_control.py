@@ -598,3 +598,43 @@ async def test_refresh_whose_pieces_differ_in_schema(kind, store):
     assert list(got["close"]) == [101, 102, 103, 104, 105, 106.5, 107.5, 108.5, 109.5, 110.5]
     assert got["close"].dtype == before["close"].dtype
     assert_frame_equal(await go(get.cached("AAPL", day(1, 1), day(1, 10))), got)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_offline_counts_an_expired_live_edge_as_missing(kind, store):
+    """The stored forming bar is not final data: offline names it rather than serve it."""
+    clock = Clock(D(2024, 10, 10, 15, 30))
+    live = LiveBars(clock)
+    get = build(kind, live, store, step="1h", clock=clock)
+    a, b = D(2024, 10, 10, 9), D(2024, 10, 10, 15)
+    first = await go(get("SPY", a, b))
+    clock.now = D(2024, 10, 11, 9)
+    with rangememo.offline():
+        with pytest.raises(NotCached) as info:
+            await go(get("SPY", a, b))
+        assert info.value.missing == [(b, b)]
+        settled = await go(get("SPY", a, D(2024, 10, 10, 14)))
+    assert_frame_equal(settled, first.iloc[:-1])
+    assert live.calls == 1
+
+
+async def test_offline_and_disabled_nest_innermost_wins(store):
+    bars = Bars()
+    get = build("sync", bars, store)
+    with rangememo.offline():
+        with rangememo.disabled():
+            get("AAPL", day(1, 1), day(1, 2))
+        with pytest.raises(NotCached):
+            get("AAPL", day(1, 1), day(1, 2))
+    assert len(bars.calls) == 1
+    assert rangememo._engine.control.mode() == "online"
+
+
+async def test_sync_function_offline_inside_a_to_thread_call(store):
+    """asyncio.to_thread copies the context: the worker thread is offline too."""
+    bars = Bars()
+    get = build("sync", bars, store)
+    with rangememo.offline():
+        with pytest.raises(NotCached):
+            await asyncio.to_thread(get, "AAPL", day(1, 1), day(1, 2))
+    assert bars.calls == []
