@@ -11,6 +11,7 @@ import typing as _typing
 
 from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
+from ._engine.control import disabled, offline
 from ._engine.introspect import Coverage
 from ._engine.stats import CacheInfo
 from ._errors import (
@@ -19,6 +20,7 @@ from ._errors import (
     InvalidOption,
     InvalidRange,
     InvalidResult,
+    NotCached,
     RangememoError,
     ResultTypeError,
     SchemaMismatchError,
@@ -42,6 +44,7 @@ __all__ = [
     "InvalidRange",
     "InvalidResult",
     "MemoryStore",
+    "NotCached",
     "ParquetStore",
     "RangeCached",
     "RangememoError",
@@ -49,6 +52,8 @@ __all__ = [
     "SchemaMismatchError",
     "Store",
     "default_store",
+    "disabled",
+    "offline",
     "range_cached",
 ]
 

@@ -70,6 +70,8 @@ def range_cached(
     batch: str | None = None,
     by: str | None = None,
     max_batch: int | None = None,
+    stale_if_error: bool = False,
+    coerce_bounds: bool = False,
 ) -> _Decorator:
     """Cache a range-queried function by the intervals it has already fetched.
 
@@ -119,6 +121,11 @@ def range_cached(
         ``(member, time)`` MultiIndex, saying which member a row belongs to.
     :param max_batch: With ``batch``: at most this many members a provider
         call (``None``: no limit).
+    :param stale_if_error: When refetching provisional (live-edge) rows fails,
+        serve the stored ones with a ``CacheWarning`` instead of raising.
+    :param coerce_bounds: Accept ISO-8601 strings as bounds on datetime and
+        date axes, parsed in the axis's timezone; gaps reach the provider as
+        strings too.
     :raises InvalidOption: At decoration, for a bad option, naming the value.
     :returns: A decorator; the wrapped function is a ``RangeCached`` (or
         ``AsyncRangeCached``) with ``prefetch``, ``coverage``, ``invalidate``,
@@ -143,6 +150,8 @@ def range_cached(
         max_span=max_span,
         rate_limit=rate_limit,
         calendar=calendar,
+        stale_if_error=stale_if_error,
+        coerce_bounds=coerce_bounds,
     )
 
     if (batch is None) != (by is None):

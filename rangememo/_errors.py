@@ -12,6 +12,7 @@ __all__ = [
     "InvalidOption",
     "InvalidRange",
     "InvalidResult",
+    "NotCached",
     "RangememoError",
     "ResultTypeError",
     "SchemaMismatchError",
@@ -49,6 +50,22 @@ class ResultTypeError(RangememoError, TypeError):
 
 class SchemaMismatchError(RangememoError, ValueError):
     """A fetched piece changed the dtype/timezone of a column already cached."""
+
+
+class NotCached(RangememoError, LookupError):
+    """A cache-only call (``.cached``, ``offline()``) found part of its range uncovered.
+
+    ``missing`` lists the uncovered ranges as ``(start, end)`` pairs in the
+    caller's convention (inclusive ends where ``closed="both"``); ``key`` is
+    the series' key. The provider was not called.
+    """
+
+    def __init__(
+        self, message: str, key: object = None, missing: list[tuple[object, object]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.missing = list(missing or [])
 
 
 class CacheWarning(UserWarning):

@@ -3,7 +3,7 @@
 ``RangeCached`` wraps a plain function, ``AsyncRangeCached`` an ``async def``
 one (chosen once, as joblib's ``MemorizedFunc``/``AsyncMemorizedFunc``). Both
 are descriptors: through an instance they return a bound wrapper whose call
-*and* whose ``prefetch``/``coverage``/``invalidate`` pass the instance along,
+*and* whose ``prefetch``/``refresh``/``cached``/``coverage``/``invalidate`` pass the instance along,
 so ``client.bars.prefetch("AAPL", s, e)`` binds ``"AAPL"`` to ``symbol``, not
 to ``self``. For type checkers they are generic over the wrapped signature
 (``P``) and result (``R``); ``__get__`` drops the first parameter.
@@ -16,6 +16,8 @@ import types
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
 
+from ._engine import control
+from ._engine import refresh as refreshing
 from ._engine.cache import RangeCache
 from ._engine.drive import acall, call
 from ._engine.introspect import coverage as coverage_of
@@ -103,7 +105,13 @@ class RangeCached(_Wrapper, Generic[P, R]):
     __wrapped__: Callable[P, R]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = call(self.cache, args, kwargs)
+        how = control.mode()
+        if how == "online":
+            result: R = call(self.cache, args, kwargs)
+        elif how == "offline":
+            result = control.cached_call(self.cache, args, kwargs)
+        else:
+            result = self.__wrapped__(*args, **kwargs)
         return result
 
     @overload
@@ -113,7 +121,28 @@ class RangeCached(_Wrapper, Generic[P, R]):
     def prefetch(self, *args: Any, **kwargs: Any) -> None:
         """Make sure the call's range is covered; return nothing."""
         progress = kwargs.pop("progress", None)
-        call(self.cache, args, kwargs, answer=False, progress=progress)
+        how = control.mode()
+        if how == "online":
+            call(self.cache, args, kwargs, answer=False, progress=progress)
+        elif how == "offline":  # covered already, or NotCached
+            control.cached_call(self.cache, args, kwargs)
+
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch the call's whole range again, replace what is stored there, answer."""
+        how = control.mode()
+        if how == "offline":
+            control.refused(self.cache, args, kwargs, "refresh() under offline()")
+        if how == "disabled":
+            return self.__wrapped__(*args, **kwargs)
+        result: R = refreshing.refresh_call(self.cache, args, kwargs)
+        return result
+
+    def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The answer from the cache only; :class:`~rangememo.NotCached` if any part is missing."""
+        if control.mode() == "disabled":
+            control.refused(self.cache, args, kwargs, "cached() under disabled()")
+        result: R = control.cached_call(self.cache, args, kwargs)
+        return result
 
     def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
         """Covered intervals of the key these arguments name."""
@@ -196,7 +225,13 @@ class AsyncRangeCached(_LooksAsync, _Wrapper, Generic[P, R]):
     __wrapped__: Callable[P, Coroutine[Any, Any, R]]
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = await acall(self.cache, args, kwargs)
+        how = control.mode()
+        if how == "online":
+            result: R = await acall(self.cache, args, kwargs)
+        elif how == "offline":
+            result = await control.acached_call(self.cache, args, kwargs)
+        else:
+            result = await self.__wrapped__(*args, **kwargs)
         return result
 
     @overload
@@ -206,7 +241,28 @@ class AsyncRangeCached(_LooksAsync, _Wrapper, Generic[P, R]):
     async def prefetch(self, *args: Any, **kwargs: Any) -> None:
         """Make sure the call's range is covered; return nothing."""
         progress = kwargs.pop("progress", None)
-        await acall(self.cache, args, kwargs, answer=False, progress=progress)
+        how = control.mode()
+        if how == "online":
+            await acall(self.cache, args, kwargs, answer=False, progress=progress)
+        elif how == "offline":  # covered already, or NotCached
+            await control.acached_call(self.cache, args, kwargs)
+
+    async def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch the call's whole range again, replace what is stored there, answer."""
+        how = control.mode()
+        if how == "offline":
+            control.refused(self.cache, args, kwargs, "refresh() under offline()")
+        if how == "disabled":
+            return await self.__wrapped__(*args, **kwargs)
+        result: R = await refreshing.arefresh_call(self.cache, args, kwargs)
+        return result
+
+    async def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The answer from the cache only; :class:`~rangememo.NotCached` if any part is missing."""
+        if control.mode() == "disabled":
+            control.refused(self.cache, args, kwargs, "cached() under disabled()")
+        result: R = await control.acached_call(self.cache, args, kwargs)
+        return result
 
     async def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
         """Covered intervals of the key these arguments name."""
@@ -307,6 +363,16 @@ class BoundRangeCached(_Bound, Generic[P, R]):
         """Make sure the call's range is covered; return nothing."""
         self.__func__.prefetch(self.__self__, *args, **kwargs)
 
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch the call's whole range again, replace what is stored there, answer."""
+        result: R = self.__func__.refresh(self.__self__, *args, **kwargs)
+        return result
+
+    def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The answer from the cache only; :class:`~rangememo.NotCached` if any part is missing."""
+        result: R = self.__func__.cached(self.__self__, *args, **kwargs)
+        return result
+
     def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
         """Covered intervals of the key these arguments (and the instance) name."""
         covered: list[Any] = self.__func__._read_coverage(self.__self__, args, kwargs, detail)
@@ -333,6 +399,16 @@ class BoundAsyncRangeCached(_LooksAsync, _Bound, Generic[P, R]):
     async def prefetch(self, *args: Any, **kwargs: Any) -> None:
         """Make sure the call's range is covered; return nothing."""
         await self.__func__.prefetch(self.__self__, *args, **kwargs)
+
+    async def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch the call's whole range again, replace what is stored there, answer."""
+        result: R = await self.__func__.refresh(self.__self__, *args, **kwargs)
+        return result
+
+    async def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The answer from the cache only; :class:`~rangememo.NotCached` if any part is missing."""
+        result: R = await self.__func__.cached(self.__self__, *args, **kwargs)
+        return result
 
     async def coverage(self, *args: Any, detail: bool = False, **kwargs: Any) -> list[Any]:
         """Covered intervals of the key these arguments (and the instance) name."""

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).parent.parent
-DOCUMENTS = ["README.md", "docs/index.md", "docs/usage.md", "docs/testing.md"]
+DOCUMENTS = ["README.md", "docs/index.md", "docs/usage.md", "docs/testing.md", "docs/control.md"]
 FENCE = re.compile(
     r"(?P<mark>^<!--\s*notest\s*-->[ \t]*\n)?"
     r"^```python[ \t]*(?P<tag>\S*)[ \t]*\n(?P<code>.*?)^```[ \t]*$",

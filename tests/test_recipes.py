@@ -5,7 +5,6 @@ ones, and a second, overlapping call asks the server only for what is new."""
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import itertools
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 import recipe_server
 from pandas.testing import assert_frame_equal
 
-from rangememo import MemoryStore, ParquetStore, range_cached
+from rangememo import MemoryStore, ParquetStore
 
 ROOT = Path(__file__).parent.parent
 if str(ROOT) not in sys.path:  # the recipes are imported as examples.recipes.*
@@ -216,8 +215,6 @@ def test_ccxt(server: recipe_server.BarServer, store: Any) -> None:
 
 # -- yfinance-style string bounds -----------------------------------------------------------
 
-HAS_COERCE = "coerce_bounds" in inspect.signature(range_cached).parameters
-
 
 class FakeTicker:
     """Answers like ``yfinance.Ticker.history``: ``end`` exclusive, a tz-aware ``Date`` index."""
@@ -236,7 +233,6 @@ class FakeTicker:
         return frame.rename(columns={"o": "Open", "h": "High", "l": "Low", "c": "Close"})
 
 
-@pytest.mark.skipif(not HAS_COERCE, reason="range_cached has no coerce_bounds option yet")
 def test_string_bounds(store: Any) -> None:
     from examples.recipes import string_bounds as recipe
 

@@ -1,22 +1,22 @@
 """Recipe: yfinance-style string bounds (``start="2024-01-01"``), with ``coerce_bounds=True``.
 
-.. note::
-   ``coerce_bounds`` is planned, not yet in this version: with it, rangememo
-   will turn ``str`` bounds into timestamps before planning (today a string
-   bound is a ``TypeError``). Until the option lands, this recipe's test is skipped.
+With ``coerce_bounds=True`` rangememo parses ``str`` bounds (ISO-8601) before
+planning, and hands each gap to the function as strings again, so the API
+sees the same kind of text the caller passed.
 
 yfinance's ``Ticker.history(start=..., end=...)`` takes dates as text and its
 ``end`` is exclusive, hence ``closed="left"``. The cache calls the function for
-each gap with bounds it made itself, so the function accepts either form and
-hands the API text again. Daily rows are keyed by their session date: the
-index is made naive (yfinance stamps them at the exchange's midnight).
+each gap with bounds it made itself (strings for string callers, dates for
+date callers), so the function accepts either form and hands the API text.
+Daily rows are keyed by their session date: the index is made naive
+(yfinance stamps them at the exchange's midnight).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -41,9 +41,6 @@ def cached_history(
     ticker: Callable[[str], Ticker], store: Store | None = None
 ) -> RangeCached[[str, Bound, Bound], pd.DataFrame]:
     """``ticker(symbol).history(start, end)`` behind the cache, for string bounds."""
-    # Passed through a dict so this module also type-checks against a rangememo
-    # without the option; write ``coerce_bounds=True`` in your own code.
-    options: dict[str, Any] = {"coerce_bounds": True}
 
     @range_cached(
         key="symbol",
@@ -51,7 +48,7 @@ def cached_history(
         closed="left",
         store=store,
         namespace="recipes.yfinance.history",
-        **options,
+        coerce_bounds=True,
     )
     def history(symbol: str, start: Bound, end: Bound) -> pd.DataFrame:
         frame = ticker(symbol).history(start=as_text(start), end=as_text(end), interval="1d")

@@ -30,6 +30,7 @@ from .._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeErr
 from .._stores.base import Store
 from .._warn import remember_caller, warn
 from .binding import Binder, KeySpec
+from .bounds import as_string, coerce_bounds
 from .identity import default_namespace, describe, fingerprint
 from .policy import RateLimit, SessionCalendar, clock_ns, to_units
 from .stats import Stats
@@ -69,6 +70,8 @@ class Options:
     max_span: Any = None
     rate_limit: tuple[int, float] | None = None
     calendar: Any = None
+    stale_if_error: bool = False
+    coerce_bounds: bool = False
 
     def __post_init__(self) -> None:
         check_options(self)  # InvalidOption at decoration, naming the value
@@ -91,6 +94,7 @@ class Request:
     axis: Axis
     lo: int
     rows_hi: int  # end of the rows the answer holds
+    strings: bool = False  # the caller's bounds were ISO strings (coerce_bounds=True)
 
     @property
     def hi(self) -> int:
@@ -201,24 +205,27 @@ class RangeCache:
         binder = self.binder
         bound = binder.bind(args, kwargs)
         arguments = bound.arguments
+        start, end, strings = arguments[binder.start], arguments[binder.end], False
+        if self.options.coerce_bounds:
+            start, end, strings = coerce_bounds(start, end)
         step = self.options.step
         if callable(step):
             step = step(**binder.keywords(arguments))
-        axis = axis_of(arguments[binder.start], arguments[binder.end], step, self.options.closed)
+        axis = axis_of(start, end, step, self.options.closed)
         if axis.kind == "int" and self.settle is not None:
             raise InvalidOption(
                 f"settle={self.options.settle!r} needs datetime or date bounds, "
-                f"not ints ({arguments[binder.start]!r}); drop settle= for int bounds"
+                f"not ints ({start!r}); drop settle= for int bounds"
             )
         remember_caller()
-        lo, _, rows_hi = axis.request(arguments[binder.start], arguments[binder.end])
+        lo, _, rows_hi = axis.request(start, end)
         if axis.step > 1 and axis.closed == "both":
             # The caller's grid runs through its start (built directly: replace() costs 8 µs).
             a = axis
             axis = Axis(
                 a.kind, a.aware, a.tz, a.step, a.closed, a.timestamp_out, lo, a.unit, a.numpy_out
             )
-        return Request(bound, binder.key(arguments), axis, lo, rows_hi)
+        return Request(bound, binder.key(arguments), axis, lo, rows_hi, strings)
 
     def now(self) -> float:
         return self.options.clock().timestamp()
@@ -343,6 +350,8 @@ class RangeCache:
             start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi - 1)
         else:
             start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi)
+        if req.strings:  # handed over in the caller's own form
+            start, end = as_string(start), as_string(end)
         log.debug("fetch %s key=%r [%s, %s]", self.namespace, req.key, start, end)
         self.stats.count(calls=1)
         return self.binder.with_range(req.bound, start, end)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .._core.entry import Entry, Part, View
 from .._core.planner import Gap
 from .cache import RangeCache, Request
+from .control import stale
 from .progress import Progress, progress_bar
 from .trace import Trace, clock, log
 
@@ -135,7 +136,13 @@ async def acall(
             # An empty half-open request on a key without a schema yet: nothing to
             # cover, and only the provider knows what its empty answer looks like.
             return await cache.fn(*args, **kwargs) if answer else None
-        flown = await _afly(cache, req, view, progress, seen, tr)
+        try:
+            flown = await _afly(cache, req, view, progress, seen, tr)
+        except Exception as exc:  # stale_if_error: serve the stored live edge, or re-raise
+            served, result = stale(cache, req, view, exc)
+            if not served:
+                raise
+            return result if answer else None
         if flown is None:
             # A flight landed after our read, or one we waited for was given
             # up (its loop ended): read and plan afresh.
@@ -397,7 +404,13 @@ def call(
             return _done(cache, req, tr, result, answer)
         if req.lo >= req.hi:  # empty, and no schema yet: as in acall
             return cache.fn(*args, **kwargs) if answer else None
-        flown = _round(cache, req, view, progress, seen, tr)
+        try:
+            flown = _round(cache, req, view, progress, seen, tr)
+        except Exception as exc:  # stale_if_error: as in acall
+            served, result = stale(cache, req, view, exc)
+            if not served:
+                raise
+            return result if answer else None
         if flown is None:
             continue  # a flight landed after our read: read and plan afresh
         mine += flown

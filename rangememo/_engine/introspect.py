@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from .._core.axis import Axis, axis_of, parse_step
 from .._core.entry import Entry
+from .bounds import coerce_bounds
 from .cache import RangeCache
 
 __all__ = ["Coverage", "coverage", "forget_bounds", "key_and_step"]
@@ -98,6 +99,8 @@ def forget_bounds(
     """
     if start is None and end is None:
         return None, None
+    if cache.options.coerce_bounds:  # the strings the calls take, here too
+        start, end, _ = coerce_bounds(start, end)
     axis = axis_of(
         start if start is not None else end,
         end if end is not None else start,

@@ -78,6 +78,9 @@ def check_options(o: Any) -> None:
     version = o.version
     if isinstance(version, bool) or not isinstance(version, (int, str)) or version == "":
         raise InvalidOption(f"version={version!r}: pass an int, a string, or 'auto'")
+    for name in ("stale_if_error", "coerce_bounds"):
+        if not isinstance(getattr(o, name), bool):
+            raise InvalidOption(f"{name}={getattr(o, name)!r}: pass True or False")
     if not callable(o.clock):
         raise InvalidOption(f"clock={o.clock!r}: pass a callable returning a datetime")
 
