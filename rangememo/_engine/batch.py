@@ -118,7 +118,7 @@ class Batcher:
         for g in gaps:
             fitted = fit(req.axis, req.rows_hi, g, view, flights)
             if fitted is not None and fitted.needs_call:
-                out.append(_bounds(req, fitted.call_lo, fitted.call_hi))
+                out.append(cache.call_bounds(req, fitted))
         return False, None, tuple(out)
 
     def calls(self, plans: dict[Hashable, tuple[Any, ...]]) -> list[Call]:
@@ -270,13 +270,6 @@ class Batcher:
         result = await self.provider(*margs, **mkwargs)
         return split(result, self.by, [member])[0][member]
 
-
-def _bounds(req: Request, call_lo: int, call_hi: int) -> tuple[Any, Any]:
-    """A gap's bounds as its provider call gets them (as ``RangeCache.gap_call``)."""
-    axis = req.axis
-    if axis.closed == "both":
-        return axis.decode(call_lo), axis.decode(call_hi - 1)
-    return axis.decode(call_lo), axis.decode(call_hi)
 
 
 def _outcome(fn: Callable[[Call], list[Any]], call: Call) -> tuple[list[Any], BaseException | None]:

@@ -344,7 +344,8 @@ class RangeCache:
                     del self.inflight[req.key]
 
     # -- one provider call -------------------------------------------------------
-    def gap_call(self, req: Request, gap: Gap) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def call_bounds(self, req: Request, gap: Gap) -> tuple[Any, Any]:
+        """The ``(start, end)`` a provider call of ``gap`` is given, in the caller's form."""
         axis = req.axis
         if axis.closed == "both":  # the call's inclusive end, exactly as fitted
             start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi - 1)
@@ -352,6 +353,10 @@ class RangeCache:
             start, end = axis.decode(gap.call_lo), axis.decode(gap.call_hi)
         if req.strings:  # handed over in the caller's own form
             start, end = as_string(start), as_string(end)
+        return start, end
+
+    def gap_call(self, req: Request, gap: Gap) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        start, end = self.call_bounds(req, gap)
         log.debug("fetch %s key=%r [%s, %s]", self.namespace, req.key, start, end)
         self.stats.count(calls=1)
         return self.binder.with_range(req.bound, start, end)
