@@ -11,6 +11,7 @@ import typing as _typing
 
 from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
+from ._engine.audit import AuditReport
 from ._engine.control import disabled, offline
 from ._engine.introspect import Coverage
 from ._engine.stats import CacheInfo
@@ -34,6 +35,7 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "AsyncRangeCached",
+    "AuditReport",
     "BoundsTypeError",
     "CacheInfo",
     "CacheWarning",
