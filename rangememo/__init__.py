@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import typing as _typing
 
+from ._core.audit import AuditReport
 from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
-from ._engine.audit import AuditReport
 from ._engine.control import disabled, offline
 from ._engine.introspect import Coverage
 from ._engine.stats import CacheInfo

@@ -7,13 +7,14 @@ would have returned against what the provider returns now.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Diff", "diff_answers"]
+__all__ = ["AuditReport", "Diff", "diff_answers", "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +104,113 @@ def diff_answers(stored: Any, fresh: Any, on: str | None = None) -> Diff:
     order = {c: i for i, c in enumerate([*old.columns, *new.columns])}
     names = tuple(str(c) for c in sorted(set(columns), key=lambda c: order[c]))
     return Diff(added, removed, int(changed.sum()), names, largest, len(old))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What an audit of one key found (and, with ``heal=True``, replaced).
+
+    ``ranges`` are the ranges refetched, as ``(start, end)`` in the caller's
+    convention; ``revised`` those whose fresh rows differ from the stored
+    ones. ``largest_change`` maps each numeric column that changed to its
+    largest absolute change. ``everywhere`` is set when every range checked
+    was revised (a split or dividend adjustment of the whole history): the
+    unsampled ranges are then likely revised too (ranges without rows on either side do not count), and ``advice`` says to
+    refetch the key.
+    """
+
+    namespace: str
+    key: Hashable
+    ranges_covered: int = 0
+    ranges: tuple[tuple[Any, Any], ...] = ()
+    revised: tuple[tuple[Any, Any], ...] = ()
+    rows_checked: int = 0
+    rows_added: int = 0
+    rows_removed: int = 0
+    rows_changed: int = 0
+    columns_changed: tuple[str, ...] = ()
+    largest_change: dict[str, float] = field(default_factory=dict)
+    everywhere: bool = False
+    healed: bool = False
+
+    @property
+    def ranges_checked(self) -> int:
+        return len(self.ranges)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing checked differs from what is stored."""
+        return not self.revised
+
+    @property
+    def advice(self) -> str | None:
+        if not self.everywhere:
+            return None
+        return (
+            f"every range checked of key {self.key!r} was revised (a split or an adjustment "
+            "of the whole history?): refetch the key, e.g. invalidate() it and call again"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (positions as ISO text), for ``rangememo audit --json``."""
+
+        def text(v: Any) -> Any:
+            return v.isoformat() if hasattr(v, "isoformat") else v
+
+        return {
+            "namespace": self.namespace,
+            "key": repr(self.key),
+            "ranges_covered": self.ranges_covered,
+            "ranges_checked": self.ranges_checked,
+            "ranges": [[text(a), text(b)] for a, b in self.ranges],
+            "revised": [[text(a), text(b)] for a, b in self.revised],
+            "rows_checked": self.rows_checked,
+            "rows_added": self.rows_added,
+            "rows_removed": self.rows_removed,
+            "rows_changed": self.rows_changed,
+            "columns_changed": list(self.columns_changed),
+            "largest_change": dict(self.largest_change),
+            "everywhere": self.everywhere,
+            "advice": self.advice,
+            "healed": self.healed,
+        }
+
+
+def summarize(
+    namespace: str,
+    key: Hashable,
+    total: int,
+    checked: list[tuple[tuple[Any, Any], Diff]],
+    heal: bool,
+) -> AuditReport:
+    """One report from the diff of each range checked (``total``: ranges covered)."""
+    revised = [(shown, d) for shown, d in checked if d.differs]
+    columns: list[str] = []
+    largest: dict[str, float] = {}
+    for _, d in revised:
+        columns += [c for c in d.columns if c not in columns]
+        for c, v in d.largest.items():
+            largest[c] = max(largest.get(c, v), v)
+    rows = sum(d.rows for _, d in checked)
+    changed = sum(d.changed for _, d in checked)
+    # Every range checked that holds rows differs (a range empty on both sides, a
+    # weekend, cannot show a split): with two or more, a revision of the whole
+    # history; with one, only if it touched most of its rows.
+    held = [d for _, d in checked if d.rows or d.added]
+    n = len(held)
+    everywhere = bool(n) and all(d.differs for d in held) and (n >= 2 or 2 * changed >= rows > 0)
+    return AuditReport(
+        namespace,
+        key,
+        total,
+        tuple(shown for shown, _ in checked),
+        tuple(shown for shown, _ in revised),
+        rows,
+        sum(d.added for _, d in checked),
+        sum(d.removed for _, d in checked),
+        changed,
+        tuple(columns),
+        largest,
+        everywhere,
+        heal and bool(revised),
+    )

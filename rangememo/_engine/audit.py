@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._core.audit import Diff, diff_answers
+from .._core.audit import AuditReport, Diff, diff_answers, summarize
 from .._core.axis import Axis, parse_step
 from .._core.entry import Entry, Fetched, Part
 from .._errors import InvalidOption
@@ -33,76 +33,6 @@ log = logging.getLogger("rangememo")
 
 #: A time axis with no ``max_span`` is audited in ranges of this length.
 DEFAULT_SPAN = dt.timedelta(days=30)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    """What an audit of one key found (and, with ``heal=True``, replaced).
-
-    ``ranges`` are the ranges refetched, as ``(start, end)`` in the caller's
-    convention; ``revised`` those whose fresh rows differ from the stored
-    ones. ``largest_change`` maps each numeric column that changed to its
-    largest absolute change. ``everywhere`` is set when every range checked
-    was revised (a split or dividend adjustment of the whole history): the
-    unsampled ranges are then likely revised too, and ``advice`` says to
-    refetch the key.
-    """
-
-    namespace: str
-    key: Hashable
-    ranges_covered: int = 0
-    ranges: tuple[tuple[Any, Any], ...] = ()
-    revised: tuple[tuple[Any, Any], ...] = ()
-    rows_checked: int = 0
-    rows_added: int = 0
-    rows_removed: int = 0
-    rows_changed: int = 0
-    columns_changed: tuple[str, ...] = ()
-    largest_change: dict[str, float] = field(default_factory=dict)
-    everywhere: bool = False
-    healed: bool = False
-
-    @property
-    def ranges_checked(self) -> int:
-        return len(self.ranges)
-
-    @property
-    def clean(self) -> bool:
-        """Nothing checked differs from what is stored."""
-        return not self.revised
-
-    @property
-    def advice(self) -> str | None:
-        if not self.everywhere:
-            return None
-        return (
-            f"every range checked of key {self.key!r} was revised (a split or an adjustment "
-            "of the whole history?): refetch the key, e.g. invalidate() it and call again"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON values (positions as ISO text), for ``rangememo audit --json``."""
-
-        def text(v: Any) -> Any:
-            return v.isoformat() if hasattr(v, "isoformat") else v
-
-        return {
-            "namespace": self.namespace,
-            "key": repr(self.key),
-            "ranges_covered": self.ranges_covered,
-            "ranges_checked": self.ranges_checked,
-            "ranges": [[text(a), text(b)] for a, b in self.ranges],
-            "revised": [[text(a), text(b)] for a, b in self.revised],
-            "rows_checked": self.rows_checked,
-            "rows_added": self.rows_added,
-            "rows_removed": self.rows_removed,
-            "rows_changed": self.rows_changed,
-            "columns_changed": list(self.columns_changed),
-            "largest_change": dict(self.largest_change),
-            "everywhere": self.everywhere,
-            "advice": self.advice,
-            "healed": self.healed,
-        }
 
 
 @dataclass(slots=True)
@@ -219,39 +149,10 @@ def compare(cache: RangeCache, job: Job) -> None:
 
 
 def finish_audit(
-    cache: RangeCache, key: Hashable, total: int, jobs: list[Job], healed: bool
+    cache: RangeCache, key: Hashable, total: int, jobs: list[Job], heal: bool
 ) -> AuditReport:
-    revised = [j for j in jobs if j.diff is not None and j.diff.differs]
-    columns: list[str] = []
-    largest: dict[str, float] = {}
-    for j in revised:
-        assert j.diff is not None
-        columns += [c for c in j.diff.columns if c not in columns]
-        for c, v in j.diff.largest.items():
-            largest[c] = max(largest.get(c, v), v)
-    diffs = [j.diff for j in jobs if j.diff is not None]
-    rows = sum(d.rows for d in diffs)
-    changed = sum(d.changed for d in diffs)
-    # Every range checked differs: with two or more, a revision of the whole history;
-    # with one, only if it touched most of its rows.
-    everywhere = (
-        bool(jobs) and len(revised) == len(jobs) and (len(jobs) >= 2 or 2 * changed >= rows > 0)
-    )
-    return AuditReport(
-        cache.namespace,
-        key,
-        total,
-        tuple(j.shown for j in jobs),
-        tuple(j.shown for j in revised),
-        rows,
-        sum(d.added for d in diffs),
-        sum(d.removed for d in diffs),
-        changed,
-        tuple(columns),
-        largest,
-        everywhere,
-        healed and bool(revised),
-    )
+    checked = [(j.shown, j.diff) for j in jobs if j.diff is not None]
+    return summarize(cache.namespace, key, total, checked, heal)
 
 
 # -- running it: the sync and async paths differ only in the waiting -------------
@@ -269,10 +170,6 @@ def target(
     if callable(step):
         step = step(**binder.keywords(arguments))
     return binder.keywords(arguments), binder.key(arguments), step
-
-
-def _digested(cache: RangeCache, job: Job, gap: Any, result: Any, entry: Entry) -> Fetched:
-    return cache.digest(job.req, gap, result, entry)
 
 
 def run(
@@ -300,7 +197,7 @@ def run(
                 except BaseException:
                     cache.stats.count(errors=1)
                     raise
-                pending = _digested(cache, job, gap, result, entry)
+                pending = cache.digest(job.req, gap, result, entry)
             job.fetched.append(pending)
         compare(cache, job)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
@@ -341,7 +238,7 @@ async def arun(
                 except BaseException:
                     cache.stats.count(errors=1)
                     raise
-                pending = _digested(cache, job, gap, result, entry)
+                pending = cache.digest(job.req, gap, result, entry)
             job.fetched.append(pending)
         compare(cache, job)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
