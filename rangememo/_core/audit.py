@@ -114,9 +114,9 @@ class AuditReport:
     convention; ``revised`` those whose fresh rows differ from the stored
     ones. ``largest_change`` maps each numeric column that changed to its
     largest absolute change. ``everywhere`` is set when every range checked
-    was revised (a split or dividend adjustment of the whole history): the
-    unsampled ranges are then likely revised too (ranges without rows on either side do not count), and ``advice`` says to
-    refetch the key.
+    that holds rows was revised (a split or dividend adjustment of the whole
+    history): the ranges not sampled are then likely revised too, and
+    ``advice`` says to refetch the key.
     """
 
     namespace: str
