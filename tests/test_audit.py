@@ -323,6 +323,55 @@ def test_diff_answers_shapes() -> None:
     assert s.changed == len(a) and s.largest == pytest.approx({"close": 0.5})
     extra = a.assign(vwap=1.0)
     assert diff_answers(a, extra).columns == ("vwap",)
+    wider = a.astype({"volume": "float64"})
+    d = diff_answers(a, wider)
+    assert (d.changed, d.columns, d.largest) == (0, ("volume",), {})
+
+
+def test_a_dtype_revision_is_found_and_healed(store: Any) -> None:
+    state = {"float": False}
+
+    def answer(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        df = make_bars(symbol, start, end)
+        return df.astype({"volume": "float64"}) if state["float"] else df
+
+    @range_cached(key="symbol", step="1D", store=store, namespace="t.audit.dtype")
+    def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return answer(symbol, start, end)
+
+    bars("AAPL", START, END)
+    state["float"] = True
+    report = bars.audit("AAPL")
+    assert report.columns_changed == ("volume",) and report.rows_changed == 0
+    assert bars.audit("AAPL", heal=True).healed
+    assert_frame_equal(bars("AAPL", START, END), answer("AAPL", START, END))
+    assert bars.audit("AAPL").clean
+
+
+def test_tz_aware_bounds_ask_in_the_rows_zone() -> None:
+    # make_bars lays hourly bars out in the bounds' wall-clock time, across a DST change.
+    zone = "America/New_York"
+    start = pd.Timestamp("2024-03-08 09:00", tz=zone)
+    end = pd.Timestamp("2024-03-12 17:00", tz=zone)
+    revised = {"on": False}
+
+    def answer(symbol: str, a: Any, b: Any) -> pd.DataFrame:
+        df = make_bars(symbol, a, b, "1h")
+        if revised["on"]:
+            df.loc[df.index == pd.Timestamp("2024-03-11 10:00", tz=zone), "low"] -= 0.5
+        return df
+
+    @range_cached(key="symbol", step="1h", store=MemoryStore())
+    def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return answer(symbol, start, end)
+
+    bars("X", start, end)
+    assert bars.audit("X").clean
+    revised["on"] = True
+    report = bars.audit("X", heal=True)
+    assert (report.rows_changed, report.columns_changed) == (1, ("low",))
+    assert report.largest_change == pytest.approx({"low": 0.5})
+    assert_frame_equal(bars("X", start, end), answer("X", start, end))
 
 
 # -- the command ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class Diff:
     added: int = 0  # rows only the fresh answer has
     removed: int = 0  # rows only the stored answer has
     changed: int = 0  # rows in both whose values differ in some column
-    columns: tuple[str, ...] = ()  # columns that differ (values, or present on one side only)
+    columns: tuple[str, ...] = ()  # columns that differ: values, dtype, or on one side only
     largest: dict[str, float] = field(default_factory=dict)  # numeric: max |fresh - stored|
     rows: int = 0  # rows of the stored answer
 
@@ -94,6 +94,8 @@ def diff_answers(stored: Any, fresh: Any, on: str | None = None) -> Diff:
     a_rows, b_rows = old.loc[both], new.loc[both]
     for col in (c for c in old.columns if c in new.columns):
         rows = _differ(a_rows[col], b_rows[col]) if len(both) else np.zeros(0, dtype=bool)
+        if len(old) and len(new) and old[col].dtype != new[col].dtype:
+            columns.append(col)  # equal values, another dtype: the uncached answer differs
         if rows.any():
             columns.append(col)
             changed |= rows

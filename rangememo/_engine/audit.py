@@ -63,6 +63,20 @@ def _shown(axis: Axis, lo: int, hi: int) -> tuple[Any, Any]:
     return axis.decode(lo), axis.decode(end)
 
 
+def _zone(entry: Entry) -> str | None:
+    """The timezone the stored rows are indexed in, to ask the provider in.
+
+    The caller's zone is not stored, but the rows' is the best witness of it:
+    a provider may lay its bars out in the wall-clock time of the bounds, so
+    asking in UTC could return other rows than the cached call received.
+    """
+    if entry.axis is None or not entry.axis[1] or entry.adapter is None:
+        return None
+    if entry.template is None:
+        return None
+    return entry.adapter.position_tz(entry.template)
+
+
 def _pieces(cache: RangeCache, axis: Axis, lo: int, hi: int, span: Any) -> list[tuple[int, int]]:
     """``[lo, hi)`` cut in ranges of ``span`` (the function's max_span, else 30 days)."""
     if span is None:
@@ -128,8 +142,11 @@ def plan_audit(
         if x < y:
             pieces += _pieces(cache, axis, x, y, span)
     jobs = []
+    zone = _zone(entry)
     for i in _sample(len(pieces), sample, seed):
         shown = _shown(axis, *pieces[i])
+        if zone is not None:
+            shown = (shown[0].tz_convert(zone), shown[1].tz_convert(zone))
         req = cache.request(
             (), {**arguments, cache.binder.start: shown[0], cache.binder.end: shown[1]}
         )
