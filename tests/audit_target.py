@@ -28,3 +28,9 @@ def provider(symbol: str, start: Any, end: Any) -> pd.DataFrame:
 def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
     CALLS.append((symbol, start, end))
     return provider(symbol, start, end)
+
+
+@range_cached(key="symbol", step="1D", store=STORE, namespace="tests.audit_target.abars")
+async def abars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+    CALLS.append((symbol, start, end))
+    return provider(symbol, start, end)

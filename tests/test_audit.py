@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
 import audit_target
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
 from rangememo import AuditReport, InvalidOption, MemoryStore, ParquetStore, offline, range_cached
@@ -422,3 +427,63 @@ def test_cli_audit_json_and_heal() -> None:
 def test_cli_audit_bad_input(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and message in result.output
+
+
+async def test_cli_audit_of_an_async_function() -> None:
+    audit_target.STORE.clear()
+    audit_target.REVISED.clear()
+    await audit_target.abars("AAPL", START, END)
+    audit_target.REVISED.add(MIDDLE[1])
+    # The command runs its own event loop: call it from a thread, outside this test's loop.
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["audit", "audit_target:abars", "--json", "--heal"]
+    )
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.output)
+    assert report["rows_changed"] == 1 and report["healed"]
+    n = len(audit_target.CALLS)
+    got = await audit_target.abars("AAPL", START, END)
+    assert_frame_equal(got, audit_target.provider("AAPL", START, END))
+    assert len(audit_target.CALLS) == n
+
+
+def test_the_live_edge_is_not_audited() -> None:
+    now = dt.datetime(2024, 6, 28, 15, 0, tzinfo=dt.UTC)  # a Friday afternoon
+    p = Provider()
+
+    @range_cached(key="symbol", step="1D", store=MemoryStore(), clock=lambda: now)
+    def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return p.answer(symbol, start, end)
+
+    bars("AAPL", START, pd.Timestamp("2024-06-28"))
+    assert bars.coverage("AAPL", detail=True)[-1].state == "provisional"
+    report = bars.audit("AAPL")
+    assert report.ranges[-1][1] == pd.Timestamp("2024-06-27")  # the forming bar is left out
+    assert report.rows_checked == len(make_bars("AAPL", START, pd.Timestamp("2024-06-27")))
+
+
+@given(
+    n=st.integers(0, 40),
+    data=st.data(),
+)
+def test_diff_counts_what_was_edited(n: int, data: st.DataObject) -> None:
+    index = pd.date_range("2024-01-01", periods=n, freq="D", name="time")
+    base = pd.DataFrame(
+        {"x": np.arange(n, dtype="float64"), "k": np.arange(n, dtype=np.int64)}, index=index
+    )
+    rows = list(range(n))
+    removed = data.draw(st.sets(st.sampled_from(rows)) if rows else st.just(set()))
+    kept = [i for i in rows if i not in removed]
+    changed = data.draw(st.sets(st.sampled_from(kept)) if kept else st.just(set()))
+    deltas = {i: data.draw(st.floats(0.5, 100)) for i in changed}
+    added = data.draw(st.integers(0, 5))
+    fresh = base.iloc[kept].copy()
+    for i, d in deltas.items():
+        fresh.loc[index[i], "x"] += d
+    extra = pd.date_range("2025-01-01", periods=added, freq="D", name="time")
+    more = pd.DataFrame({"x": np.zeros(added), "k": np.zeros(added, dtype=np.int64)}, index=extra)
+    fresh = pd.concat([fresh, more])
+    d = diff_answers(base, fresh)
+    assert (d.added, d.removed, d.changed) == (added, len(removed), len(changed))
+    assert d.columns == (("x",) if changed else ())
+    assert d.largest == ({"x": pytest.approx(max(deltas.values()))} if changed else {})
