@@ -195,6 +195,8 @@ def test_sample_count_fraction_all_and_seed() -> None:
     assert bars.audit("AAPL", sample=100).ranges_checked == total
     assert bars.audit("AAPL", sample=0.5).ranges_checked == 4  # ceil(3.5)
     assert bars.audit("AAPL", sample="all").ranges_checked == total
+    assert bars.audit("AAPL", sample=np.int64(2)).ranges_checked == 2
+    assert bars.audit("AAPL", sample=np.float64(0.3)).ranges_checked == 3  # ceil(2.1)
     one = bars.audit("AAPL", sample=3, seed=7).ranges
     assert bars.audit("AAPL", sample=3, seed=7).ranges == one
     seen = {bars.audit("AAPL", sample=3, seed=s).ranges for s in range(10)}
@@ -487,3 +489,14 @@ def test_diff_counts_what_was_edited(n: int, data: st.DataObject) -> None:
     assert (d.added, d.removed, d.changed) == (added, len(removed), len(changed))
     assert d.columns == (("x",) if changed else ())
     assert d.largest == ({"x": pytest.approx(max(deltas.values()))} if changed else {})
+
+
+@pytest.mark.parametrize(("revision", "everywhere"), [("split", True), ("middle", False)])
+def test_one_range_split_needs_most_rows_changed(revision: str, everywhere: bool) -> None:
+    p = Provider()
+    bars = sync_bars(MemoryStore(), p)
+    bars("AAPL", START, END)
+    p.revision = revision
+    report = bars.audit("AAPL", span="365D")
+    assert report.ranges_checked == report.ranges_covered == 1
+    assert report.everywhere is everywhere and (report.advice is not None) is everywhere

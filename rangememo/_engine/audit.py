@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import numbers
 import random
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -93,18 +94,19 @@ def _pieces(cache: RangeCache, axis: Axis, lo: int, hi: int, span: Any) -> list[
 def _sample(n: int, sample: Any, seed: Any) -> list[int]:
     if sample is None or sample == "all":
         return list(range(n))
-    if isinstance(sample, bool) or not isinstance(sample, (int, float)):
+    if isinstance(sample, bool) or not isinstance(sample, numbers.Real):
         raise InvalidOption(
             f"sample={sample!r}: pass a fraction in (0, 1], a count of ranges, or 'all'"
         )
-    if isinstance(sample, float):
-        if not 0 < sample <= 1:
+    if not isinstance(sample, numbers.Integral):
+        fraction = float(sample)
+        if not 0 < fraction <= 1:
             raise InvalidOption(f"sample={sample!r}: a fraction must be in (0, 1]")
-        k = math.ceil(sample * n)
+        k = math.ceil(fraction * n)
     else:
-        if sample < 1:
+        k = int(sample)
+        if k < 1:
             raise InvalidOption(f"sample={sample!r}: a count must be at least 1")
-        k = sample
     return sorted(random.Random(seed).sample(range(n), min(k, n)))
 
 
