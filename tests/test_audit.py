@@ -500,3 +500,28 @@ def test_one_range_split_needs_most_rows_changed(revision: str, everywhere: bool
     report = bars.audit("AAPL", span="365D")
     assert report.ranges_checked == report.ranges_covered == 1
     assert report.everywhere is everywhere and (report.advice is not None) is everywhere
+
+
+@pytest.mark.parametrize("closed", ["both", "left"])
+def test_date_bounds_and_half_open_ranges(closed: str) -> None:
+    revised = {"on": False}
+    last = pd.Timedelta(days=1) if closed == "left" else pd.Timedelta(0)
+
+    def answer(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        df = make_bars(symbol, pd.Timestamp(start), pd.Timestamp(end) - last)
+        if revised["on"]:
+            df.loc[df.index == pd.Timestamp("2024-02-14"), "open"] += 3
+        return df
+
+    @range_cached(key="symbol", step="1D", closed=closed, store=MemoryStore())
+    def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return answer(symbol, start, end)
+
+    s, e = dt.date(2024, 1, 1), dt.date(2024, 4, 1)
+    bars("A", s, e)
+    clean = bars.audit("A")
+    assert clean.clean and all(isinstance(a, dt.date) for a, _ in clean.ranges)
+    revised["on"] = True
+    report = bars.audit("A", heal=True)
+    assert (report.rows_changed, report.largest_change) == (1, {"open": 3.0})
+    assert_frame_equal(bars("A", s, e), answer("A", s, e))

@@ -9,7 +9,6 @@ under the key's lock, newest rows winning).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
@@ -25,7 +24,7 @@ from .._core.entry import Entry, Fetched, Part
 from .._errors import InvalidOption
 from . import control
 from .cache import RangeCache, Request
-from .introspect import forget_bounds
+from .introspect import _shown, forget_bounds
 from .policy import to_units
 
 __all__ = ["AuditReport", "arun", "run"]
@@ -53,15 +52,6 @@ def _axis(cache: RangeCache, entry: Entry, step: Any) -> Axis:
     return Axis(
         kind, aware, dt.UTC if aware else None, parse_step(step, kind), cache.options.closed, True
     )
-
-
-def _shown(axis: Axis, lo: int, hi: int) -> tuple[Any, Any]:
-    # Caller bounds of ``[lo, hi)``: for closed="both", the last bar before ``hi``.
-    if axis.closed != "both":
-        return axis.bounds(lo, hi)
-    on = dataclasses.replace(axis, ref=lo)
-    end = on.grid_floor(hi - 1, lo) if on.on_grid(hi) else hi - 1
-    return axis.decode(lo), axis.decode(end)
 
 
 def _zone(entry: Entry) -> str | None:
