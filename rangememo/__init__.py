@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import typing as _typing
 
+from ._core.audit import AuditReport
 from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
 from ._engine.control import disabled, offline
@@ -34,6 +35,7 @@ if _typing.TYPE_CHECKING:
 
 __all__ = [
     "AsyncRangeCached",
+    "AuditReport",
     "BoundsTypeError",
     "CacheInfo",
     "CacheWarning",

@@ -3,10 +3,10 @@
 ``RangeCached`` wraps a plain function, ``AsyncRangeCached`` an ``async def``
 one (chosen once, as joblib's ``MemorizedFunc``/``AsyncMemorizedFunc``). Both
 are descriptors: through an instance they return a bound wrapper whose call
-*and* whose ``prefetch``/``refresh``/``cached``/``coverage``/``invalidate`` pass the instance along,
-so ``client.bars.prefetch("AAPL", s, e)`` binds ``"AAPL"`` to ``symbol``, not
-to ``self``. For type checkers they are generic over the wrapped signature
-(``P``) and result (``R``); ``__get__`` drops the first parameter.
+*and* whose ``prefetch``/``refresh``/``cached``/``coverage``/``invalidate``/``audit``
+pass the instance along, so ``client.bars.prefetch("AAPL", s, e)`` binds ``"AAPL"``
+to ``symbol``, not to ``self``. For type checkers they are generic over the wrapped
+signature (``P``) and result (``R``); ``__get__`` drops the first parameter.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, ov
 
 from ._engine import control
 from ._engine import refresh as refreshing
+from ._engine.audit import AuditReport, arun, run
 from ._engine.cache import RangeCache
 from ._engine.drive import acall, call
 from ._engine.introspect import coverage as coverage_of
@@ -72,6 +73,13 @@ class _Wrapper:
             args, kwargs, first = _with_instance(self.cache, instance, args, kwargs)
             return key_and_step(self.cache, args, kwargs, first)
         return key_and_step(self.cache, args, kwargs)
+
+    def _audit_args(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any] | None]:
+        if instance is _UNBOUND:
+            return args, kwargs, None
+        return _with_instance(self.cache, instance, args, kwargs)
 
     def _forget(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], start: Any, end: Any
@@ -165,6 +173,32 @@ class RangeCached(_Wrapper, Generic[P, R]):
     ) -> None:
         key, lo, hi = self._forget(instance, args, kwargs, start, end)
         self.cache.store.forget(self.cache.namespace, key, lo, hi)
+
+    def audit(
+        self,
+        *args: Any,
+        start: Any = None,
+        end: Any = None,
+        sample: float | int | str | None = None,
+        seed: int = 0,
+        span: Any = None,
+        heal: bool = False,
+        **kwargs: Any,
+    ) -> AuditReport:
+        """Refetch a sample of the key's covered ranges and compare with what is stored.
+
+        ``sample``: a fraction in (0, 1] of the ranges, a count, or ``None``/``"all"``
+        (every range); which ones is fixed by ``seed``. ``span``: the length of one
+        range (default: ``max_span``, else 30 days; the whole piece for int bounds).
+        ``heal=True`` commits the fresh rows of every revised range. See docs/audit.md.
+        """
+        opts = dict(start=start, end=end, sample=sample, seed=seed, span=span, heal=heal)
+        return self._audit(_UNBOUND, args, kwargs, opts)
+
+    def _audit(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]
+    ) -> AuditReport:
+        return run(self.cache, *self._audit_args(instance, args, kwargs), opts)
 
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
@@ -287,6 +321,29 @@ class AsyncRangeCached(_LooksAsync, _Wrapper, Generic[P, R]):
         key, lo, hi = self._forget(instance, args, kwargs, start, end)
         await self.cache.store.aforget(self.cache.namespace, key, lo, hi)
 
+    async def audit(
+        self,
+        *args: Any,
+        start: Any = None,
+        end: Any = None,
+        sample: float | int | str | None = None,
+        seed: int = 0,
+        span: Any = None,
+        heal: bool = False,
+        **kwargs: Any,
+    ) -> AuditReport:
+        """Refetch a sample of the key's covered ranges and compare with what is stored.
+
+        As :meth:`RangeCached.audit`, awaited.
+        """
+        opts = dict(start=start, end=end, sample=sample, seed=seed, span=span, heal=heal)
+        return await self._audit(_UNBOUND, args, kwargs, opts)
+
+    async def _audit(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]
+    ) -> AuditReport:
+        return await arun(self.cache, *self._audit_args(instance, args, kwargs), opts)
+
     @overload
     def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
     @overload
@@ -382,6 +439,22 @@ class BoundRangeCached(_Bound, Generic[P, R]):
         """Forget the key these arguments (and the instance) name, or a part of it."""
         self.__func__._invalidate(self.__self__, args, kwargs, start, end)
 
+    def audit(
+        self,
+        *args: Any,
+        start: Any = None,
+        end: Any = None,
+        sample: float | int | str | None = None,
+        seed: int = 0,
+        span: Any = None,
+        heal: bool = False,
+        **kwargs: Any,
+    ) -> AuditReport:
+        """Audit the key these arguments (and the instance) name: see :meth:`RangeCached.audit`."""
+        opts = dict(start=start, end=end, sample=sample, seed=seed, span=span, heal=heal)
+        report: AuditReport = self.__func__._audit(self.__self__, args, kwargs, opts)
+        return report
+
 
 class BoundAsyncRangeCached(_LooksAsync, _Bound, Generic[P, R]):
     """``instance.method`` of an ``async def`` method wrapped by :func:`range_cached`."""
@@ -420,3 +493,19 @@ class BoundAsyncRangeCached(_LooksAsync, _Bound, Generic[P, R]):
     ) -> None:
         """Forget the key these arguments (and the instance) name, or a part of it."""
         await self.__func__._invalidate(self.__self__, args, kwargs, start, end)
+
+    async def audit(
+        self,
+        *args: Any,
+        start: Any = None,
+        end: Any = None,
+        sample: float | int | str | None = None,
+        seed: int = 0,
+        span: Any = None,
+        heal: bool = False,
+        **kwargs: Any,
+    ) -> AuditReport:
+        """Audit the key these arguments (and the instance) name: see :meth:`RangeCached.audit`."""
+        opts = dict(start=start, end=end, sample=sample, seed=seed, span=span, heal=heal)
+        report: AuditReport = await self.__func__._audit(self.__self__, args, kwargs, opts)
+        return report

@@ -18,10 +18,10 @@ from .._core.planner import Gap, plan_gaps
 from .._core.rows import Chunk
 from .cache import RangeCache, Request
 
-__all__ = ["arefresh_call", "joined", "refresh_call"]
+__all__ = ["arefresh_call", "joined", "refresh_call", "whole_gaps"]
 
 
-def _gaps(cache: RangeCache, req: Request) -> list[Gap]:
+def whole_gaps(cache: RangeCache, req: Request) -> list[Gap]:
     # The whole range, split as max_span/calendar would split any fetch, never extended.
     return list(plan_gaps(req.lo, req.hi, None, (), 0.0, cache.policy(req, False)).gaps)
 
@@ -105,7 +105,7 @@ def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any
         entry = store.get(ns, req.key)
         _start(cache, req, entry)
         fetched = []
-        for gap in _gaps(cache, req):
+        for gap in whole_gaps(cache, req):
             pending = cache.skip(req, gap, entry)
             if pending is None:
                 call_args, call_kwargs = cache.gap_call(req, gap)
@@ -138,7 +138,7 @@ async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[s
         entry = await store.aget(ns, req.key)
         _start(cache, req, entry)
         fetched = []
-        for gap in _gaps(cache, req):
+        for gap in whole_gaps(cache, req):
             pending = cache.skip(req, gap, entry)
             if pending is None:
                 call_args, call_kwargs = cache.gap_call(req, gap)

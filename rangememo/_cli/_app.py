@@ -17,8 +17,10 @@ a prefix of its hash.
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -27,10 +29,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._errors import InvalidOption
-from ._stores.parquet.local.medium import LocalMedium
-from ._stores.parquet.location import is_local, local_path, open_medium
-from ._stores.parquet.maintenance import (
+from .._errors import InvalidOption
+from .._stores.parquet.local.medium import LocalMedium
+from .._stores.parquet.location import is_local, local_path, open_medium
+from .._stores.parquet.maintenance import (
     KeyInfo,
     clear_keys,
     clear_store,
@@ -39,8 +41,8 @@ from ._stores.parquet.maintenance import (
     find,
     verify,
 )
-from ._stores.parquet.medium import Medium
-from ._stores.parquet.store import default_cache_dir
+from .._stores.parquet.medium import Medium
+from .._stores.parquet.store import default_cache_dir
 
 __all__ = ["main"]
 
@@ -87,7 +89,39 @@ def _root(ctx: click.Context) -> Medium:
     return medium
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rangememo")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _sorted(infos: list[KeyInfo]) -> list[KeyInfo]:
+    return sorted(infos, key=lambda i: (i.namespace, i.key))
+
+
+def _json_out(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _parts(info: KeyInfo) -> list[str]:
+    """A key's parts as text: the items of a tuple key, else the key itself."""
+    try:
+        value = ast.literal_eval(info.key)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return [info.key]
+    items = value if isinstance(value, tuple) else (value,)
+    return [str(v) for v in items]
+
+
+def _spans(info: KeyInfo) -> list[dict[str, str]]:
+    return [{"from": info.position(a), "to": info.position(b)} for a, b in info.ledger.intervals()]
+
+
 @click.group()
+@click.version_option(version=_version(), prog_name="rangememo", message="%(prog)s %(version)s")
 @click.option(
     "--dir",
     "directory",

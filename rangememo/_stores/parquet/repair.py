@@ -1,0 +1,61 @@
+"""``rangememo repair``: quarantine damaged files and forget their ranges now.
+
+Readers already do this when they meet a damaged file (see :mod:`.damage`);
+``repair`` does it for a whole store at once, so the next call refetches
+exactly the damaged ranges instead of warning first.
+"""
+
+from __future__ import annotations
+
+from .damage import bad_log, repair_segment
+from .layout import NewerLedger, key_dirs, namespace_dirs
+from .log import load
+from .maintenance import Where, as_medium, paths_of
+from .segments import Damaged, read_segment
+
+__all__ = ["repair", "is_store"]
+
+
+def repair(where: Where) -> list[tuple[str, str]]:
+    """``(file, what was wrong)`` for every damaged file quarantined."""
+    medium = as_medium(where)
+    done: list[tuple[str, str]] = []
+    for _, nsname in namespace_dirs(medium):
+        for khash in key_dirs(medium, nsname):
+            paths = paths_of(medium, nsname, khash)
+            try:
+                state = load(medium, paths.prefix)
+            except Damaged as exc:  # the whole log goes: the key starts afresh
+                bad_log(medium, paths, exc)
+                done.append((str(exc.path), exc.reason))
+                continue
+            except NewerLedger:
+                continue
+            if state is None:
+                continue
+            for seg in state.segments:
+                if seg.file is None:
+                    continue
+                name = f"{paths.prefix}/{seg.file}"
+                try:
+                    read_segment(medium, name, seg, 0, 0, whole=True)
+                except Damaged as exc:
+                    repair_segment(medium, paths, seg)
+                    done.append((str(exc.path), exc.reason))
+    return done
+
+
+def is_store(where: Where) -> bool:
+    """Whether ``where`` looks like a store: empty, or holding a namespace directory."""
+    medium = as_medium(where)
+    dirs = medium.list_dirs("")
+    if not dirs and not medium.list(""):
+        return True
+    for name in dirs:
+        if name.startswith("."):
+            continue
+        if medium.read(f"{name}/namespace.json") is not None:
+            return True
+        if any(medium.list(f"{name}/{k}/log") for k in key_dirs(medium, name)):
+            return True
+    return False
