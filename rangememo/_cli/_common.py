@@ -121,3 +121,12 @@ def key_json(info: KeyInfo) -> dict[str, object]:
         "parts": parts(info),
         "hash": info.paths.keydir.name,
     }
+
+
+def last_write(info: KeyInfo) -> float | None:
+    """When the key was last written: the log's time, else its newest fetch (logs written
+    so far carry time 0, which would read as 1970)."""
+    if info.doc is None:
+        return None
+    fetched = [s.fetched for s in info.ledger.states() if s.fetched]
+    return info.doc.updated or max(fetched, default=0.0) or None

@@ -21,6 +21,7 @@ from ._common import (
     json_option,
     json_out,
     key_json,
+    last_write,
     open_root,
     parts,
     size,
@@ -41,7 +42,7 @@ def _ls_json(ctx: click.Context, infos: list[KeyInfo]) -> None:
                 "segments": len(info.doc.segments) if info.doc else 0,
                 "bytes": info.nbytes,
                 "covered": spans(info),
-                "updated": when(info.doc.updated) if info.doc else None,
+                "updated": when(last_write(info)),
                 "problem": info.problem or None,
             }
         )
@@ -67,7 +68,7 @@ def ls(ctx: click.Context, namespace: str | None, as_json: bool) -> None:
         if info.doc is None:
             table.add_row(esc(info.namespace), esc(info.key), "-", f"[red]{esc(info.problem)}[/]")
             continue
-        updated = info.updated
+        updated = last_write(info)
         table.add_row(
             esc(info.namespace),
             esc(info.key),
@@ -75,7 +76,7 @@ def ls(ctx: click.Context, namespace: str | None, as_json: bool) -> None:
             covered(info),
             str(len(info.doc.segments)),
             size(info.nbytes),
-            updated.strftime("%Y-%m-%d %H:%M:%S") if updated else "-",
+            f"{dt.datetime.fromtimestamp(updated):%Y-%m-%d %H:%M:%S}" if updated else "-",
         )
     out = console()
     out.print(table)
@@ -97,8 +98,8 @@ def _lookup(ctx: click.Context, namespace: str, key: tuple[str, ...]) -> KeyInfo
         names = ", ".join(f"{i.namespace} {i.key}" for i in matches)
         raise click.ClickException(f"{len(matches)} keys match {wanted!r}: {names}")
     if not candidates:
-        names = sorted({i.namespace for i in find(root)})
-        near = difflib.get_close_matches(namespace, names, n=3, cutoff=0.4)
+        known = sorted({i.namespace for i in find(root)})
+        near = difflib.get_close_matches(namespace, known, n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise click.ClickException(f"no namespace {namespace!r}{hint}")
     # Compared both as the repr and as the parts joined by spaces, whichever the user typed.

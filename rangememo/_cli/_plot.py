@@ -78,7 +78,9 @@ def _draw(infos: list[KeyInfo], colour_by: str, output: Path, title: str) -> Non
     ax.invert_yaxis()
     ax.set_xlim(x(lo), x(hi))
     if axis:
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
+        locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         ax.set_xlabel("UTC" if axis[1] else "")
     if colour_by == "state":
         ax.legend(handles=[Patch(color=c, label=s) for s, c in COLOURS.items()], fontsize=8)
