@@ -9,7 +9,6 @@ import subprocess
 import sys
 import warnings
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -91,12 +90,8 @@ def test_show_json_coverage_gaps_and_segments(store):
     ]
     assert all(pd.Timestamp(c["fetched"]).tzinfo is not None for c in data["coverage"])
     assert data["gaps"] == [{"from": "2024-01-11", "to_exclusive": "2024-01-20"}]
-    assert (
-        sum(s["rows"] for s in data["segments"])
-        == data["rows"]
-        == len(data["segments"]) * 0
-        + (len(make_bars("AAPL", day(2), day(10))) + len(make_bars("AAPL", day(20), day(31))))
-    )
+    rows = len(make_bars("AAPL", day(2), day(10))) + len(make_bars("AAPL", day(20), day(31)))
+    assert sum(s["rows"] for s in data["segments"]) == data["rows"] == rows
     # Segments name their first and last row (inclusive): the last bar of the first call.
     last_bar = make_bars("AAPL", day(2), day(10)).index[-1]
     assert data["segments"][0]["last"] == str(last_bar.date())
