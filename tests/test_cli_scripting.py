@@ -223,3 +223,20 @@ def test_plot_of_a_single_day_key(tmp_path, colour_by):
     out = tmp_path / "one.png"
     assert run(tmp_path, "plot", "-o", str(out), "--colour-by", colour_by).exit_code == 0
     assert out.stat().st_size > 0
+
+
+def test_plot_colours_final_and_empty_pieces_by_state(tmp_path):
+    """A weekend (no bars: an empty piece) and two weekdays (final): each drawn in its colour."""
+    bars = bars_fn(tmp_path)
+    assert bars("WKND", day(6), day(7)).empty
+    bars("WKND", day(2), day(3))
+    states = [
+        c["state"]
+        for c in json.loads(run(tmp_path, "show", "app.bars", "WKND", "--json").output)["coverage"]
+    ]
+    assert sorted(states) == ["empty", "final"]
+    svg = tmp_path / "states.svg"
+    assert run(tmp_path, "plot", "-o", str(svg)).exit_code == 0
+    (group,) = [el for el in ET.parse(svg).iter() if el.get("id", "").startswith("rangememo-key-")]
+    styles = " ".join(el.get("style", "") for el in group.iter()).lower()
+    assert "#999999" in styles and "#009e73" in styles  # empty grey, final green
