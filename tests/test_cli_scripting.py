@@ -240,3 +240,17 @@ def test_plot_colours_final_and_empty_pieces_by_state(tmp_path):
     (group,) = [el for el in ET.parse(svg).iter() if el.get("id", "").startswith("rangememo-key-")]
     styles = " ".join(el.get("style", "") for el in group.iter()).lower()
     assert "#999999" in styles and "#009e73" in styles  # empty grey, final green
+
+
+def test_the_live_edge_is_provisional_in_json_and_in_the_plot(tmp_path):
+    """Today's bar is provisional (``settle``): ``show`` says so, ``plot`` draws it orange."""
+    today = pd.Timestamp.now().normalize()
+    bars_fn(tmp_path)("LIVE", today - pd.Timedelta(days=5), today)
+    data = json.loads(run(tmp_path, "show", "app.bars", "LIVE", "--json").output)
+    assert data["coverage"][-1]["state"] == "provisional"
+    assert data["coverage"][-1]["to_exclusive"] == str((today + pd.Timedelta(days=1)).date())
+    svg = tmp_path / "live.svg"
+    assert run(tmp_path, "plot", "-o", str(svg), "--color-by", "state").exit_code == 0
+    # Looked for in the key's own group: the legend shows every state's colour anyway.
+    (group,) = [el for el in ET.parse(svg).iter() if el.get("id", "").startswith("rangememo-key-")]
+    assert "#e69f00" in " ".join(el.get("style", "") for el in group.iter()).lower()
