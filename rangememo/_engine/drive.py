@@ -144,6 +144,8 @@ async def acall(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
+    if cache.unused:
+        cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
 
@@ -404,6 +406,8 @@ def call(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
+    if cache.unused:
+        cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
 
