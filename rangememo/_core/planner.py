@@ -193,9 +193,7 @@ def _auto(
     if out[-1][1] == hi:  # the request misses its tail: a forward step, or a new march
         a = out[-1][0]
         state = march(ahead, a, policy.step)
-        back = free.within(max(a - cap, _MIN), a)
-        run = cap if not back else a - back[-1][1]
-        window = grant(state, hi - a, run, cap)
+        window = grant(state, max(hi - a, policy.step), _run_behind(a, cap, free, policy), cap)
         end = _ahead(hi, window, free, policy) if window else hi
         out[-1] = (a, end)
         ahead = moved(state, end, window)
@@ -204,13 +202,29 @@ def _auto(
     elif out[0][0] == lo:  # the request misses its head: a backward step, or a new march
         b = out[0][1]
         state = march(behind, b, policy.step)
-        on = free.within(b, min(b + cap, _MAX))
-        run = cap if not on else on[0][0] - b
-        window = grant(state, b - lo, run, cap)
+        window = grant(state, max(b - lo, policy.step), _run_ahead(b, cap, free, policy), cap)
         start = _behind(lo, window, free, policy) if window else lo
         out[0] = (start, b)
         behind = moved(state, start, window)
     return out, Trail(ahead, behind)
+
+
+def _run_behind(a: int, cap: int, free: _Free, policy: Policy) -> int:
+    """The covered run ending at ``a`` (or within a step of it), at most ``cap``."""
+    back = free.within(max(a - cap, _MIN), a)
+    if back and back[-1][1] == a and a - back[-1][0] <= policy.step:
+        a = back[-1][0]  # the rest of a step the request planned to its end (fit claims it)
+        back = back[:-1]
+    return cap if not back else max(0, a - back[-1][1])
+
+
+def _run_ahead(b: int, cap: int, free: _Free, policy: Policy) -> int:
+    """The covered run starting at ``b`` (or within a step of it), at most ``cap``."""
+    on = free.within(b, min(b + cap, _MAX))
+    if on and on[0][0] == b and on[0][1] - b <= policy.step:
+        b = on[0][1]
+        on = on[1:]
+    return cap if not on else max(0, on[0][0] - b)
 
 
 def _coalesce(todo: list[Pair], busy: P.Interval, within: int) -> list[Pair]:
