@@ -23,6 +23,7 @@ SCRIPTS = [
     "bench_fragmented.py",
     "bench_disk.py",
     "bench_s3.py",
+    "bench_readahead.py",
 ]
 
 
