@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -69,7 +70,7 @@ def test_the_window_grows_geometrically_while_the_march_goes_on(
     granted = windows[THRESHOLD:]
     assert all(w == 0 for w in windows[:THRESHOLD])
     assert granted[0] == min(cap, first)
-    for a, b in zip(granted, granted[1:], strict=False):
+    for a, b in itertools.pairwise(granted):
         assert b == min(cap, a * GROWTH)  # grows, up to the cap, and stays there
 
 

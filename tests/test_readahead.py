@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 def _daily(provider: FakeProvider, store: Any, **options: Any) -> Any:
     options.setdefault("namespace", "readahead-tests")
+
     @range_cached(key=("symbol", "timeframe"), step="1D", store=store, **options)
     def get_bars(symbol: str, start: dt.datetime, end: dt.datetime, timeframe: str = "D") -> Any:
         return provider.get_bars_sync(symbol, start, end, timeframe)
@@ -244,5 +246,5 @@ def test_bad_readahead_options_fail_at_decoration(options: dict[str, Any]) -> No
 
 def _no_range_asked_twice(provider: FakeProvider) -> None:
     spans = sorted(provider.ranges())
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end < start, f"asked twice: {end} >= {start}"

@@ -68,10 +68,7 @@ def grant(state: March, gap: int, run: int, cap: int) -> int:
     """
     if cap <= 0 or state.steps < THRESHOLD:
         return 0
-    if state.window > 0:
-        want = state.window * GROWTH
-    else:
-        want = max(gap, run)
+    want = state.window * GROWTH if state.window > 0 else max(gap, run)
     return max(0, min(cap, want))
 
 

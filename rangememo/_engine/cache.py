@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .._core.ahead import Trail
 from .._core.axis import Axis, Closed, axis_of, span_ns
 from .._core.entry import Entry, Fetched, Landed, Part, View, compose, present
 from .._core.grid import claim, fit
 from .._core.ledger import Ledger
-from .._core.ahead import Trail
 from .._core.planner import Gap, Policy, plan_gaps
 from .._core.results import Adapter, FrameAdapter, adapter_for
 from .._core.rows import Chunk, Rows, normalize
