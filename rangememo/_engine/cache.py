@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._core.ahead import Trail
 from .._core.axis import Axis, Closed, axis_of, span_ns
 from .._core.entry import Entry, Fetched, Landed, Part, View, compose, present
 from .._core.grid import claim, fit
@@ -33,6 +32,7 @@ from .._warn import remember_caller, warn
 from .binding import Binder, KeySpec
 from .identity import default_namespace, describe, fingerprint
 from .policy import RateLimit, SessionCalendar, clock_ns, to_units
+from .readahead import Readahead, auto_cap
 from .stats import Stats
 from .validate import check_options, is_auto
 
@@ -169,10 +169,9 @@ class RangeCache:
         # In-flight fetches per key (interval-level single flight).
         self.inflight: dict[Hashable, list[Any]] = {}
         self.landings = Landings()
-        # Adaptive readahead: each key's recent marches (memory only, the newest
-        # keys), and the positions of rows fetched ahead no request has used yet.
-        self.trails: OrderedDict[Hashable, Trail] = OrderedDict()
-        self.unused: OrderedDict[Hashable, np.ndarray[Any, np.dtype[np.int64]]] = OrderedDict()
+        # Adaptive readahead: each key's recent marches, the rows fetched ahead.
+        self.readahead = Readahead(self.stats)
+        self.counts_ahead = options.readahead is not None or options.lookback is not None
         self.lock = threading.Lock()
 
     @property
@@ -246,7 +245,7 @@ class RangeCache:
         if view.rows is None or not ledger.covers(req.lo, req.hi, now):
             return False, None
         self.stats.count(hits=1)
-        if self.unused:
+        if self.readahead.unused:
             self.used(req)
         return True, view.read(req.lo, req.rows_hi, req.tz)
 
@@ -290,10 +289,10 @@ class RangeCache:
             if self.landings.since(req.key, seen):
                 return None
             flights = self.inflight.setdefault(req.key, [])
-            trail = self.trails.get(req.key) if policy.auto is not None else None
+            trail = self.readahead.trail(req.key) if policy.auto is not None else None
             plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy, trail)
             if plan.trail is not None:  # under the lock: concurrent plans step in turn
-                self._keep_trail(req.key, plan.trail)
+                self.readahead.keep(req.key, plan.trail)
             fitted = (fit(req.axis, req.rows_hi, g, view, flights) for g in plan.gaps)
             new = [make(g) for g in fitted if g is not None]
             flights.extend(new)
@@ -310,48 +309,9 @@ class RangeCache:
         )
         return new, plan.waits
 
-    def _keep_trail(self, key: Hashable, trail: Trail) -> None:
-        trails = self.trails
-        trails[key] = trail
-        trails.move_to_end(key)
-        if len(trails) > _TRAILS:
-            trails.popitem(last=False)
-
-    # -- readahead's counters ----------------------------------------------------
-    def ahead(self, req: Request, positions: np.ndarray[Any, np.dtype[np.int64]]) -> None:
-        """Count the rows of a fetch that lie outside its request; remember them."""
-        if self.options.readahead is None and self.options.lookback is None:
-            return
-        outside = positions[(positions < req.lo) | (positions >= req.hi)]
-        if not len(outside):
-            return
-        self.stats.count(rows_ahead=len(outside))
-        with self.lock:
-            before = self.unused.get(req.key)
-            merged = outside if before is None else np.union1d(before, outside)
-            self.unused[req.key] = np.sort(merged)[-_UNUSED_ROWS:]
-            self.unused.move_to_end(req.key)
-            if len(self.unused) > _TRAILS:
-                self.unused.popitem(last=False)
-
     def used(self, req: Request) -> None:
-        """Count the rows fetched ahead that this call's range holds (once each)."""
-        unused = self.unused
-        if not unused or req.key not in unused:
-            return
-        with self.lock:
-            positions = unused.get(req.key)
-            if positions is None:
-                return
-            i, j = np.searchsorted(positions, [req.lo, req.hi], side="left")
-            if j <= i:
-                return
-            rest = np.concatenate([positions[:i], positions[j:]])
-            if len(rest):
-                unused[req.key] = rest
-            else:
-                del unused[req.key]
-        self.stats.count(rows_ahead_used=int(j - i))
+        """Count the rows fetched ahead (by earlier calls) that this call's range holds."""
+        self.readahead.used(req.key, req.lo, req.hi)
 
     def missing(self, req: Request, ledger: Ledger | None, claims: list[tuple[int, int]]) -> bool:
         """Is any of the call's range neither covered in ``ledger`` nor claimed by its flights?
@@ -425,7 +385,8 @@ class RangeCache:
         if dropped:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
-        self.ahead(req, chunk.positions)
+        if self.counts_ahead:
+            self.readahead.fetched(req.key, req.lo, req.hi, chunk.positions)
         if axis.ref is not None:
             gap = claim(req.axis, req.rows_hi, gap, chunk, entry, adapter.position_tz(result))
         # A piece shaped like the key's rows takes the key's template (as commit
@@ -550,27 +511,6 @@ def _landed(view: View | None, parts: list[Part]) -> Rows | None:
         if mark.before != view.version + i:
             return None
     return marks[-1].rows
-
-
-#: Keys whose marches (and unused rows fetched ahead) are remembered, the newest.
-_TRAILS = 4096
-#: Rows fetched ahead remembered per key for ``rows_ahead_used`` (the latest).
-_UNUSED_ROWS = 1 << 16
-#: ``max_readahead``'s default, in steps.
-DEFAULT_MAX_READAHEAD = 1024
-
-
-def auto_cap(value: Any, axis: Axis) -> int:
-    """``readahead="auto"``'s cap in axis units: ``max_readahead``, or its default.
-
-    The default counts steps; an axis without a step (continuous time) has no
-    row size to count in, so there the default is no readahead at all.
-    """
-    if value is not None:
-        return to_units(value, axis, "max_readahead") or 0
-    if axis.kind == "datetime" and axis.step == 1:
-        return 0
-    return DEFAULT_MAX_READAHEAD * axis.step
 
 
 def _subtract(lo: int, hi: int, claims: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -144,7 +144,7 @@ async def acall(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
-    if cache.unused:
+    if cache.readahead.unused:
         cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
@@ -406,7 +406,7 @@ def call(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
-    if cache.unused:
+    if cache.readahead.unused:
         cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
