@@ -68,6 +68,8 @@ class Policy:
     auto: int | None = None  # adaptive readahead's cap (``None``: off; see _core/ahead.py)
     last: int | None = None  # the end of the calendar's last session: never read past it
     first: int | None = None  # the start of its first session: never read behind it
+    floor: Callable[[int], int] | None = None  # the grid point at or before a position
+    ceil: Callable[[int], int] | None = None  # the grid point at or after a position
 
 
 @dataclass(slots=True)
@@ -161,6 +163,8 @@ def _ahead(hi: int, window: int, free: _Free, policy: Policy) -> int:
         limit = min(limit, policy.edge)
     if policy.last is not None:  # past it the calendar cannot tell sessions from closures
         limit = min(limit, policy.last)
+    if policy.floor is not None and policy.floor(limit) > hi:
+        limit = policy.floor(limit)  # a readable bound, a whole number of steps away
     if limit <= hi:
         return hi
     ahead = free.within(hi, limit)  # never into covered or in-flight ranges
@@ -172,6 +176,8 @@ def _behind(lo: int, window: int, free: _Free, policy: Policy) -> int:
     limit = max(lo - window, _MIN)
     if policy.first is not None:
         limit = max(limit, policy.first)
+    if policy.ceil is not None and policy.ceil(limit) < lo:
+        limit = policy.ceil(limit)
     if limit >= lo:
         return lo
     behind = free.within(limit, lo)

@@ -257,6 +257,8 @@ class RangeCache:
         timed = axis.kind != "int"
         calendar = self.calendar if timed else None
         auto = is_auto(o.readahead)
+        # Adaptive windows end on the grid (readable bounds); fixed ones as they always did.
+        stepped = axis.step > 1 and extend and auto
         bounds = calendar.bounds(axis) if calendar is not None and extend else None
         return Policy(
             step=axis.step,
@@ -272,6 +274,8 @@ class RangeCache:
             auto=auto_cap(o.max_readahead, axis) if extend and auto else None,
             first=bounds[0] if bounds is not None else None,
             last=bounds[1] if bounds is not None else None,
+            floor=(lambda pos: axis.grid_floor(pos, req.lo)) if stepped else None,
+            ceil=(lambda pos: axis.grid_ceil(pos)) if stepped else None,
         )
 
     def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any], seen: int) -> Any:
@@ -335,6 +339,12 @@ class RangeCache:
         if entry is None:
             return [gap], []
         view = entry.view(gap.lo, gap.hi)
+        left = view.ledger.missing(gap.lo, gap.hi, self.now())
+        if len(left) == 1 and left[0][0] - gap.lo <= 1 and gap.hi - left[0][1] <= 1:
+            # Nothing of it was covered meanwhile (but the 1-unit slivers fitting
+            # added at its ends): the gap stands as fitted. Fitting it again would
+            # move an off-grid end once more.
+            return [gap], []
         policy = self.policy(req, False)
         planned: list[Gap] = plan_gaps(gap.lo, gap.hi, view.ledger, (), self.now(), policy).gaps
         fitted = (fit(req.axis, req.rows_hi, g, entry) for g in planned)
