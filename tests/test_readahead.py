@@ -87,6 +87,10 @@ def test_never_past_the_live_edge_with_settle_and_a_fake_clock(store: Any) -> No
     assert provider.call_count >= 3  # the march was read ahead ...
     for _, end in provider.ranges():
         assert end < edge  # ... and never into bars later than now - settle
+    # ... up to the last whole bar, by a call made for an earlier day.
+    last = max(provider.calls, key=lambda c: c.end)
+    assert last.end == pd.Timestamp("2024-02-26")
+    assert last.start < pd.Timestamp("2024-02-26")
 
 
 def test_never_past_the_calendar_last_session(store: Any) -> None:
@@ -107,6 +111,10 @@ def test_never_past_the_calendar_last_session(store: Any) -> None:
     assert provider.call_count >= 2
     for _, end in provider.ranges():
         assert end <= pd.Timestamp("2024-02-29 23:59:59.999999999")
+    # The march was read ahead up to the last session, by a call for an earlier day.
+    last = max(provider.calls, key=lambda c: c.end)
+    assert last.end.normalize() == pd.Timestamp("2024-02-29")
+    assert last.start < pd.Timestamp("2024-02-19")
 
 
 def test_never_inside_a_covered_range(store: Any) -> None:
