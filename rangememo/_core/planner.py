@@ -206,11 +206,11 @@ def _auto(
     if policy.lookback and out[0][0] == lo:
         out[0] = (_behind(lo, policy.lookback, free, policy), out[0][1])
     elif out[0][0] == lo:  # the request misses its head: a backward step, or a new march
-        b = out[0][1]
+        b = todo[0][1]  # where the request's own head gap ends (not any read ahead)
         state = march(behind, b, policy.step)
         window = grant(state, max(b - lo, policy.step), _run_ahead(b, cap, free, policy), cap)
         start = _behind(lo, window, free, policy) if window else lo
-        out[0] = (start, b)
+        out[0] = (start, out[0][1])
         behind = moved(state, start, window)
     return out, Trail(ahead, behind)
 
