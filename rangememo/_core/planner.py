@@ -158,7 +158,8 @@ def _extend(todo: list[Pair], lo: int, hi: int, free: _Free, policy: Policy) -> 
 
 def _ahead(hi: int, window: int, free: _Free, policy: Policy) -> int:
     """Where a gap ending at ``hi`` may end once read ahead by ``window``."""
-    limit = min(hi + window, _MAX)
+    # On a grid the window counts whole steps from the end of the request's last step.
+    limit = min((policy.ceil(hi) if policy.ceil is not None else hi) + window, _MAX)
     if policy.edge is not None:  # a grid point: bars before it are complete
         limit = min(limit, policy.edge)
     if policy.last is not None:  # past it the calendar cannot tell sessions from closures
