@@ -20,4 +20,6 @@ def test_quick_readahead_benchmark_meets_its_targets(capsys: pytest.CaptureFixtu
     spec.loader.exec_module(module)
     assert module.main(["--quick"]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "MISSED" not in out and out.count("| ok |") == 6
+    assert "MISSED" not in out
+    targets = [line for line in out.splitlines() if line.endswith("| ok |")]
+    assert len(targets) == 1 + 6  # the header, and six targets met
