@@ -21,6 +21,10 @@ Every function takes its sizes as arguments, so tests can run it tiny.
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import asyncio
 import compileall
@@ -191,11 +195,11 @@ def bench_hit(
     starts = [ORIGIN + int(k) * MINUTE for k in rng.integers(0, rows - window, size=calls)]
     windows = [(s, s + (window - 1) * MINUTE) for s in starts]
 
-    @range_cached(key="symbol", step="1min", store=MemoryStore())
+    @range_cached(readahead=None, key="symbol", step="1min", store=MemoryStore())
     async def aget(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         return fetch(start, end)
 
-    @range_cached(key="symbol", step="1min", store=MemoryStore())
+    @range_cached(readahead=None, key="symbol", step="1min", store=MemoryStore())
     def sget(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         return fetch(start, end)
 
@@ -252,7 +256,7 @@ def _extend_once(rows: int, extensions: int) -> float:
     frame = _minute_frame(rows + extensions)
     fetch = _slicing_provider(frame)
 
-    @range_cached(key="symbol", step="1min", store=MemoryStore())
+    @range_cached(readahead=None, key="symbol", step="1min", store=MemoryStore())
     def get(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         return fetch(start, end)
 
@@ -313,7 +317,7 @@ def bench_partial(
         spent[0] += time.perf_counter() - t0
         return out
 
-    @range_cached(key="symbol", step="1min", store=MemoryStore())
+    @range_cached(readahead=None, key="symbol", step="1min", store=MemoryStore())
     def get(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         return fetch(start, end)
 

@@ -16,6 +16,10 @@ Usage: ``python benchmarks/bench_disk.py [--quick] [--json PATH]``.
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import json
 import statistics
@@ -84,7 +88,14 @@ def bench_universe(
         root = Path(tmp) / "store"
         store = ParquetStore(root, durable=durable)
 
-        @range_cached(key="symbol", step="1D", store=store, namespace="bench.daily", settle=None)
+        @range_cached(
+            readahead=None,
+            key="symbol",
+            step="1D",
+            store=store,
+            namespace="bench.daily",
+            settle=None,
+        )
         def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
             return make_bars(symbol, start, end, skip_weekends=False)
 
@@ -112,7 +123,14 @@ def bench_growth(days: int = 513, per_day: int = 390, durable: bool = True) -> d
         store = ParquetStore(root, durable=durable)
         fetch, spent = _timed(lambda s, a, b: make_bars(s, a, b, "1min", skip_weekends=False))
 
-        @range_cached(key="symbol", step="1min", store=store, namespace="bench.min", settle=None)
+        @range_cached(
+            readahead=None,
+            key="symbol",
+            step="1min",
+            store=store,
+            namespace="bench.min",
+            settle=None,
+        )
         def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
             return fetch(symbol, start, end)
 
@@ -148,7 +166,14 @@ def bench_live(symbols: int = 500, days: int = 20, durable: bool = True) -> dict
         for label, store in (("memory", MemoryStore()), ("parquet", parquet)):
             fetch, spent = _timed(lambda s, a, b: make_bars(s, a, b, skip_weekends=False))
 
-            @range_cached(key="symbol", step="1D", store=store, namespace="bench.live", settle=None)
+            @range_cached(
+                readahead=None,
+                key="symbol",
+                step="1D",
+                store=store,
+                namespace="bench.live",
+                settle=None,
+            )
             def bars(symbol: str, start: Any, end: Any, fetch: Any = fetch) -> pd.DataFrame:
                 return fetch(symbol, start, end)
 
@@ -198,7 +223,14 @@ def bench_intervals(intervals: int = 10_000) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = ParquetStore(Path(tmp), durable=False)
 
-        @range_cached(key="chain", step=1, store=store, namespace="bench.intervals", settle=None)
+        @range_cached(
+            readahead=None,
+            key="chain",
+            step=1,
+            store=store,
+            namespace="bench.intervals",
+            settle=None,
+        )
         def blocks(chain: str, start: int, end: int) -> pd.DataFrame:
             return make_blocks(chain, start, end)
 

@@ -18,6 +18,10 @@ Parquet one gap <= 5 ms, open <= 50 ms at K = 10,000.
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import json
 import statistics
@@ -46,7 +50,14 @@ def provider(key: str, lo: int, hi: int) -> pd.DataFrame:
 
 def cached(store: Store) -> Callable[[str, int, int], pd.DataFrame]:
     fn = range_cached(
-        key="key", start="lo", end="hi", step=1, closed="left", store=store, namespace=NAMESPACE
+        readahead=None,
+        key="key",
+        start="lo",
+        end="hi",
+        step=1,
+        closed="left",
+        store=store,
+        namespace=NAMESPACE,
     )(provider)
     return fn
 

@@ -18,6 +18,10 @@ table and writes the numbers as JSON (default ``benchmarks/results/parquet.json`
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import asyncio
 import datetime as dt
@@ -77,9 +81,9 @@ def child(code: str, *args: str) -> dict[str, Any]:
 
 def _extend(rows: int, extensions: int, root: Path) -> float:
     frame = minute_frame(rows + extensions)
-    fn = range_cached(key="symbol", step="1min", store=ParquetStore(root), namespace=NS)(
-        slicing(frame)
-    )
+    fn = range_cached(
+        readahead=None, key="symbol", step="1min", store=ParquetStore(root), namespace=NS
+    )(slicing(frame))
     fn("BENCH", frame.index[0], frame.index[rows - 1])  # one big fetch builds the key
     gc.collect()
     t0 = time.perf_counter()
@@ -152,7 +156,9 @@ def bench_window(rows: int = 1_000_000, window: int = 30, processes: int = 9) ->
     with tempfile.TemporaryDirectory(prefix="rangememo-bench-") as tmp:
         root = Path(tmp) / "store"
         store = ParquetStore(root)
-        fn = range_cached(key="symbol", step="1min", store=store, namespace=NS)(slicing(frame))
+        fn = range_cached(readahead=None, key="symbol", step="1min", store=store, namespace=NS)(
+            slicing(frame)
+        )
         fn("BENCH", frame.index[0], frame.index[-1])
         store.compact()
         baseline = Path(tmp) / "compacted.parquet"
@@ -186,7 +192,8 @@ sys.path.insert(0, sys.argv[2])
 from bench_parquet import seed_calls
 provider = FakeProvider()
 store = rangememo.ParquetStore(sys.argv[1])
-@rangememo.range_cached(key=("symbol", "timeframe"), step="1D", store=store, namespace="bench.seed")
+@rangememo.range_cached(
+    readahead=None, key=("symbol", "timeframe"), step="1D", store=store, namespace="bench.seed")
 async def get_bars(symbol, start, end, timeframe="D"):
     return await provider.get_bars(symbol, start, end, timeframe)
 frames = asyncio.run(seed_calls(get_bars, int(sys.argv[3])))
@@ -211,7 +218,11 @@ def bench_seed(days: int = 62, latency: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rangememo-bench-") as tmp:
 
         @range_cached(
-            key=("symbol", "timeframe"), step="1D", store=ParquetStore(tmp), namespace="bench.seed"
+            readahead=None,
+            key=("symbol", "timeframe"),
+            step="1D",
+            store=ParquetStore(tmp),
+            namespace="bench.seed",
         )
         async def get_bars(symbol: str, start: Any, end: Any, timeframe: str = "D") -> Any:
             return await provider.get_bars(symbol, start, end, timeframe)
@@ -239,7 +250,8 @@ import gc, json, sys, tracemalloc
 import pandas as pd, pyarrow as pa
 import rangememo
 store = rangememo.ParquetStore(sys.argv[1])
-@rangememo.range_cached(key="symbol", step="1min", store=store, namespace="bench.minute")
+@rangememo.range_cached(
+    readahead=None, key="symbol", step="1min", store=store, namespace="bench.minute")
 def get(symbol, start, end):
     raise AssertionError("the key is cached: no provider call expected")
 gc.collect()
@@ -261,7 +273,9 @@ def bench_memory(rows: int = 100_000) -> dict[str, Any]:
     usage = int(frame.memory_usage(deep=True).sum())
     with tempfile.TemporaryDirectory(prefix="rangememo-bench-") as tmp:
         store = ParquetStore(tmp)
-        fn = range_cached(key="symbol", step="1min", store=store, namespace=NS)(slicing(frame))
+        fn = range_cached(readahead=None, key="symbol", step="1min", store=store, namespace=NS)(
+            slicing(frame)
+        )
         fn("BENCH", frame.index[0], frame.index[-1])
         writer = store.get(f"{NS}@v0", ("BENCH",))
         assert writer is not None

@@ -71,9 +71,14 @@ def variants(provider: FakeProvider, tmp: str) -> dict[str, tuple[Fetch, Fetch |
         "no cache": (raw, None),
         "async-lru (exact arguments)": (alru_cache(maxsize=None)(raw), None),
         "joblib.Memory (exact arguments)": (joblib.Memory(tmp, verbose=0).cache(raw), None),
-        "rangememo default": (ranged(), None),
+        'rangememo default (readahead="auto")': (ranged(), None),
+        "rangememo readahead=None": (ranged(readahead=None), None),
         'rangememo readahead="30D"': (ranged(readahead="30D"), None),
-        'rangememo calendar="XNYS"': (ranged(calendar="XNYS"), None),
+        # The calendar alone, where readahead is not possible (an API priced per row).
+        'rangememo calendar="XNYS", readahead=None': (
+            ranged(calendar="XNYS", readahead=None),
+            None,
+        ),
         "rangememo prefetch, then the backtest": (prefetched, prefetch_first),
     }
 

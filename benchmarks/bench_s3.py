@@ -18,6 +18,10 @@ end. Usage: ``python benchmarks/bench_s3.py [--quick] [--json PATH]``.
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import asyncio
 import collections
@@ -98,7 +102,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _seed_function(store: ParquetStore, provider: FakeProvider) -> Any:
-    @range_cached(key=("symbol", "timeframe"), step="1D", store=store, namespace="seed")
+    @range_cached(
+        readahead=None, key=("symbol", "timeframe"), step="1D", store=store, namespace="seed"
+    )
     async def get_bars(symbol: str, start: Any, end: Any, timeframe: str) -> pd.DataFrame:
         return await provider.get_bars(symbol, start, end, timeframe)
 
@@ -161,7 +167,9 @@ def _universe_worker(
     calls = 0
     store = ParquetStore(location)
 
-    @range_cached(key="symbol", step="1D", store=store, namespace="universe", settle=None)
+    @range_cached(
+        readahead=None, key="symbol", step="1D", store=store, namespace="universe", settle=None
+    )
     def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         nonlocal calls
         calls += 1
@@ -275,7 +283,9 @@ def bench_requests(server: SeaweedServer, repeats: int = 20) -> dict[str, Any]:
     samples: dict[str, list[str]] = {}
 
     def cached(store: ParquetStore, namespace: str) -> Any:
-        @range_cached(key="symbol", step="1D", store=store, namespace=namespace, settle=None)
+        @range_cached(
+            readahead=None, key="symbol", step="1D", store=store, namespace=namespace, settle=None
+        )
         def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
             return fetch(start, end)
 
@@ -371,7 +381,9 @@ def bench_latency(server: SeaweedServer, misses: int = 200, hits: int = 500) -> 
 
 
 def _cached(store: ParquetStore, fetch: Any, spent: list[float]) -> Any:
-    @range_cached(key="symbol", step="1D", store=store, namespace="latency", settle=None)
+    @range_cached(
+        readahead=None, key="symbol", step="1D", store=store, namespace="latency", settle=None
+    )
     def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
         t = time.perf_counter()
         out = fetch(start, end)

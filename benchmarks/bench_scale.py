@@ -19,6 +19,10 @@ own. Usage: ``python benchmarks/bench_scale.py [--quick] [--json PATH]``
 
 from __future__ import annotations
 
+# ``readahead=None`` on the cached functions below (but bench_core's seed variant):
+# these measure each one-gap commit, a store's layout after many commits, and the
+# seed's calls one day at a time, as recorded in docs/benchmarks.md; readahead (the
+# default) would turn them into fewer, longer fetches. bench_readahead.py measures it.
 import argparse
 import concurrent.futures as cf
 import json
@@ -84,7 +88,9 @@ def run_store(name: str, symbols: int, years: int, sample: int, days: int) -> di
         calls = [0]
         rows_bytes = [0]
 
-        @range_cached(key="sid", step="1D", store=store, settle=None, namespace="bench-scale")
+        @range_cached(
+            readahead=None, key="sid", step="1D", store=store, settle=None, namespace="bench-scale"
+        )
         def get_bars(sid: int, start: Any, end: Any) -> pd.DataFrame:
             calls[0] += 1
             frame = daily_bars(sid, start, end)

@@ -24,6 +24,7 @@ SCRIPTS = [
     "bench_disk.py",
     "bench_s3.py",
     "bench_batch.py",
+    "bench_readahead.py",
 ]
 
 

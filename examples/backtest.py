@@ -7,7 +7,8 @@ now]``); at the end a chart asks for the whole period. The provider is
 
     uncached        every call goes to the provider           125 calls
     joblib.Memory   caches exact arguments: no call repeats   125 calls
-    rangememo       fetches only the days not yet covered     <= 63 calls
+    rangememo       fetches only the days not yet covered,    <= 63 calls
+                    and reads ahead of the march (default)    (5 measured)
 
 All three must return identical frames for every call; the script exits with
 status 1 if they do not (or if rangememo makes more than 63 calls).

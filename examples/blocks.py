@@ -19,7 +19,9 @@ from rangememo.testing import FakeProvider, make_blocks
 provider = FakeProvider(latency=0.01)
 
 
-@range_cached(key="chain", step=1, store=MemoryStore())
+# readahead=None: the pages are fetched exactly as walked (the default would notice
+# the walk and read ahead of it in growing windows).
+@range_cached(key="chain", step=1, store=MemoryStore(), readahead=None)
 async def get_blocks(chain: str, start: int, end: int) -> pd.DataFrame:
     return await provider.get_blocks(chain, start, end)
 

@@ -61,7 +61,8 @@ def range_cached(
     namespace: str | None = None,
     version: int | str = 0,
     clock: Callable[[], dt.datetime] = _utcnow,
-    readahead: Any = None,
+    readahead: Any = "auto",
+    max_readahead: Any = None,
     lookback: Any = None,
     coalesce: Any = None,
     max_span: Any = None,
@@ -105,7 +106,12 @@ def range_cached(
     :param version: Bump it to start again from empty; ``"auto"``: start
         afresh whenever the function's code changes.
     :param clock: Returns "now" as a ``datetime`` (naive: UTC); for tests.
-    :param readahead: Extend a gap touching the request's end by this span.
+    :param readahead: ``"auto"`` (default): when requests march forward (or
+        backward) along a key, fetch ahead of them by a window that doubles
+        while the march goes on; a span: extend a gap touching the request's
+        end by that span; ``None``: never read ahead.
+    :param max_readahead: The cap on ``readahead="auto"``'s window (a span or
+        a count of steps); default: 1024 steps (off on an axis without a step).
     :param lookback: Extend a gap touching the request's start by this span.
     :param coalesce: Fetch gaps closer than this span as one call.
     :param max_span: Split a longer gap into calls of at most this span.
@@ -145,6 +151,7 @@ def range_cached(
         version=version,
         clock=clock,
         readahead=readahead,
+        max_readahead=max_readahead,
         lookback=lookback,
         coalesce=coalesce,
         max_span=max_span,

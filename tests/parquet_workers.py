@@ -36,7 +36,14 @@ def day(n: int) -> dt.datetime:
 def bars_function(root: str, calls: str | None = None, latency: float = 0.0, **store: Any) -> Any:
     """A cached daily-bars function over ``ParquetStore(root)``, recording its calls."""
 
-    @range_cached(key="symbol", step="1D", store=ParquetStore(root, **store), namespace=NAMESPACE)
+    # readahead=None: the tests compare the days fetched with the days asked for.
+    @range_cached(
+        key="symbol",
+        step="1D",
+        store=ParquetStore(root, **store),
+        namespace=NAMESPACE,
+        readahead=None,
+    )
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         if calls is not None:
             record = {"pid": os.getpid(), "symbol": symbol, "start": str(start), "end": str(end)}
@@ -52,7 +59,10 @@ def bars_function(root: str, calls: str | None = None, latency: float = 0.0, **s
 def async_bars_function(root: str, calls: str, latency: float = 0.0) -> Any:
     """:func:`bars_function` as an ``async def`` function."""
 
-    @range_cached(key="symbol", step="1D", store=ParquetStore(root), namespace=NAMESPACE)
+    # readahead=None: the tests compare the days fetched with the days asked for.
+    @range_cached(
+        key="symbol", step="1D", store=ParquetStore(root), namespace=NAMESPACE, readahead=None
+    )
     async def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         record = {"pid": os.getpid(), "symbol": symbol, "start": str(start), "end": str(end)}
         (Path(calls) / f"{os.getpid()}-{uuid.uuid4().hex}.json").write_text(json.dumps(record))

@@ -35,7 +35,8 @@ def record(calls: str, symbol: str, start: Any, end: Any) -> None:
     (Path(calls) / f"{os.getpid()}-{uuid.uuid4().hex}.json").write_text(json.dumps(entry))
 
 
-@range_cached(key="symbol", step="1D", namespace="s3workers.sweep")
+# readahead=None: the tests compare the days fetched with the days asked for.
+@range_cached(key="symbol", step="1D", namespace="s3workers.sweep", readahead=None)
 def get_bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     """Module level, so Dask pickles it by reference; its store is the default one:
     each worker's ``$RANGEMEMO_CACHE_DIR`` (an ``s3://`` URL in the test)."""
@@ -61,7 +62,14 @@ def _stall(url: str, calls: str, flags: str, first: int, last: int) -> None:
     holding the key's lease (1 s). What it saw goes to ``FLAGS/done.json``."""
     entered, go = Path(flags) / "entered", Path(flags) / "go"
 
-    @range_cached(key="symbol", step="1D", store=ParquetStore(url, lease=1.0), namespace=NAMESPACE)
+    # readahead=None: the tests compare the days fetched with the days asked for.
+    @range_cached(
+        key="symbol",
+        step="1D",
+        store=ParquetStore(url, lease=1.0),
+        namespace=NAMESPACE,
+        readahead=None,
+    )
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         record(calls, symbol, start, end)
         entered.touch()

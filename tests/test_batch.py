@@ -411,3 +411,19 @@ def test_no_warning_on_a_plain_batched_call() -> None:
         warnings.simplefilter("error")
         get(["AAPL", "MSFT"], T0, T0 + 5 * DAY)
         get(["AAPL", "MSFT", "DELISTED"], T0 + 2 * DAY, T0 + 8 * DAY)
+
+
+def test_readahead_on_a_marching_batch_keeps_members_together() -> None:
+    # The seed backtest for three symbols with default planning (readahead
+    # "auto"): the march is each member's own, so every member reads ahead
+    # alike and every provider call still carries all three.
+    rec = Recorder()
+    get = make(rec)
+    members = ["AAPL", "MSFT", "GOOG"]
+    for d in range(62):
+        now = T0 + d * DAY
+        for lo in (now, now - 30 * DAY):
+            same(get(members, lo, now), expected(bars(members, lo, now), members))
+    assert len(rec.calls) <= 5, rec.calls
+    assert all(sorted(c[0]) == sorted(members) for c in rec.calls), rec.calls
+    assert get.cache_info().rows_ahead > 0

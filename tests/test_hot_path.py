@@ -69,7 +69,7 @@ def test_live_updates_equal_the_uncached_answer(store: Any) -> None:
         calls.append((start, end))
         return minute_bars(symbol, start, end)
 
-    get = cached(provider, store)
+    get = cached(provider, store, readahead=None)  # one fetch per new bar, to count them
 
     get("X", T0, T0 + 499 * MIN)
     live_updates(get, minute_bars, 500, 560)

@@ -86,7 +86,9 @@ class System:
         raw = Providers(self.fake, self.closed)
         self.reference = Providers(FakeProvider(), self.closed)
         store = MemoryStore()
-        common = dict(store=store, closed=self.closed)
+        # readahead=None: the model predicts each call exactly (one per maximal gap,
+        # nothing else fetched); readahead would fetch beyond what was requested.
+        common = dict(store=store, closed=self.closed, readahead=None)
         bars = raw.bars if self.is_async else raw.bars_sync
         blocks = raw.blocks if self.is_async else raw.blocks_sync
         self.bars = range_cached(

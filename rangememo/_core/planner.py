@@ -15,6 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 import portion as P
 
+from .ahead import Trail, grant, march, moved
 from .ledger import Ledger, Pair, pairs, span
 
 __all__ = ["Flight", "Gap", "Plan", "Policy", "plan_gaps", "split_span"]
@@ -64,6 +65,11 @@ class Policy:
     lookback: int | None = None
     edge: int | None = None  # the live edge, a grid point: never read ahead past it
     sessions: Sessions | None = None
+    auto: int | None = None  # adaptive readahead's cap (``None``: off; see _core/ahead.py)
+    last: int | None = None  # the end of the calendar's last session: never read past it
+    first: int | None = None  # the start of its first session: never read behind it
+    floor: Callable[[int], int] | None = None  # the grid point at or before a position
+    ceil: Callable[[int], int] | None = None  # the grid point at or after a position
 
 
 @dataclass(slots=True)
@@ -72,6 +78,7 @@ class Plan(Generic[F]):
 
     gaps: list[Gap] = field(default_factory=list)  # to fetch now, in order
     waits: list[F] = field(default_factory=list)  # in-flight fetches to share
+    trail: Trail | None = None  # the key's marches after this plan (adaptive readahead)
 
     @property
     def hit(self) -> bool:
@@ -79,6 +86,8 @@ class Plan(Generic[F]):
 
 
 _NO_POLICY = Policy()
+# Positions are int64: windows are clipped to it, never wrapped.
+_MIN, _MAX = -(2**63), 2**63 - 1
 
 
 def plan_gaps(
@@ -88,6 +97,7 @@ def plan_gaps(
     inflight: Sequence[F] = (),
     now: float = 0.0,
     policy: Policy = _NO_POLICY,
+    trail: Trail | None = None,
 ) -> Plan[F]:
     """Plan ``[lo, hi)``: the gaps to fetch and the flights to wait for.
 
@@ -111,12 +121,15 @@ def plan_gaps(
                 waits.append(flight)
                 left = left - part
         todo = pairs(left)
-    if todo and (policy.readahead or policy.lookback):
+    new_trail = None
+    if todo and policy.auto is not None:
+        todo, new_trail = _auto(todo, lo, hi, _Free(ledger, now, busy), policy, trail or Trail())
+    elif todo and (policy.readahead or policy.lookback):
         todo = _extend(todo, lo, hi, _Free(ledger, now, busy), policy)
     if policy.coalesce and len(todo) > 1:
         todo = _coalesce(todo, busy, policy.coalesce)
     gaps = [g for a, b in todo for g in _shape(a, b, policy)]
-    return Plan(gaps=gaps, waits=waits)
+    return Plan(gaps=gaps, waits=waits, trail=new_trail)
 
 
 class _Free:
@@ -137,18 +150,88 @@ def _extend(todo: list[Pair], lo: int, hi: int, free: _Free, policy: Policy) -> 
     """Read ahead past the request's end / behind its start, into free space."""
     out = list(todo)
     if policy.readahead and out[-1][1] == hi:
-        limit = hi + policy.readahead
-        if policy.edge is not None:  # a grid point: bars before it are complete
-            limit = min(limit, policy.edge)
-        if limit > hi:
-            ahead = free.within(hi, limit)
-            if ahead and ahead[0][0] == hi:
-                out[-1] = (out[-1][0], ahead[0][1])
+        out[-1] = (out[-1][0], _ahead(hi, policy.readahead, free, policy))
     if policy.lookback and out[0][0] == lo:
-        behind = free.within(lo - policy.lookback, lo)
-        if behind and behind[-1][1] == lo:
-            out[0] = (behind[-1][0], out[0][1])
+        out[0] = (_behind(lo, policy.lookback, free, policy), out[0][1])
     return out
+
+
+def _ahead(hi: int, window: int, free: _Free, policy: Policy) -> int:
+    """Where a gap ending at ``hi`` may end once read ahead by ``window``."""
+    # On a grid the window counts whole steps from the end of the request's last step.
+    limit = min((policy.ceil(hi) if policy.ceil is not None else hi) + window, _MAX)
+    if policy.edge is not None:  # a grid point: bars before it are complete
+        limit = min(limit, policy.edge)
+    if policy.last is not None:  # past it the calendar cannot tell sessions from closures
+        limit = min(limit, policy.last)
+    if policy.floor is not None and policy.floor(limit) > hi:
+        limit = policy.floor(limit)  # a readable bound, a whole number of steps away
+    if limit <= hi:
+        return hi
+    ahead = free.within(hi, limit)  # never into covered or in-flight ranges
+    return ahead[0][1] if ahead and ahead[0][0] == hi else hi
+
+
+def _behind(lo: int, window: int, free: _Free, policy: Policy) -> int:
+    """Where a gap starting at ``lo`` may start once read behind by ``window``."""
+    limit = max(lo - window, _MIN)
+    if policy.first is not None:
+        limit = max(limit, policy.first)
+    if policy.ceil is not None and policy.ceil(limit) < lo:
+        limit = policy.ceil(limit)
+    if limit >= lo:
+        return lo
+    behind = free.within(limit, lo)
+    return behind[-1][0] if behind and behind[-1][1] == lo else lo
+
+
+def _auto(
+    todo: list[Pair], lo: int, hi: int, free: _Free, policy: Policy, trail: Trail
+) -> tuple[list[Pair], Trail]:
+    """Adaptive readahead: extend by what the key's marches earned; step them on.
+
+    A fixed ``lookback`` still applies behind (it was asked for); ``max_span``
+    bounds a window, so readahead adds at most one call of at most ``max_span``.
+    """
+    assert policy.auto is not None
+    cap = policy.auto if policy.max_span is None else min(policy.auto, policy.max_span)
+    out = list(todo)
+    ahead, behind = trail.ahead, trail.behind
+    if out[-1][1] == hi:  # the request misses its tail: a forward step, or a new march
+        a = out[-1][0]
+        state = march(ahead, a, policy.step)
+        window = grant(state, max(hi - a, policy.step), _run_behind(a, cap, free, policy), cap)
+        end = _ahead(hi, window, free, policy) if window else hi
+        out[-1] = (a, end)
+        ahead = moved(state, end, window)
+    if policy.lookback and out[0][0] == lo:
+        out[0] = (_behind(lo, policy.lookback, free, policy), out[0][1])
+    elif out[0][0] == lo:  # the request misses its head: a backward step, or a new march
+        b = todo[0][1]  # where the request's own head gap ends (not any read ahead)
+        state = march(behind, b, policy.step)
+        window = grant(state, max(b - lo, policy.step), _run_ahead(b, cap, free, policy), cap)
+        start = _behind(lo, window, free, policy) if window else lo
+        out[0] = (start, out[0][1])
+        behind = moved(state, start, window)
+    return out, Trail(ahead, behind)
+
+
+def _run_behind(a: int, cap: int, free: _Free, policy: Policy) -> int:
+    """The covered run ending at ``a`` (or within a step of it), at most ``cap``."""
+    back = free.within(max(a - cap, _MIN), a)
+    if back and back[-1][1] == a and a - back[-1][0] <= policy.step:
+        a = back[-1][0]  # the rest of a step the request planned to its end (fit claims it)
+        back = back[:-1]
+    return cap if not back else max(0, a - back[-1][1])
+
+
+def _run_ahead(b: int, cap: int, free: _Free, policy: Policy) -> int:
+    """The covered run starting at ``b`` (or within a step of it), at most ``cap``."""
+    on = free.within(b, min(b + cap, _MAX))
+    if on and on[0][0] == b and on[0][1] - b <= policy.step:
+        b = on[0][1]
+        on = on[1:]
+    return cap if not on else max(0, on[0][0] - b)
 
 
 def _coalesce(todo: list[Pair], busy: P.Interval, within: int) -> list[Pair]:

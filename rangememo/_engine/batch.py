@@ -113,7 +113,10 @@ class Batcher:
         policy = cache.policy(req)
         with cache.lock:  # a copy: the gaps other calls are fetching are theirs
             flights = list(cache.inflight.get(req.key, ()))
-        gaps = plan_gaps(req.lo, req.hi, ledger, flights, now, policy).gaps
+            # Read, not kept: the member's own call (step 3) plans with the same
+            # trail, so it finds these very gaps, and steps the march itself.
+            trail = cache.readahead.trail(req.key) if policy.auto is not None else None
+        gaps = plan_gaps(req.lo, req.hi, ledger, flights, now, policy, trail).gaps
         out = []
         for g in gaps:
             fitted = fit(req.axis, req.rows_hi, g, view, flights)

@@ -33,8 +33,9 @@ from .binding import Binder, KeySpec
 from .bounds import as_string, coerce_bounds
 from .identity import default_namespace, describe, fingerprint
 from .policy import RateLimit, SessionCalendar, clock_ns, to_units
+from .readahead import Readahead, auto_cap
 from .stats import Stats
-from .validate import check_options
+from .validate import check_options, is_auto
 
 __all__ = ["Options", "RangeCache", "Request"]
 
@@ -64,7 +65,8 @@ class Options:
     namespace: str | None = None
     version: int | str = 0
     clock: Callable[[], dt.datetime] = _utcnow
-    readahead: Any = None
+    readahead: Any = "auto"
+    max_readahead: Any = None
     lookback: Any = None
     coalesce: Any = None
     max_span: Any = None
@@ -171,6 +173,9 @@ class RangeCache:
         # In-flight fetches per key (interval-level single flight).
         self.inflight: dict[Hashable, list[Any]] = {}
         self.landings = Landings()
+        # Adaptive readahead: each key's recent marches, the rows fetched ahead.
+        self.readahead = Readahead(self.stats)
+        self.counts_ahead = options.readahead is not None or options.lookback is not None
         self.lock = threading.Lock()
 
     @property
@@ -247,6 +252,8 @@ class RangeCache:
         if view.rows is None or not ledger.covers(req.lo, req.hi, now):
             return False, None
         self.stats.count(hits=1)
+        if self.readahead.unused:
+            self.used(req)
         return True, view.read(req.lo, req.rows_hi, req.tz)
 
     def policy(self, req: Request, extend: bool = True) -> Policy:
@@ -256,17 +263,26 @@ class RangeCache:
             return Policy(step=axis.step)
         timed = axis.kind != "int"
         calendar = self.calendar if timed else None
+        auto = is_auto(o.readahead)
+        # Adaptive windows end on the grid (readable bounds); fixed ones as they always did.
+        stepped = axis.step > 1 and extend and auto
+        bounds = calendar.bounds(axis) if calendar is not None and extend else None
         return Policy(
             step=axis.step,
             max_span=to_units(o.max_span, axis, "max_span"),
             coalesce=to_units(o.coalesce, axis, "coalesce"),
-            readahead=to_units(o.readahead, axis, "readahead") if extend else None,
+            readahead=to_units(o.readahead, axis, "readahead") if extend and not auto else None,
             lookback=to_units(o.lookback, axis, "lookback") if extend else None,
             # Never read ahead into the future, nor past the live edge.
             edge=axis.grid_floor(clock_ns(o.clock()) - (self.settle or 0), req.lo)
             if timed
             else None,
             sessions=(lambda lo, hi: calendar.spans(axis, lo, hi)) if calendar else None,
+            auto=auto_cap(o.max_readahead, axis) if extend and auto else None,
+            first=bounds[0] if bounds is not None else None,
+            last=bounds[1] if bounds is not None else None,
+            floor=(lambda pos: axis.grid_floor(pos, req.lo)) if stepped else None,
+            ceil=(lambda pos: axis.grid_ceil(pos)) if stepped else None,
         )
 
     def plan(self, req: Request, view: View | None, make: Callable[[Gap], Any], seen: int) -> Any:
@@ -284,7 +300,10 @@ class RangeCache:
             if self.landings.since(req.key, seen):
                 return None
             flights = self.inflight.setdefault(req.key, [])
-            plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy)
+            trail = self.readahead.trail(req.key) if policy.auto is not None else None
+            plan = plan_gaps(req.lo, req.hi, ledger, flights, now, policy, trail)
+            if plan.trail is not None:  # under the lock: concurrent plans step in turn
+                self.readahead.keep(req.key, plan.trail)
             fitted = (fit(req.axis, req.rows_hi, g, view, flights) for g in plan.gaps)
             new = [make(g) for g in fitted if g is not None]
             flights.extend(new)
@@ -300,6 +319,10 @@ class RangeCache:
             partial_hits=int(partial), misses=int(not partial), provisional_refetches=refetch
         )
         return new, plan.waits
+
+    def used(self, req: Request) -> None:
+        """Count the rows fetched ahead (by earlier calls) that this call's range holds."""
+        self.readahead.used(req.key, req.lo, req.hi)
 
     def missing(self, req: Request, ledger: Ledger | None, claims: list[tuple[int, int]]) -> bool:
         """Is any of the call's range neither covered in ``ledger`` nor claimed by its flights?
@@ -323,6 +346,12 @@ class RangeCache:
         if entry is None:
             return [gap], []
         view = entry.view(gap.lo, gap.hi)
+        left = view.ledger.missing(gap.lo, gap.hi, self.now())
+        if len(left) == 1 and left[0][0] - gap.lo <= 1 and gap.hi - left[0][1] <= 1:
+            # Nothing of it was covered meanwhile (but the 1-unit slivers fitting
+            # added at its ends): the gap stands as fitted. Fitting it again would
+            # move an off-grid end once more.
+            return [gap], []
         policy = self.policy(req, False)
         planned: list[Gap] = plan_gaps(gap.lo, gap.hi, view.ledger, (), self.now(), policy).gaps
         fitted = (fit(req.axis, req.rows_hi, g, entry) for g in planned)
@@ -382,6 +411,8 @@ class RangeCache:
         if dropped:
             log.debug("dropped %d rows outside the gap %s", dropped, gap)
         self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
+        if self.counts_ahead:
+            self.readahead.fetched(req.key, req.lo, req.hi, chunk.positions)
         if axis.ref is not None:
             gap = claim(req.axis, req.rows_hi, gap, chunk, entry, adapter.position_tz(result))
         # A piece shaped like the key's rows takes the key's template (as commit

@@ -151,6 +151,8 @@ async def acall(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
+    if cache.readahead.unused:
+        cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
 
@@ -417,6 +419,8 @@ def call(
         rounds += 1
         if rounds >= _ROUNDS or not _short(cache, req, view, mine):
             break
+    if cache.readahead.unused:
+        cache.used(req)  # rows another call fetched ahead, which this one waited for
     return _done(cache, req, tr, _finish(cache, req, view, mine) if answer else None, answer)
 
 

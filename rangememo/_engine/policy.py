@@ -63,6 +63,15 @@ class SessionCalendar:
         if isinstance(sessions, pd.DatetimeIndex) and len(sessions):
             self._days = sessions.as_unit("ns").asi8 // _DAY.value
 
+    def bounds(self, axis: Axis) -> Pair | None:
+        """The start of the first session and the end of the last, as axis positions.
+
+        ``None`` when the calendar does not list its sessions up front.
+        """
+        if self._days is None:
+            return None
+        return _midnight(int(self._days[0]), axis), _midnight(int(self._days[-1]) + 1, axis)
+
     def spans(self, axis: Axis, lo: int, hi: int) -> list[Pair] | None:
         """Session days overlapping ``[lo, hi)`` as axis spans; ``None``: unknown."""
         first = pd.Timestamp(axis.decode(lo)).normalize()

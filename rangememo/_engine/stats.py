@@ -20,6 +20,8 @@ class CacheInfo(NamedTuple):
     errors: int  # provider calls that raised
     calendar_skips: int  # gaps covered without a call: no session in them
     provisional_refetches: int  # gaps refetched because live-edge data expired
+    rows_ahead: int = 0  # rows fetched beyond what their request asked (readahead, lookback)
+    rows_ahead_used: int = 0  # of those, rows a later request asked for
 
 
 class Stats:
@@ -37,6 +39,8 @@ class Stats:
         "errors",
         "calendar_skips",
         "provisional_refetches",
+        "rows_ahead",
+        "rows_ahead_used",
     )
 
     def __init__(self) -> None:

@@ -16,9 +16,14 @@ import numpy as np
 from .._core.axis import span_ns
 from .._errors import InvalidOption
 
-__all__ = ["check_options"]
+__all__ = ["check_options", "is_auto"]
 
-_SPANS = ("readahead", "lookback", "coalesce", "max_span")
+_SPANS = ("readahead", "max_readahead", "lookback", "coalesce", "max_span")
+
+
+def is_auto(value: Any) -> bool:
+    """Is ``value`` the adaptive readahead (``"auto"``)?"""
+    return isinstance(value, str) and value == "auto"
 
 
 def _count(value: Any) -> bool:
@@ -60,10 +65,17 @@ def check_options(o: Any) -> None:
         raise InvalidOption("ttl= has no effect with settle=False (nothing is provisional)")
     for name in _SPANS:
         value = getattr(o, name)
+        if name == "readahead" and is_auto(value):
+            continue
         if value is None or (_count(value) and value >= 1):
             continue
         if _count(value) or not span_ns(value, name):
             raise InvalidOption(f"{name}={value!r}: pass a positive count of steps, or a span")
+    if o.max_readahead is not None and not is_auto(o.readahead):
+        raise InvalidOption(
+            f"max_readahead={o.max_readahead!r} caps readahead='auto' only, "
+            f"not readahead={o.readahead!r}; drop one of them"
+        )
     if o.rate_limit is not None:
         calls: Any = None
         seconds: Any = None
