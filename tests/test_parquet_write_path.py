@@ -106,7 +106,14 @@ def test_kept_tail_is_the_file_read_back(tmp_path, kind):
 def _grow(root: Path, kind: str, days: int) -> tuple[list[pd.DataFrame], Any]:
     calls: list[tuple[Any, Any]] = []
 
-    @range_cached(key="symbol", step="1D", store=ParquetStore(root, durable=False), namespace="wp")
+    # readahead=None: the test is about one append per day (the default reads ahead).
+    @range_cached(
+        key="symbol",
+        step="1D",
+        store=ParquetStore(root, durable=False),
+        namespace="wp",
+        readahead=None,
+    )
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         calls.append((start, end))
         full = _frame(kind, 0, 400)

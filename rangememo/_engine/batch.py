@@ -274,7 +274,6 @@ class Batcher:
         return split(result, self.by, [member])[0][member]
 
 
-
 def _outcome(fn: Callable[[Call], list[Any]], call: Call) -> tuple[list[Any], BaseException | None]:
     try:
         return fn(call), None
