@@ -111,13 +111,16 @@ def split(
     return pieces, strangers
 
 
-def combine(answers: list[Any], members: Sequence[Hashable], by: str) -> Any:
+def combine(
+    answers: list[Any], members: Sequence[Hashable], by: str, level_dtype: Any = None
+) -> Any:
     """One answer holding every member's rows, in the caller's member order.
 
     Each answer is one member's, as its own cached call gave it: with the
     ``by`` column (the column shape) or without the member level (the level
-    shape, put back here). Empty answers add nothing (``pd.concat`` warns
-    about, and may change dtypes for, empty parts), unless every one is empty.
+    shape, put back here, of ``level_dtype`` when known: the provider's).
+    Empty answers add nothing (``pd.concat`` warns about, and may change
+    dtypes for, empty parts), unless every one is empty.
     """
     if any(isinstance(a, pd.DataFrame) and by in a.columns for a in answers):
         shape: Shape = "column"
@@ -129,7 +132,13 @@ def combine(answers: list[Any], members: Sequence[Hashable], by: str) -> Any:
     parts = _same_categories([answers[i] for i in keep])
     if shape == "level":
         keys = [members[i] for i in keep]
-        return pd.concat(parts, keys=keys, names=[by])
+        out = pd.concat(parts, keys=keys, names=[by])
+        levels = out.index.levels[0]
+        if level_dtype is not None and levels.dtype != level_dtype:
+            # The level is rebuilt from the members, whose dtype pandas infers
+            # (``str`` for strings); the provider's may be ``object``.
+            out.index = out.index.set_levels(levels.astype(level_dtype), level=0)
+        return out
     if len(parts) == 1:
         return parts[0]
     if all(_default_index(p) for p in parts):

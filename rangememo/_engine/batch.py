@@ -23,12 +23,16 @@ threads (a sync call's gap fetches run in a pool) and taken once.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Hashable
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from .._core.grid import fit
 from .._core.members import members_of, split
@@ -45,6 +49,7 @@ __all__ = ["Batcher"]
 log = logging.getLogger("rangememo")
 
 _MISSING: Any = object()
+_STRIPES = 64  # member locks: enough that unrelated members rarely share one
 Call = tuple[tuple[Any, Any], list[Hashable]]  # ((start, end), members)
 
 
@@ -79,6 +84,13 @@ class Batcher:
         cache.limit = None
         self.pieces: dict[tuple[Hashable, Any, Any], Any] = {}
         self.lock = threading.Lock()
+        # The dtype of the member level of the last MultiIndex answer: a stored
+        # piece drops the level, and the answer rebuilds it from the members.
+        self.level_dtype: Any = None
+        # Member locks, striped (a member's lock is its key's hash's stripe) and
+        # taken in stripe order, so two calls never wait for each other.
+        self.stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self.astripes: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
         cache.fn = self._amember if is_async else self._member
 
     # -- binding ---------------------------------------------------------------
@@ -97,6 +109,37 @@ class Batcher:
             arguments[binder.start], arguments[binder.end] = start, end
         new = inspect.BoundArguments(binder.signature, arguments)  # type: ignore[arg-type,unused-ignore]
         return new.args, new.kwargs
+
+    # -- the member locks (see batch_drive) -------------------------------------------
+    def _stripes(self, keys: list[Hashable]) -> list[int]:
+        return sorted({hash(k) % _STRIPES for k in keys})
+
+    @contextlib.contextmanager
+    def hold(self, keys: list[Hashable]) -> Iterator[None]:
+        """Hold the locks of these members' keys (a plain function's call)."""
+        with contextlib.ExitStack() as stack:
+            for i in self._stripes(keys):
+                stack.enter_context(self.stripes[i])
+            yield
+
+    @contextlib.asynccontextmanager
+    async def ahold(self, keys: list[Hashable]) -> AsyncIterator[None]:
+        """Hold the locks of these members' keys (an ``async def`` function's call).
+
+        The locks are the running loop's: calls on two event loops (two
+        threads each running one) are not kept apart.
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            locks = self.astripes.get(loop)
+            if locks is None:
+                locks = self.astripes[loop] = [asyncio.Lock() for _ in range(_STRIPES)]
+        async with contextlib.AsyncExitStack() as stack:
+            for i in self._stripes(keys):
+                await stack.enter_async_context(locks[i])
+            yield
 
     # -- step 1: plan ------------------------------------------------------------
     def plan(self, req: Request, entry: Any) -> tuple[bool, Any, tuple[tuple[Any, Any], ...]]:
@@ -141,6 +184,7 @@ class Batcher:
         """Split one answer into the table; return the table keys it added."""
         (start, end), members = call
         pieces, strangers = split(result, self.by, members)
+        self.note_level(result)
         if strangers:
             warn(
                 CacheWarning(
@@ -157,6 +201,11 @@ class Batcher:
                 self.pieces[slot] = piece
                 added.append(slot)
         return added
+
+    def note_level(self, result: Any) -> None:
+        index = getattr(result, "index", None)
+        if isinstance(index, pd.MultiIndex) and index.names[0] == self.by:
+            self.level_dtype = index.levels[0].dtype
 
     def drop(self, slots: list[tuple[Any, ...]]) -> None:
         """Forget pieces nobody took (a plan changed between the steps)."""
@@ -256,6 +305,7 @@ class Batcher:
         if self.limit is not None:
             self.limit.acquire()
         result = self.provider(*margs, **mkwargs)  # the engine counted this call
+        self.note_level(result)
         return split(result, self.by, [member])[0][member]
 
     async def _amember(self, *args: Any, **kwargs: Any) -> Any:
@@ -268,6 +318,7 @@ class Batcher:
         if self.limit is not None:
             await self.limit.aacquire()
         result = await self.provider(*margs, **mkwargs)
+        self.note_level(result)
         return split(result, self.by, [member])[0][member]
 
 
