@@ -624,13 +624,13 @@ def test_a_calendar_skips_gaps_without_sessions_for_every_member(store: Any) -> 
     class Weekdays:
         def sessions_in_range(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
             days = pd.date_range(start.normalize(), end.normalize(), freq="D")
-            return days[days.dayofweek < 5]
+            return days[days.day_of_week < 5]
 
     prov = Provider()
 
     def api(symbols: list[Any], start: Any, end: Any) -> pd.DataFrame:
         frame = prov(symbols, start, end)
-        return frame[np.asarray(frame.index.dayofweek < 5)]
+        return frame[np.asarray(frame.index.day_of_week < 5)]
 
     get = batched(api, store, calendar=Weekdays())
     fri, mon = pd.Timestamp("2024-03-08", tz="UTC"), pd.Timestamp("2024-03-11", tz="UTC")
@@ -641,3 +641,208 @@ def test_a_calendar_skips_gaps_without_sessions_for_every_member(store: Any) -> 
     same(got, oracle(api(["B", "A"], fri - 4 * DAY, fri), ["B", "A"], fri - 4 * DAY, fri))
     get(["A", "B"], fri, mon)
     assert [c[1:3] for c in prov.calls[n + 1 :]] == [(mon, mon)]
+
+
+# -- row orders and index shapes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["descending", "time-major"])
+def test_provider_row_order_gives_member_then_time(store: Any, order: str) -> None:
+    """Grouped daily aggregates come time-major (every symbol of a day, then the next)."""
+    prov = Provider()
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        frame = prov(symbols, start, end)
+        if order == "descending":
+            return frame.iloc[::-1]
+        return frame.sort_index(kind="stable")
+
+    get = batched(api, store)
+    get(["B"], T0 + 2 * DAY, T0 + 3 * DAY)
+    members = ["C", "A", "B"]
+    got = get(members, T0, T0 + 5 * DAY)
+    want = oracle(prov.frame(members, T0, T0 + 5 * DAY), members, T0, T0 + 5 * DAY)
+    same(got, want)
+
+
+def test_long_frame_with_a_time_column_and_a_range_index(store: Any) -> None:
+    """yfinance-style after ``reset_index``: positions in a column, a RangeIndex."""
+    prov = Provider()
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        return prov(symbols, start, end).reset_index()
+
+    get = batched(api, store, index="timestamp")
+    get(["A"], T0, T0 + 3 * DAY)
+    members = ["B", "A"]
+    got = get(members, T0, T0 + 6 * DAY)
+    raw = api(members, T0, T0 + 6 * DAY)
+    want = pd.concat([raw[np.asarray(raw["symbol"] == m)] for m in members], ignore_index=True)
+    same(got, want)
+
+
+def test_level_shape_outside_rows_strangers_and_a_new_column(store: Any) -> None:
+    prov = Provider(level=True)
+    cut = T0 + 4 * DAY
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        frame = prov(symbols, pd.Timestamp(start) - DAY, pd.Timestamp(end) + DAY)
+        stranger = frame.rename(index={symbols[0]: "ZZZ"}, level=0).iloc[:2]
+        frame = pd.concat([frame, stranger])
+        if pd.Timestamp(end) > cut:
+            times = frame.index.get_level_values(1)
+            frame["vwap"] = np.where(times > cut, frame["close"] - 0.5, np.nan)
+        return frame
+
+    get = batched(api, store)
+    with pytest.warns(CacheWarning, match="ZZZ"):
+        get(["A", "B"], T0, T0 + 3 * DAY)
+    members = ["B", "C", "A"]
+    with pytest.warns(CacheWarning, match="ZZZ"):
+        got = get(members, T0, T0 + 8 * DAY)
+    raw = prov.frame(members, T0, T0 + 8 * DAY)
+    times = raw.index.get_level_values(1)
+    raw["vwap"] = np.where(times > cut, raw["close"] - 0.5, np.nan)
+    same(got, oracle(raw, members, T0, T0 + 8 * DAY, level=True))
+
+
+def test_integer_axis_and_left_closed_ranges(store: Any) -> None:
+    def api(symbols: list[str], start: int, end: int) -> pd.DataFrame:
+        rows = [(s, i, i * 10 + len(s)) for s in symbols for i in range(start, end)]
+        return pd.DataFrame(
+            {"symbol": [r[0] for r in rows], "v": np.array([r[2] for r in rows], dtype="int64")},
+            index=pd.Index([r[1] for r in rows], dtype="int64", name="seq"),
+        )
+
+    calls: list[tuple[tuple[str, ...], int, int]] = []
+
+    def rec(symbols: list[str], start: int, end: int) -> pd.DataFrame:
+        calls.append((tuple(symbols), start, end))
+        return api(symbols, start, end)
+
+    get = batched(rec, store, step=1, closed="left")
+    get(["A", "BB"], 0, 10)
+    got = get(["BB", "CCC", "A"], 5, 15)
+    raw = api(["BB", "CCC", "A"], 5, 15)
+    want = pd.concat([raw[np.asarray(raw["symbol"] == m)] for m in ["BB", "CCC", "A"]])
+    same(got, want)
+    assert sorted(calls[1:]) == sorted([(("BB", "A"), 10, 15), (("CCC",), 5, 15)])
+
+
+# -- more concurrency: failures, invalidation mid-fetch, prefetch ------------------------------
+
+
+def test_a_failing_call_and_a_waiting_call_on_the_same_member(store: Any) -> None:
+    prov = Slow()
+
+    def flaky(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        out = prov(symbols, start, end)
+        if "BAD" in symbols:
+            raise ConnectionError("503")
+        return out
+
+    get = batched(flaky, store)
+    box: dict[str, Any] = {}
+
+    def bad() -> None:
+        try:
+            get(["A", "BAD"], T0, T0 + 5 * DAY)
+        except ConnectionError as exc:
+            box["error"] = exc
+
+    def good() -> None:
+        box["answer"] = get(["A"], T0, T0 + 5 * DAY)
+
+    threads = [threading.Thread(target=bad), threading.Thread(target=good)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(box["error"], ConnectionError)
+    same(box["answer"], oracle(prov.frame(["A"], T0, T0 + 5 * DAY), ["A"], T0, T0 + 5 * DAY))
+    assert get.coverage("A")  # the good call's fetch is kept
+
+
+def test_invalidate_of_a_member_being_fetched(store: Any) -> None:
+    prov = Provider()
+    entered, release = threading.Event(), threading.Event()
+
+    def held(symbols: list[Any], start: Any, end: Any) -> pd.DataFrame:
+        out = prov(symbols, start, end)
+        if pd.Timestamp(end) == T0 + 9 * DAY and not entered.is_set():
+            entered.set()
+            assert release.wait(5)
+        return out
+
+    get = batched(held, store)
+    get(["A", "B"], T0, T0 + 4 * DAY)
+    box: dict[str, Any] = {}
+    members = ["B", "A"]
+
+    def run() -> None:
+        box["answer"] = get(members, T0, T0 + 9 * DAY)
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert entered.wait(5)
+    get.invalidate("A", start=T0 + 1 * DAY, end=T0 + 2 * DAY)  # A's older days, mid-fetch
+    release.set()
+    t.join()
+    want = oracle(prov.frame(members, T0, T0 + 9 * DAY), members, T0, T0 + 9 * DAY)
+    same(box["answer"], want)
+    same(get(members, T0, T0 + 9 * DAY), want)
+    n = len(prov.calls)
+    same(get(members, T0, T0 + 9 * DAY), want)
+    assert len(prov.calls) == n
+
+
+def test_prefetch_from_threads_then_call(store: Any) -> None:
+    prov = Slow()
+    get = batched(prov, store)
+    threads = [threading.Thread(target=get.prefetch, args=(m, lo, hi)) for m, lo, hi in WORK]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = len(prov.calls)
+    members = ["E", "D", "C", "B", "A"]
+    got = get(members, T0 + DAY, T0 + 4 * DAY)
+    assert len(prov.calls) == n
+    same(got, oracle(prov.frame(members, T0 + DAY, T0 + 4 * DAY), members, T0 + DAY, T0 + 4 * DAY))
+    for m in "ABCDE":
+        no_overlaps(prov.asked(m), m)
+
+
+def test_async_cancelled_while_waiting_for_a_member_lock() -> None:
+    prov = Provider()
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def get_bars(symbols: list[Any], start: Any, end: Any) -> pd.DataFrame:
+            out = prov(symbols, start, end)
+            await gate.wait()
+            return out
+
+        get = range_cached(
+            batch="symbols", by="symbol", step="1D", settle=False, store=MemoryStore()
+        )(get_bars)
+        first = asyncio.create_task(get(["A", "B"], T0, T0 + 3 * DAY))
+        await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(get(["B"], T0, T0 + 3 * DAY))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        gate.set()
+        same(
+            await first,
+            oracle(prov.frame(["A", "B"], T0, T0 + 3 * DAY), ["A", "B"], T0, T0 + 3 * DAY),
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # The locks were let go: another call runs (from the cache).
+        got = await asyncio.wait_for(get(["B", "A"], T0, T0 + 3 * DAY), 5)
+        want = oracle(prov.frame(["B", "A"], T0, T0 + 3 * DAY), ["B", "A"], T0, T0 + 3 * DAY)
+        same(got, want)
+
+    asyncio.run(main())
+    assert len(prov.calls) == 1
