@@ -846,3 +846,64 @@ def test_async_cancelled_while_waiting_for_a_member_lock() -> None:
 
     asyncio.run(main())
     assert len(prov.calls) == 1
+
+
+# -- ownership and bound types -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("members", [["A"], ["A", "B"]])
+@pytest.mark.parametrize("level", [False, True])
+def test_mutating_an_answer_or_the_members_list_changes_nothing(
+    store: Any, members: list[str], level: bool
+) -> None:
+    prov = Provider(level=level)
+
+    def rude(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        out = prov(symbols, start, end)
+        symbols.reverse()  # the provider reorders the list it was given
+        return out
+
+    get = batched(rude, store)
+    want = oracle(prov.frame(members, T0, T0 + 4 * DAY), members, T0, T0 + 4 * DAY, level)
+    for _ in range(3):  # fetched, then served (twice), each mutated by the caller
+        got = get(list(members), T0, T0 + 4 * DAY)
+        same(got, want)
+        got["close"] = -1.0
+        got.iloc[0, 0] = -2.0
+    assert len(prov.calls) == 1
+
+
+@pytest.mark.parametrize("kind", ["date", "naive"])
+def test_date_and_naive_bounds_reach_the_provider_as_an_unbatched_call_gives_them(
+    store: Any, kind: str
+) -> None:
+    import datetime as dt
+
+    seen: list[tuple[Any, Any]] = []
+    prov = Provider()
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        seen.append((start, end))
+        out = prov(symbols, pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"))
+        out.index = out.index.tz_localize(None)  # naive bounds, naive stamps
+        return out
+
+    get = batched(api, store)
+
+    @range_cached(step="1D", settle=False, store=MemoryStore())
+    def one(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return api([symbol], start, end)
+
+    wrap = (lambda d: d) if kind == "date" else (lambda d: dt.datetime.combine(d, dt.time()))
+    windows = [
+        (dt.date(2024, 3, 1), dt.date(2024, 3, 5)),
+        (dt.date(2024, 3, 4), dt.date(2024, 3, 9)),
+    ]
+    for lo, hi in windows:
+        got = get(["B", "A"], wrap(lo), wrap(hi))
+        n = len(seen)
+        want = pd.concat([one(m, wrap(lo), wrap(hi)) for m in ["B", "A"]])
+        same(got, want)
+        mine = seen[n - 1]
+        assert seen[n:] and all(s == mine for s in seen[n:]), (seen, n)
+        assert all(type(x) is type(y) for s in seen[n:] for x, y in zip(s, mine, strict=True))
