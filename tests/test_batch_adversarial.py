@@ -907,3 +907,28 @@ def test_date_and_naive_bounds_reach_the_provider_as_an_unbatched_call_gives_the
         mine = seen[n - 1]
         assert seen[n:] and all(s == mine for s in seen[n:]), (seen, n)
         assert all(type(x) is type(y) for s in seen[n:] for x, y in zip(s, mine, strict=True))
+
+
+def test_one_members_schema_conflict_keeps_the_others_rows(store: Any) -> None:
+    """B has no prices ("n/a"), so an answer holding B has an object ``close``: A, stored
+    float64 from an answer of its own, cannot take it (a real conflict); B's rows of
+    that same answer are still committed."""
+    prov = Provider()
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        frame = prov(symbols, start, end)
+        if "B" in symbols:
+            close = frame["close"].astype(object)
+            close[np.asarray(frame["symbol"] == "B")] = "n/a"
+            frame["close"] = close
+        return frame
+
+    get = batched(api, store)
+    get(["A"], T0, T0 + 3 * DAY)
+    get(["B"], T0, T0 + 3 * DAY)
+    with pytest.raises(Exception, match="dtype"):
+        get(["A", "B"], T0, T0 + 6 * DAY)
+    n = len(prov.calls)
+    got = get(["B"], T0, T0 + 6 * DAY)
+    assert len(prov.calls) == n  # B's days 4-6 were kept
+    same(got, oracle(api(["B"], T0, T0 + 6 * DAY), ["B"], T0, T0 + 6 * DAY))

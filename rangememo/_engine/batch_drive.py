@@ -69,12 +69,18 @@ def run(b: Batcher, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool 
             p.note(b, m, p.calls_of[m], p.reqs[m], store.get(ns, p.keys[m]))
         todo = p.todo
         slots, errors = b.fetch(bound, p.keys, b.calls(todo)) if todo else ([], [])
+        failed = _failed(errors)
         try:
-            failed = _failed(errors)
             for m in todo:
-                if m not in failed:  # a member fetched: committed, even if others failed
-                    margs, mkwargs = p.calls_of[m]
+                if m in failed:
+                    continue
+                margs, mkwargs = p.calls_of[m]
+                try:  # a member fetched: committed, even if others failed
                     p.done[m] = call(cache, margs, mkwargs, answer=answer and not errors)
+                except Exception as exc:
+                    # One member's commit failing (a schema conflict) must not
+                    # lose the rows fetched for the members after it.
+                    errors.append((((None, None), [m]), exc))
         finally:
             b.drop(slots)
     if errors:
@@ -103,12 +109,18 @@ async def arun(
             p.note(b, m, p.calls_of[m], p.reqs[m], await store.aget(ns, p.keys[m]))
         todo = p.todo
         slots, errors = await b.afetch(bound, p.keys, b.calls(todo)) if todo else ([], [])
+        failed = _failed(errors)
         try:
-            failed = _failed(errors)
             for m in todo:
-                if m not in failed:
-                    margs, mkwargs = p.calls_of[m]
+                if m in failed:
+                    continue
+                margs, mkwargs = p.calls_of[m]
+                try:  # a member fetched: committed, even if others failed
                     p.done[m] = await acall(cache, margs, mkwargs, answer=answer and not errors)
+                except Exception as exc:
+                    # One member's commit failing (a schema conflict) must not
+                    # lose the rows fetched for the members after it.
+                    errors.append((((None, None), [m]), exc))
         finally:
             b.drop(slots)
     if errors:
