@@ -932,3 +932,79 @@ def test_one_members_schema_conflict_keeps_the_others_rows(store: Any) -> None:
     got = get(["B"], T0, T0 + 6 * DAY)
     assert len(prov.calls) == n  # B's days 4-6 were kept
     same(got, oracle(api(["B"], T0, T0 + 6 * DAY), ["B"], T0, T0 + 6 * DAY))
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [[], (), np.array([], dtype=str), pd.Index([], dtype=object), iter(())],
+    ids=["list", "tuple", "ndarray", "index", "iterator"],
+)
+def test_no_members_reach_the_provider_as_an_empty_list(empty: Any) -> None:
+    prov = Provider()
+    get = batched(prov, MemoryStore())
+    same(get(empty, T0, T0 + 3 * DAY), prov.frame([], T0, T0 + 3 * DAY))
+    assert prov.calls == [((), T0, T0 + 3 * DAY, ())]  # Provider asserts a list
+
+
+def test_cache_clear_while_another_thread_fetches(store: Any) -> None:
+    prov = Provider()
+    entered, release = threading.Event(), threading.Event()
+
+    def held(symbols: list[Any], start: Any, end: Any) -> pd.DataFrame:
+        out = prov(symbols, start, end)
+        if "HOLD" in symbols:
+            entered.set()
+            assert release.wait(5)
+        return out
+
+    get = batched(held, store)
+    get(["A"], T0, T0 + 4 * DAY)
+    box: dict[str, Any] = {}
+    members = ["A", "HOLD"]
+
+    def run() -> None:
+        box["answer"] = get(members, T0, T0 + 6 * DAY)
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert entered.wait(5)
+    get.cache_clear()
+    release.set()
+    t.join()
+    want = oracle(prov.frame(members, T0, T0 + 6 * DAY), members, T0, T0 + 6 * DAY)
+    same(box["answer"], want)
+    same(get(members, T0, T0 + 6 * DAY), want)
+
+
+def test_async_one_members_schema_conflict_keeps_the_others_rows() -> None:
+    prov = Provider()
+
+    async def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        frame = prov(symbols, start, end)
+        if "B" in symbols:
+            close = frame["close"].astype(object)
+            close[np.asarray(frame["symbol"] == "B")] = "n/a"
+            frame["close"] = close
+        return frame
+
+    get = range_cached(batch="symbols", by="symbol", step="1D", settle=False, store=MemoryStore())(
+        api
+    )
+
+    async def main() -> None:
+        await get(["A"], T0, T0 + 3 * DAY)
+        await get(["B"], T0, T0 + 3 * DAY)
+        with pytest.raises(Exception, match="dtype"):
+            await get(["A", "B"], T0, T0 + 6 * DAY)
+        n = len(prov.calls)
+        await get(["B"], T0, T0 + 6 * DAY)
+        assert len(prov.calls) == n
+
+    asyncio.run(main())
+
+
+def test_an_empty_member_list_is_a_counted_provider_call() -> None:
+    prov = Provider()
+    get = batched(prov, MemoryStore())
+    get([], T0, T0)
+    assert get.cache_info().provider_calls == 1

@@ -54,7 +54,9 @@ def run(b: Batcher, args: tuple[Any, ...], kwargs: dict[str, Any], answer: bool 
     """One call of a batched plain function."""
     bound, members = b.bind(args, kwargs)
     if not members:  # no series to cache: only the provider knows its empty answer
-        return b.provider(*args, **kwargs) if answer else None
+        # Still a list (not the caller's tuple, array or spent iterator).
+        margs, mkwargs = b.with_members(bound, [])
+        return b._call(margs, mkwargs) if answer else None  # counted, rate-limited
     cache = b.cache
     store, ns = cache.store, cache.namespace
     p = _Plans()
@@ -94,7 +96,8 @@ async def arun(
     """One call of a batched ``async def`` function."""
     bound, members = b.bind(args, kwargs)
     if not members:
-        return await b.provider(*args, **kwargs) if answer else None
+        margs, mkwargs = b.with_members(bound, [])
+        return await b._acall(margs, mkwargs) if answer else None
     cache = b.cache
     store, ns = cache.store, cache.namespace
     p = _Plans()
