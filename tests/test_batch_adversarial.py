@@ -1008,3 +1008,38 @@ def test_an_empty_member_list_is_a_counted_provider_call() -> None:
     get = batched(prov, MemoryStore())
     get([], T0, T0)
     assert get.cache_info().provider_calls == 1
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_a_provider_calling_its_own_batched_function_for_other_members(
+    max_concurrency: int,
+) -> None:
+    """An index's bars are its constituents' mean, fetched through the same function."""
+    prov = Provider()
+    members = [f"S{i}" for i in range(80)]  # many keys: any shared lock would show
+
+    def api(symbols: list[str], start: Any, end: Any) -> pd.DataFrame:
+        parts = [prov([s for s in symbols if s != "INDEX"], start, end)]
+        if "INDEX" in symbols:
+            parts.append(index_rows(get(members, start, end)))
+        return pd.concat(parts)
+
+    def index_rows(constituents: pd.DataFrame) -> pd.DataFrame:
+        mean = constituents.groupby(level=0)["close"].mean()
+        out = pd.DataFrame({"symbol": pd.Series("INDEX", index=mean.index, dtype=object)})
+        out["close"] = mean
+        return out
+
+    get = batched(api, MemoryStore(), max_concurrency=max_concurrency)
+    got: dict[str, Any] = {}
+    # A member of the outer call (not a constituent: the nested call would wait
+    # for the outer one, which waits for it; docs/batch.md).
+    outer = ["INDEX", "X"]
+    t = threading.Thread(target=lambda: got.update(a=get(outer, T0, T0 + 3 * DAY)), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "deadlocked"
+    raw = pd.concat(
+        [prov.frame(["X"], T0, T0 + 3 * DAY), index_rows(prov.frame(members, T0, T0 + 3 * DAY))]
+    )
+    same(got["a"], oracle(raw, outer, T0, T0 + 3 * DAY))

@@ -23,12 +23,10 @@ threads (a sync call's gap fetches run in a pool) and taken once.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import threading
-import weakref
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +38,7 @@ from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption
 from .._warn import warn
 from .cache import RangeCache, Request
+from .member_locks import MemberLocks
 
 if TYPE_CHECKING:
     from .policy import RateLimit
@@ -49,7 +48,6 @@ __all__ = ["Batcher"]
 log = logging.getLogger("rangememo")
 
 _MISSING: Any = object()
-_STRIPES = 64  # member locks: enough that unrelated members rarely share one
 Call = tuple[tuple[Any, Any], list[Hashable]]  # ((start, end), members)
 
 
@@ -87,10 +85,8 @@ class Batcher:
         # The dtype of the member level of the last MultiIndex answer: a stored
         # piece drops the level, and the answer rebuilds it from the members.
         self.level_dtype: Any = None
-        # Member locks, striped (a member's lock is its key's hash's stripe) and
-        # taken in stripe order, so two calls never wait for each other.
-        self.stripes = [threading.Lock() for _ in range(_STRIPES)]
-        self.astripes: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+        locks = MemberLocks()  # concurrent batched calls fetch a member's range once
+        self.hold, self.ahold = locks.hold, locks.ahold
         cache.fn = self._amember if is_async else self._member
 
     # -- binding ---------------------------------------------------------------
@@ -109,37 +105,6 @@ class Batcher:
             arguments[binder.start], arguments[binder.end] = start, end
         new = inspect.BoundArguments(binder.signature, arguments)  # type: ignore[arg-type,unused-ignore]
         return new.args, new.kwargs
-
-    # -- the member locks (see batch_drive) -------------------------------------------
-    def _stripes(self, keys: list[Hashable]) -> list[int]:
-        return sorted({hash(k) % _STRIPES for k in keys})
-
-    @contextlib.contextmanager
-    def hold(self, keys: list[Hashable]) -> Iterator[None]:
-        """Hold the locks of these members' keys (a plain function's call)."""
-        with contextlib.ExitStack() as stack:
-            for i in self._stripes(keys):
-                stack.enter_context(self.stripes[i])
-            yield
-
-    @contextlib.asynccontextmanager
-    async def ahold(self, keys: list[Hashable]) -> AsyncIterator[None]:
-        """Hold the locks of these members' keys (an ``async def`` function's call).
-
-        The locks are the running loop's: calls on two event loops (two
-        threads each running one) are not kept apart.
-        """
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        with self.lock:
-            locks = self.astripes.get(loop)
-            if locks is None:
-                locks = self.astripes[loop] = [asyncio.Lock() for _ in range(_STRIPES)]
-        async with contextlib.AsyncExitStack() as stack:
-            for i in self._stripes(keys):
-                await stack.enter_async_context(locks[i])
-            yield
 
     # -- step 1: plan ------------------------------------------------------------
     def plan(self, req: Request, entry: Any) -> tuple[bool, Any, tuple[tuple[Any, Any], ...]]:
