@@ -1043,3 +1043,26 @@ def test_a_provider_calling_its_own_batched_function_for_other_members(
         [prov.frame(["X"], T0, T0 + 3 * DAY), index_rows(prov.frame(members, T0, T0 + 3 * DAY))]
     )
     same(got["a"], oracle(raw, outer, T0, T0 + 3 * DAY))
+
+
+def test_live_edges_fetched_at_different_times_expire_per_member(store: Any) -> None:
+    live = Live()
+    get = batched(live, store, settle="1D", ttl="1h", clock=live.clock)
+    lo, hi = T0, T0 + 9 * DAY
+    get(["A"], lo, hi)  # A's live bar fetched at 15:00
+    live.now += pd.Timedelta(minutes=45)
+    get(["B"], lo, hi)  # B's at 15:45
+    live.now += pd.Timedelta(minutes=30)  # 16:15: A's expired, B's not
+    live.calls.clear()
+    members = ["B", "A"]
+    got = get(members, lo, hi)
+    asked = list(live.calls)
+    assert [c[0] for c in asked] == [("A",)], asked
+    assert asked[0][1] >= lo + 8 * DAY
+    # B is served its provisional bar as fetched at 15:45 (within ttl), A's is fresh.
+    b_then = live.now
+    live.now = b_then - pd.Timedelta(minutes=30)
+    want_b = oracle(live(["B"], lo, hi), ["B"], lo, hi)
+    live.now = b_then
+    want_a = oracle(live(["A"], lo, hi), ["A"], lo, hi)
+    same(got, pd.concat([want_b, want_a]))
