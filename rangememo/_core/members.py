@@ -126,6 +126,11 @@ def combine(
         shape: Shape = "column"
     elif all(isinstance(a, pd.DataFrame) and not len(a.columns) and not len(a) for a in answers):
         return answers[0]  # the provider's empty answer of no shape, for everyone
+    elif level_dtype is None and not any(len(a) for a in answers):
+        # Empty pieces without the ``by`` column, and no MultiIndex answer seen:
+        # the provider answered empty frames without ``by`` (a plain index);
+        # rebuilding a member level would invent a MultiIndex it never gave.
+        return answers[0]
     else:
         shape = "level"
     keep = [i for i, a in enumerate(answers) if len(a)] or [0]
@@ -133,6 +138,8 @@ def combine(
     if shape == "level":
         keys = [members[i] for i in keep]
         out = pd.concat(parts, keys=keys, names=[by])
+        if not len(out):  # no member: the level holds nobody (as the provider's would)
+            out.index = out.index.remove_unused_levels()
         levels = out.index.levels[0]
         if level_dtype is not None and levels.dtype != level_dtype:
             # The level is rebuilt from the members, whose dtype pandas infers
