@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rangememo import CacheWarning, MemoryStore, ParquetStore, range_cached
 
@@ -1065,3 +1067,30 @@ def test_live_edges_fetched_at_different_times_expire_per_member(store: Any) -> 
     live.now = b_then
     want_a = oracle(live(["A"], lo, hi), ["A"], lo, hi)
     same(got, pd.concat([want_b, want_a]))
+
+
+_window = st.tuples(
+    st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=4),
+    st.integers(0, 20),
+    st.integers(0, 8),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(windows=st.lists(_window, min_size=1, max_size=6), hour=st.sampled_from([0, 5, 23]))
+def test_batched_calls_ask_what_each_members_own_call_asks(
+    windows: list[tuple[list[str], int, int]], hour: int
+) -> None:
+    """Any sequence of batched calls: exact answers, and for every member exactly the
+    ranges an unbatched cached function would have asked, call for call."""
+    prov = Provider(hour=hour)
+    get = batched(prov, MemoryStore())
+    spans = [(members, T0 + a * DAY, T0 + (a + n) * DAY) for members, a, n in windows]
+    for members, lo, hi in spans:
+        distinct = list(dict.fromkeys(members))
+        same(get(members, lo, hi), oracle(prov.frame(distinct, lo, hi), distinct, lo, hi))
+    ref = alone(
+        lambda: Provider(hour=hour), [(list(dict.fromkeys(m)), lo, hi) for m, lo, hi in spans]
+    )
+    for m in "ABCD":
+        assert prov.asked(m) == ref.asked(m), m
