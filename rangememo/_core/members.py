@@ -111,25 +111,41 @@ def split(
     return pieces, strangers
 
 
-def combine(answers: list[Any], members: Sequence[Hashable], by: str) -> Any:
+def combine(
+    answers: list[Any], members: Sequence[Hashable], by: str, level_dtype: Any = None
+) -> Any:
     """One answer holding every member's rows, in the caller's member order.
 
     Each answer is one member's, as its own cached call gave it: with the
     ``by`` column (the column shape) or without the member level (the level
-    shape, put back here). Empty answers add nothing (``pd.concat`` warns
-    about, and may change dtypes for, empty parts), unless every one is empty.
+    shape, put back here, of ``level_dtype`` when known: the provider's).
+    Empty answers add nothing (``pd.concat`` warns about, and may change
+    dtypes for, empty parts), unless every one is empty.
     """
     if any(isinstance(a, pd.DataFrame) and by in a.columns for a in answers):
         shape: Shape = "column"
     elif all(isinstance(a, pd.DataFrame) and not len(a.columns) and not len(a) for a in answers):
         return answers[0]  # the provider's empty answer of no shape, for everyone
+    elif level_dtype is None and not any(len(a) for a in answers):
+        # Empty pieces without the ``by`` column, and no MultiIndex answer seen:
+        # the provider answered empty frames without ``by`` (a plain index);
+        # rebuilding a member level would invent a MultiIndex it never gave.
+        return answers[0]
     else:
         shape = "level"
     keep = [i for i, a in enumerate(answers) if len(a)] or [0]
     parts = _same_categories([answers[i] for i in keep])
     if shape == "level":
         keys = [members[i] for i in keep]
-        return pd.concat(parts, keys=keys, names=[by])
+        out = pd.concat(parts, keys=keys, names=[by])
+        if not len(out):  # no member: the level holds nobody (as the provider's would)
+            out.index = out.index.remove_unused_levels()
+        levels = out.index.levels[0]
+        if level_dtype is not None and levels.dtype != level_dtype:
+            # The level is rebuilt from the members, whose dtype pandas infers
+            # (``str`` for strings); the provider's may be ``object``.
+            out.index = out.index.set_levels(levels.astype(level_dtype), level=0)
+        return out
     if len(parts) == 1:
         return parts[0]
     if all(_default_index(p) for p in parts):

@@ -30,12 +30,15 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from .._core.grid import fit
 from .._core.members import members_of, split
 from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption
 from .._warn import warn
 from .cache import RangeCache, Request
+from .member_locks import MemberLocks
 
 if TYPE_CHECKING:
     from .policy import RateLimit
@@ -79,6 +82,11 @@ class Batcher:
         cache.limit = None
         self.pieces: dict[tuple[Hashable, Any, Any], Any] = {}
         self.lock = threading.Lock()
+        # The dtype of the member level of the last MultiIndex answer: a stored
+        # piece drops the level, and the answer rebuilds it from the members.
+        self.level_dtype: Any = None
+        locks = MemberLocks()  # concurrent batched calls fetch a member's range once
+        self.hold, self.ahold = locks.hold, locks.ahold
         cache.fn = self._amember if is_async else self._member
 
     # -- binding ---------------------------------------------------------------
@@ -144,6 +152,7 @@ class Batcher:
         """Split one answer into the table; return the table keys it added."""
         (start, end), members = call
         pieces, strangers = split(result, self.by, members)
+        self.note_level(result)
         if strangers:
             warn(
                 CacheWarning(
@@ -160,6 +169,11 @@ class Batcher:
                 self.pieces[slot] = piece
                 added.append(slot)
         return added
+
+    def note_level(self, result: Any) -> None:
+        index = getattr(result, "index", None)
+        if isinstance(index, pd.MultiIndex) and index.names[0] == self.by:
+            self.level_dtype = index.levels[0].dtype
 
     def drop(self, slots: list[tuple[Any, ...]]) -> None:
         """Forget pieces nobody took (a plan changed between the steps)."""
@@ -259,6 +273,7 @@ class Batcher:
         if self.limit is not None:
             self.limit.acquire()
         result = self.provider(*margs, **mkwargs)  # the engine counted this call
+        self.note_level(result)
         return split(result, self.by, [member])[0][member]
 
     async def _amember(self, *args: Any, **kwargs: Any) -> Any:
@@ -271,6 +286,7 @@ class Batcher:
         if self.limit is not None:
             await self.limit.aacquire()
         result = await self.provider(*margs, **mkwargs)
+        self.note_level(result)
         return split(result, self.by, [member])[0][member]
 
 
