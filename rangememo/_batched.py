@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, ParamSpec, TypeVar
 
+from ._engine import batch_control as bc
+from ._engine import control
 from ._engine.batch import Batcher
 from ._engine.batch_drive import arun, run
 from ._pickling import reduce_wrapper
@@ -28,13 +30,40 @@ class BatchRangeCached(RangeCached[P, R]):
     batcher: Batcher
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = run(self.batcher, args, kwargs)
+        how = control.mode()
+        if how == "online":
+            result: R = run(self.batcher, args, kwargs)
+        elif how == "offline":
+            result = bc.cached(self.batcher, args, kwargs)
+        else:
+            result = self.__wrapped__(*args, **kwargs)
         return result
 
     def prefetch(self, *args: Any, **kwargs: Any) -> None:
         """Make sure every member's range is covered; return nothing."""
         kwargs.pop("progress", None)  # no bar: its members are fetched together
-        run(self.batcher, args, kwargs, answer=False)
+        how = control.mode()
+        if how == "online":
+            run(self.batcher, args, kwargs, answer=False)
+        elif how == "offline":  # covered already, or NotCached
+            bc.cached(self.batcher, args, kwargs, answer=False)
+
+    def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch every member's whole range again (shared calls), replace, answer."""
+        how = control.mode()
+        if how == "offline":
+            raise bc.refused(self.batcher, "refresh() under offline()")
+        if how == "disabled":
+            return self.__wrapped__(*args, **kwargs)
+        result: R = bc.refresh(self.batcher, args, kwargs)
+        return result
+
+    def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Every member's answer from the cache only, or one ``NotCached``."""
+        if control.mode() == "disabled":
+            raise bc.refused(self.batcher, "cached() under disabled()")
+        result: R = bc.cached(self.batcher, args, kwargs)
+        return result
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         return _reduce(self)
@@ -46,13 +75,40 @@ class AsyncBatchRangeCached(AsyncRangeCached[P, R]):
     batcher: Batcher
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = await arun(self.batcher, args, kwargs)
+        how = control.mode()
+        if how == "online":
+            result: R = await arun(self.batcher, args, kwargs)
+        elif how == "offline":
+            result = await bc.acached(self.batcher, args, kwargs)
+        else:
+            result = await self.__wrapped__(*args, **kwargs)
         return result
 
     async def prefetch(self, *args: Any, **kwargs: Any) -> None:
         """Make sure every member's range is covered; return nothing."""
         kwargs.pop("progress", None)
-        await arun(self.batcher, args, kwargs, answer=False)
+        how = control.mode()
+        if how == "online":
+            await arun(self.batcher, args, kwargs, answer=False)
+        elif how == "offline":
+            await bc.acached(self.batcher, args, kwargs, answer=False)
+
+    async def refresh(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Fetch every member's whole range again (shared calls), replace, answer."""
+        how = control.mode()
+        if how == "offline":
+            raise bc.refused(self.batcher, "refresh() under offline()")
+        if how == "disabled":
+            return await self.__wrapped__(*args, **kwargs)
+        result: R = await bc.arefresh(self.batcher, args, kwargs)
+        return result
+
+    async def cached(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Every member's answer from the cache only, or one ``NotCached``."""
+        if control.mode() == "disabled":
+            raise bc.refused(self.batcher, "cached() under disabled()")
+        result: R = await bc.acached(self.batcher, args, kwargs)
+        return result
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         return _reduce(self)
