@@ -101,3 +101,44 @@ async def test_a_batch_waiting_for_the_lock_can_be_abandoned(tmp_path):
     assert get_bars.cache.inflight == {}
     got = await get_bars("AAPL", D(2024, 10, 1), D(2024, 10, 10))
     assert_frame_equal(got, make_bars("AAPL", D(2024, 10, 1), D(2024, 10, 10)))
+
+
+def test_readers_catching_up_while_this_process_commits_see_no_damage(tmp_path):
+    """Reader threads catch up with the log while a writer of the same process
+    commits: a record the writer just appended must not be applied twice (once by
+    a reader's catch-up, once by the writer's own fold), which retired the live
+    segment and deleted it under later readers ("damaged", coverage lost)."""
+    import warnings
+
+    from rangememo import CacheWarning
+
+    @range_cached(key="symbol", step="1D", store=ParquetStore(tmp_path), readahead=None)
+    def get(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        return make_bars(symbol, start, end, skip_weekends=False)
+
+    first = dt.datetime(2024, 1, 1)
+    get("AAPL", first, first + dt.timedelta(days=5))
+    stop, errors = threading.Event(), []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                got = get.cached("AAPL", first, first + dt.timedelta(days=5))
+                want = make_bars("AAPL", first, first + dt.timedelta(days=5), skip_weekends=False)
+                assert_frame_equal(got, want, check_freq=False)
+            except Exception as exc:
+                errors.append(exc)
+                return
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheWarning)
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for d in range(6, 40):  # each commit merges the small tail: a replace record
+            get("AAPL", first, first + dt.timedelta(days=d))
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert errors == []
+    assert [str(w.message) for w in caught if issubclass(w.category, CacheWarning)] == []

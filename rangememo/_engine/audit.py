@@ -26,7 +26,7 @@ from . import control
 from .cache import RangeCache, Request
 from .introspect import _shown, forget_bounds
 from .policy import to_units
-from .refresh import whole_gaps
+from .refresh import afetch_whole, fetch_whole
 
 __all__ = ["AuditReport", "arun", "run"]
 
@@ -196,19 +196,7 @@ def run(
     total, jobs = plan_audit(cache, arguments, key, step, entry, *_opts(options))
     for job in jobs:
         assert entry is not None
-        for gap in whole_gaps(cache, job.req):
-            pending = cache.skip(job.req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(job.req, gap)
-                if cache.limit is not None:
-                    cache.limit.acquire()
-                try:
-                    result = cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(job.req, gap, result, entry)
-            job.fetched.append(pending)
+        job.fetched += fetch_whole(cache, job.req, entry)
         compare(cache, job)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
     if options["heal"] and revised:
@@ -237,19 +225,7 @@ async def arun(
     total, jobs = plan_audit(cache, arguments, key, step, entry, *_opts(options))
     for job in jobs:
         assert entry is not None
-        for gap in whole_gaps(cache, job.req):
-            pending = cache.skip(job.req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(job.req, gap)
-                if cache.limit is not None:
-                    await cache.limit.aacquire()
-                try:
-                    result = await cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(job.req, gap, result, entry)
-            job.fetched.append(pending)
+        job.fetched += await afetch_whole(cache, job.req, entry)
         compare(cache, job)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
     if options["heal"] and revised:

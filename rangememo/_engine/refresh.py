@@ -18,12 +18,57 @@ from .._core.planner import Gap, plan_gaps
 from .._core.rows import Chunk
 from .cache import RangeCache, Request
 
-__all__ = ["arefresh_call", "joined", "refresh_call", "whole_gaps"]
+__all__ = [
+    "afetch_whole",
+    "arefresh_call",
+    "fetch_whole",
+    "joined",
+    "refresh_call",
+    "whole_gaps",
+]
 
 
 def whole_gaps(cache: RangeCache, req: Request) -> list[Gap]:
     # The whole range, split as max_span/calendar would split any fetch, never extended.
     return list(plan_gaps(req.lo, req.hi, None, (), 0.0, cache.policy(req, False)).gaps)
+
+
+def fetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> list[Fetched]:
+    """Every piece of ``req``'s whole range, fetched (nothing written)."""
+    fetched = []
+    for gap in whole_gaps(cache, req):
+        pending = cache.skip(req, gap, entry)
+        if pending is None:
+            call_args, call_kwargs = cache.gap_call(req, gap)
+            if cache.limit is not None:
+                cache.limit.acquire()
+            try:
+                result = cache.fn(*call_args, **call_kwargs)
+            except BaseException:
+                cache.stats.count(errors=1)
+                raise
+            pending = cache.digest(req, gap, result, entry)
+        fetched.append(pending)
+    return fetched
+
+
+async def afetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> list[Fetched]:
+    """:func:`fetch_whole` for an ``async def`` function."""
+    fetched = []
+    for gap in whole_gaps(cache, req):
+        pending = cache.skip(req, gap, entry)
+        if pending is None:
+            call_args, call_kwargs = cache.gap_call(req, gap)
+            if cache.limit is not None:
+                await cache.limit.aacquire()
+            try:
+                result = await cache.fn(*call_args, **call_kwargs)
+            except BaseException:
+                cache.stats.count(errors=1)
+                raise
+            pending = cache.digest(req, gap, result, entry)
+        fetched.append(pending)
+    return fetched
 
 
 def joined(pieces: list[Fetched]) -> list[Fetched]:
@@ -104,20 +149,7 @@ def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any
     with store.lock(ns, req.key):
         entry = store.get(ns, req.key)
         _start(cache, req, entry)
-        fetched = []
-        for gap in whole_gaps(cache, req):
-            pending = cache.skip(req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(req, gap)
-                if cache.limit is not None:
-                    cache.limit.acquire()
-                try:
-                    result = cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(req, gap, result, entry)
-            fetched.append(pending)
+        fetched = fetch_whole(cache, req, entry)
         latest, stored = entry, True
         for f in joined(fetched):
             try:
@@ -137,20 +169,7 @@ async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[s
     async with store.alock(ns, req.key):
         entry = await store.aget(ns, req.key)
         _start(cache, req, entry)
-        fetched = []
-        for gap in whole_gaps(cache, req):
-            pending = cache.skip(req, gap, entry)
-            if pending is None:
-                call_args, call_kwargs = cache.gap_call(req, gap)
-                if cache.limit is not None:
-                    await cache.limit.aacquire()
-                try:
-                    result = await cache.fn(*call_args, **call_kwargs)
-                except BaseException:
-                    cache.stats.count(errors=1)
-                    raise
-                pending = cache.digest(req, gap, result, entry)
-            fetched.append(pending)
+        fetched = await afetch_whole(cache, req, entry)
         latest, stored = entry, True
         for f in joined(fetched):
             try:

@@ -142,8 +142,10 @@ class KeyState:
         except _Reload:
             return False
 
-    def _apply(self, rec: Record, seq: int) -> None:
+    def _apply(self, rec: Record, seq: int) -> bool:
         entry, rows, doc = self.entry, self.entry.rows, self.doc
+        if seq <= doc.seq:  # this process's writer folded it already (see log.catch_up)
+            return False
         if not isinstance(rows, SegmentRows) or entry.adapter is None or doc.schema is None:
             raise _Reload
         if rec.schema is not None and any(
@@ -180,6 +182,8 @@ class KeyState:
             rows.mixed = rows.mixed or _mixed(doc.segments)
 
         with entry.lock:
+            if seq <= doc.seq:  # folded by the writer while this record was read
+                return False
             if rec.schema is not None:
                 self.tobj = entry.template = template
                 self.tdoc = rec.schema["template"]
@@ -188,6 +192,7 @@ class KeyState:
                 entry.follows_tz = bool(rec.schema.get("follows_tz", False))
             fold(doc, rec, seq, rows_first)
             entry.version = seq
+        return True
 
     # -- reading -------------------------------------------------------------------
     def load(self, seg: Segment, lo: int, hi: int) -> tuple[int, int, Chunk]:

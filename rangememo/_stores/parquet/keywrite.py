@@ -128,22 +128,27 @@ def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) 
         rec.schema = schema
     if doc.key is None:
         rec.key = key_doc(state.key)
-    try:
-        seq = append(state.medium, state.paths.prefix, doc, rec)
-    except Overtaken:
-        state.stale = True  # the caller drops this state
-        raise
-    while seq is None:  # lost a race (no lock): record order is newest-wins order
-        if rec.replace is not None:
-            raise LostRace(f"{state.paths.prefix}: another writer committed first")
-        state.stale = True
-        if catch_up(state.medium, state.paths.prefix, doc) is None:
-            raise LostRace(f"{state.paths.prefix}: the log moved on under a writer")
-        seq = append(state.medium, state.paths.prefix, doc, rec)
-    with entry.lock:
-        fold(doc, rec, seq, ledger=False)
-        if old and isinstance(entry.rows, SegmentRows) and rec.add is not None:
-            entry.rows.rebind({s.file: doc.segments[rec.replace[0]] for s in old if s.file})  # type: ignore[index]
+    # Appended and folded under the state's catch-up lock: a reader of this
+    # process catching up meanwhile would otherwise read the record just
+    # appended and apply it to this state too (its segment then retired while
+    # live, and deleted under later readers).
+    with state.lock:
+        try:
+            seq = append(state.medium, state.paths.prefix, doc, rec)
+        except Overtaken:
+            state.stale = True  # the caller drops this state
+            raise
+        while seq is None:  # lost a race (no lock): record order is newest-wins order
+            if rec.replace is not None:
+                raise LostRace(f"{state.paths.prefix}: another writer committed first")
+            state.stale = True
+            if catch_up(state.medium, state.paths.prefix, doc) is None:
+                raise LostRace(f"{state.paths.prefix}: the log moved on under a writer")
+            seq = append(state.medium, state.paths.prefix, doc, rec)
+        with entry.lock:
+            fold(doc, rec, seq, ledger=False)
+            if old and isinstance(entry.rows, SegmentRows) and rec.add is not None:
+                entry.rows.rebind({s.file: doc.segments[rec.replace[0]] for s in old if s.file})  # type: ignore[index]
     state.tdoc, state.tobj = tdoc, entry.template
     entry.version = seq
     fold_log(state)

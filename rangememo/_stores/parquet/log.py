@@ -103,17 +103,19 @@ def catch_up(
     medium: Medium,
     prefix: str,
     state: LogState,
-    apply: Callable[[Record, int], None] | None = None,
+    apply: Callable[[Record, int], bool | None] | None = None,
 ) -> int | None:
     """Apply the records after ``state.seq``; how many, or ``None`` if the state is lost.
 
-    ``apply`` replaces :func:`fold` (a key state also updates its rows).
+    ``apply`` replaces :func:`fold` (a key state also updates its rows); it
+    returns ``False`` for a record already folded (the next one is read).
     ``None``: the anchor is gone (a checkpoint deleted the records in
     between): load afresh.
     """
     n = 0
     while True:
-        name = record_name(prefix, state.seq + 1)
+        seq = state.seq + 1
+        name = record_name(prefix, seq)
         data = medium.read(name)
         if data is None:
             if not anchor_holds(medium, state):
@@ -125,9 +127,12 @@ def catch_up(
             return None
         rec = parse_record(data, name)
         if apply is None:
-            fold(state, rec, state.seq + 1)
-        else:
-            apply(rec, state.seq + 1)
+            fold(state, rec, seq)
+        elif apply(rec, seq) is False:
+            # Folded meanwhile by a writer of this process (it appends, then
+            # folds its record into the very state being caught up): applying
+            # it again would retire the segment it just added.
+            continue
         state.anchor, state.stamp, state.since = name, None, state.since + 1
         state.since_bytes += len(data)
         n += 1
