@@ -337,20 +337,34 @@ class RangeCache:
         now = self.now() if ledger.provisional else 0.0
         return not all(ledger.covers(a, b, now) for a, b in left)
 
-    def replan(self, req: Request, entry: Entry | None, gap: Gap) -> tuple[list[Gap], list[Part]]:
+    def missing_in(self, view: View | None, gap: Gap) -> tuple[tuple[int, int], ...]:
+        """The part of ``gap`` that ``view`` does not cover (what it was planned for)."""
+        if view is None:
+            return ((gap.lo, gap.hi),)
+        ledger = view.ledger
+        return tuple(ledger.missing(gap.lo, gap.hi, self.now() if ledger.provisional else 0.0))
+
+    def replan(
+        self,
+        req: Request,
+        entry: Entry | None,
+        gap: Gap,
+        before: tuple[tuple[int, int], ...] | None = None,
+    ) -> tuple[list[Gap], list[Part]]:
         """What of a planned gap is still missing once a shared store's lock is held.
 
         Also the parts of the gap another process covered meanwhile, with their
         rows as of now (the call answers with them, not with a later read).
+        ``before``: what of the gap was missing when it was planned.
         """
         if entry is None:
             return [gap], []
         view = entry.view(gap.lo, gap.hi)
-        left = view.ledger.missing(gap.lo, gap.hi, self.now())
-        if len(left) == 1 and left[0][0] - gap.lo <= 1 and gap.hi - left[0][1] <= 1:
-            # Nothing of it was covered meanwhile (but the 1-unit slivers fitting
-            # added at its ends): the gap stands as fitted. Fitting it again would
-            # move an off-grid end once more.
+        if before is not None and self.missing_in(view, gap) == before:
+            # Nothing of it was covered meanwhile: the gap stands as fitted
+            # (fitting it again would move an off-grid end once more). Anything
+            # covered since, even one unit (a neighbour's inclusive end on the
+            # gap's first day), is planned again, or that day is fetched twice.
             return [gap], []
         policy = self.policy(req, False)
         planned: list[Gap] = plan_gaps(gap.lo, gap.hi, view.ledger, (), self.now(), policy).gaps

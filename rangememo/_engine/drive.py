@@ -40,6 +40,7 @@ class _Flight:
 
     __slots__ = (
         "batch",
+        "before",
         "done",
         "entry",
         "gap",
@@ -65,6 +66,7 @@ class _Flight:
         self.rows = 0  # rows fetched, for the progress bar and the DEBUG line
         self.timed = False  # time the provider and the store (DEBUG on)?
         self.provider_s = self.store_s = 0.0
+        self.before: tuple[tuple[int, int], ...] | None = None  # gap's missing part when planned
 
 
 def _finish(cache: RangeCache, req: Request, view: View | None, mine: list[_Flight]) -> Any:
@@ -184,8 +186,11 @@ async def _afly(
     if planned is None:
         return None
     new, waits = planned
+    shared = cache.store.shared
     for f in new:
         f.timed = tr is not None
+        if shared:  # what replan under the lock compares with (see RangeCache.replan)
+            f.before = cache.missing_in(view, f.gap)
     sem = asyncio.Semaphore(cache.options.max_concurrency)
     bar = progress_bar(new, req.axis, progress)
     if cache.store.shared and len(new) > 1:
@@ -342,7 +347,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: _Flight, sem: asyncio
                 flight.store_s += clock() - t0
             gaps = [flight.gap]
             if store.shared:
-                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
+                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap, flight.before)
             for gap in gaps:
                 fetched = cache.skip(req, gap, entry)
                 if fetched is None:
@@ -438,8 +443,11 @@ def _round(
     if planned is None:
         return None
     new, waits = planned
+    shared = cache.store.shared
     for f in new:
         f.timed = tr is not None
+        if shared:  # what replan under the lock compares with (see RangeCache.replan)
+            f.before = cache.missing_in(view, f.gap)
     bar = progress_bar(new, req.axis, progress)
     workers = min(cache.options.max_concurrency, len(new))
     errors: list[BaseException] = []
@@ -496,7 +504,7 @@ def _fetch(cache: RangeCache, req: Request, flight: _Flight) -> None:
                 flight.store_s += clock() - t0
             gaps = [flight.gap]
             if store.shared:
-                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap)
+                gaps, flight.parts[:0] = cache.replan(req, entry, flight.gap, flight.before)
             for gap in gaps:
                 fetched = cache.skip(req, gap, entry)
                 if fetched is None:
