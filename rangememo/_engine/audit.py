@@ -24,7 +24,7 @@ from .._core.entry import Entry, Fetched, Part
 from .._errors import InvalidOption
 from . import control
 from .cache import RangeCache, Request
-from .introspect import _shown, forget_bounds
+from .introspect import _shown, bound_key, forget_bounds
 from .policy import to_units
 from .refresh import afetch_whole, fetch_whole
 
@@ -168,20 +168,6 @@ def finish_audit(
 # -- running it: the sync and async paths differ only in the waiting -------------
 
 
-def target(
-    cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any], first: dict[str, Any] | None
-) -> tuple[dict[str, Any], Hashable, Any]:
-    """The call's arguments without its range (as keywords), its key and its step."""
-    binder = cache.binder
-    arguments = binder.bind_key(args, kwargs)
-    if first:
-        arguments = {**first, **arguments}
-    step = cache.options.step
-    if callable(step):
-        step = step(**binder.keywords(arguments))
-    return binder.keywords(arguments), binder.key(arguments), step
-
-
 def run(
     cache: RangeCache,
     args: tuple[Any, ...],
@@ -190,7 +176,7 @@ def run(
     options: dict[str, Any],
 ) -> AuditReport:
     """Audit the key these arguments name (``options``: start, end, sample, seed, span, heal)."""
-    arguments, key, step = target(cache, args, kwargs, first)
+    arguments, key, step = bound_key(cache, args, kwargs, first)
     store, ns = cache.store, cache.namespace
     entry = store.get(ns, key)
     total, jobs = plan_audit(cache, arguments, key, step, entry, *_opts(options))
@@ -219,7 +205,7 @@ async def arun(
     options: dict[str, Any],
 ) -> AuditReport:
     """:func:`run` for an ``async def`` function."""
-    arguments, key, step = target(cache, args, kwargs, first)
+    arguments, key, step = bound_key(cache, args, kwargs, first)
     store, ns = cache.store, cache.namespace
     entry = await store.aget(ns, key)
     total, jobs = plan_audit(cache, arguments, key, step, entry, *_opts(options))

@@ -12,7 +12,7 @@ from .._core.entry import Entry
 from .bounds import coerce_bounds
 from .cache import RangeCache
 
-__all__ = ["Coverage", "coverage", "forget_bounds", "key_and_step"]
+__all__ = ["Coverage", "bound_key", "coverage", "forget_bounds", "key_and_step"]
 
 
 class Coverage(NamedTuple):
@@ -29,13 +29,13 @@ def _when(ts: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC) if ts else None
 
 
-def key_and_step(
+def bound_key(
     cache: RangeCache,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     first: dict[str, Any] | None = None,
-) -> tuple[Hashable, Any]:
-    """Key and step of a call given without its range (introspection).
+) -> tuple[dict[str, Any], Hashable, Any]:
+    """Arguments (as keywords), key and step of a call given without its range.
 
     ``first``: the ``self``/``cls`` of a bound call, by name (key and step
     callables may read it; the key signature leaves it out).
@@ -47,7 +47,18 @@ def key_and_step(
     step = cache.options.step
     if callable(step):
         step = step(**binder.keywords(arguments))
-    return binder.key(arguments), step
+    return binder.keywords(arguments), binder.key(arguments), step
+
+
+def key_and_step(
+    cache: RangeCache,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    first: dict[str, Any] | None = None,
+) -> tuple[Hashable, Any]:
+    """Key and step of a call given without its range (introspection)."""
+    _, key, step = bound_key(cache, args, kwargs, first)
+    return key, step
 
 
 def coverage(cache: RangeCache, entry: Entry | None, step: Any, detail: bool = False) -> list[Any]:
