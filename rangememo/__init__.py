@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import typing as _typing
 
-from ._core.audit import AuditReport
 from ._core.entry import Entry, Fetched
 from ._decorator import AsyncRangeCached, RangeCached, range_cached
 from ._engine.control import disabled, offline
@@ -31,6 +30,7 @@ from ._stores.default import default_store
 from ._stores.memory import MemoryStore
 
 if _typing.TYPE_CHECKING:
+    from ._core.audit import AuditReport
     from ._stores.parquet.store import ParquetStore
 
 __all__ = [
@@ -64,8 +64,9 @@ __version__ = "0.1.0"
 logging.getLogger("rangememo").addHandler(logging.NullHandler())
 
 #: Names whose modules load on first use: the Parquet store pulls in joblib,
-#: filelock, platformdirs and pyarrow.parquet, which a MemoryStore user never needs.
-_LAZY = {"ParquetStore": "._parquet"}
+#: filelock, platformdirs and pyarrow.parquet, which a MemoryStore user never needs;
+#: the audit report comes with ``.audit()``.
+_LAZY = {"ParquetStore": "._parquet", "AuditReport": "._core.audit"}
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -14,11 +14,20 @@ from __future__ import annotations
 import functools
 import types
 from collections.abc import Callable, Coroutine, Hashable
-from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from ._engine import control
 from ._engine import refresh as refreshing
-from ._engine.audit import AuditReport, arun, run
 from ._engine.cache import RangeCache
 from ._engine.drive import acall, call
 from ._engine.introspect import coverage as coverage_of
@@ -26,6 +35,10 @@ from ._engine.introspect import forget_bounds, key_and_step
 from ._engine.stats import CacheInfo
 from ._pickling import reduce_wrapper
 from ._stores.base import Store
+
+if TYPE_CHECKING:
+    # audit loads on first use: `import rangememo` stays near pandas' own import time.
+    from ._engine.audit import AuditReport
 
 __all__ = ["AsyncRangeCached", "BoundAsyncRangeCached", "BoundRangeCached", "RangeCached"]
 
@@ -198,6 +211,8 @@ class RangeCached(_Wrapper, Generic[P, R]):
     def _audit(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]
     ) -> AuditReport:
+        from ._engine.audit import run
+
         return run(self.cache, *self._audit_args(instance, args, kwargs), opts)
 
     @overload
@@ -342,6 +357,8 @@ class AsyncRangeCached(_LooksAsync, _Wrapper, Generic[P, R]):
     async def _audit(
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], opts: dict[str, Any]
     ) -> AuditReport:
+        from ._engine.audit import arun
+
         return await arun(self.cache, *self._audit_args(instance, args, kwargs), opts)
 
     @overload

@@ -158,3 +158,20 @@ def test_testing_helpers_load_pytest_only_for_the_store_contract(tmp_path: Path)
         tmp_path,
     )
     assert out == {"before": False, "after": True, "name": "StoreContract", "fake": "FakeProvider"}
+
+
+def test_import_leaves_portion_and_audit_for_first_use(tmp_path: Path) -> None:
+    """portion (~20 ms: it reads its own package metadata) and the audit load on first use."""
+    later = ["portion", "importlib.metadata", "rangememo._core.audit", "rangememo._engine.audit"]
+    code = (
+        "import sys, json, rangememo\n"
+        f"print(json.dumps({{m: m in sys.modules for m in {later!r}}}))"
+    )
+    assert _run(code, tmp_path) == dict.fromkeys(later, False)
+    code = (
+        "import sys, json, rangememo\n"
+        "from rangememo import AuditReport\n"
+        "from rangememo._core.audit import AuditReport as Real\n"
+        "print(json.dumps({'same': AuditReport is Real, 'portion': 'portion' in sys.modules}))"
+    )
+    assert _run(code, tmp_path) == {"same": True, "portion": False}

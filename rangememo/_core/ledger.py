@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any
-
-import portion as P
+from typing import TYPE_CHECKING, Any
 
 from .records import (
     PROVISIONAL_LIMIT,
@@ -37,6 +35,11 @@ from .records import (
     trimmed,
 )
 from .spans import EMPTY, Spans
+
+if TYPE_CHECKING:
+    # portion costs ~20 ms to import (it reads its own package metadata): it is
+    # imported where an interval is built, so `import rangememo` does not pay it.
+    import portion as P
 
 __all__ = [
     "PROVISIONAL_LIMIT",
@@ -54,6 +57,8 @@ Pair = tuple[int, int]
 
 def span(lo: int, hi: int) -> P.Interval:
     """The half-open interval ``[lo, hi)``."""
+    import portion as P
+
     return P.closedopen(lo, hi)
 
 
@@ -80,6 +85,8 @@ class Ledger:
     @property
     def covered(self) -> P.Interval:
         """Final coverage as a ``portion`` interval (built on each access: not for hot paths)."""
+        import portion as P
+
         return P.Interval(*(span(a, b) for a, b in self._final))
 
     @covered.setter
@@ -88,6 +95,8 @@ class Ledger:
 
     def live(self, now: float) -> P.Interval:
         """Final coverage plus unexpired provisional ranges, as ``portion`` (not for hot paths)."""
+        import portion as P
+
         marks = (span(p.lo, p.hi) for p in self.provisional if p.expires > now)
         return P.Interval(*(span(a, b) for a, b in self._final), *marks)
 

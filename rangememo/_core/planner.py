@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
-
-import portion as P
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from .ahead import Trail, grant, march, moved
 from .ledger import Ledger, Pair, pairs, span
+
+if TYPE_CHECKING:
+    import portion as P  # imported on first plan, not with rangememo (see ledger.py)
 
 __all__ = ["Flight", "Gap", "Plan", "Policy", "plan_gaps", "split_span"]
 
@@ -109,6 +110,8 @@ def plan_gaps(
     missing = ledger.missing(lo, hi, now) if ledger is not None else [(lo, hi)]
     if not missing:
         return Plan()
+    import portion as P
+
     waits: list[F] = []
     busy = P.empty()
     todo = missing
@@ -143,6 +146,8 @@ class _Free:
         free = self.ledger.missing(lo, hi, self.now) if self.ledger is not None else [(lo, hi)]
         if self.busy.empty or not free:
             return free
+        import portion as P
+
         return pairs(P.Interval(*(span(a, b) for a, b in free)) - self.busy)
 
 
