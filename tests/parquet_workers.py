@@ -143,7 +143,7 @@ def _write_parts(root: str, spec: str) -> None:
     """``write-parts ROOT a:b,...``: as ``write``, one segment per range (no tail merge)."""
     import rangememo._stores.parquet.keywrite
 
-    rangememo._stores.parquet.keywrite.plan_tail = lambda segs, rows, schema: len(segs)  # type: ignore[assignment]
+    rangememo._stores.parquet.keywrite.plan_tail = lambda segs, *_: len(segs)  # type: ignore[assignment]
     _write(root, spec, 1000)
 
 

@@ -43,9 +43,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     bars = bars_fn(root, durable=False)
     bars("AAPL", day(2), day(10))
     with monkeypatch.context() as m:
-        m.setattr(
-            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
-        )
+        m.setattr(rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, *_: len(segs))
         bars("AAPL", day(20), day(31))
     bars("MSFT", day(2), day(5))
 
@@ -205,9 +203,7 @@ def test_compact_merges_segments_and_readers_see_the_same_rows(store, monkeypatc
     """``compact``: one segment per key after, identical answers, no provider call."""
     bars = bars_fn(store)
     with monkeypatch.context() as m:  # one part per write: tail merging off
-        m.setattr(
-            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
-        )
+        m.setattr(rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, *_: len(segs))
         for d in range(1, 20):
             bars("IBM", day(d, 3), day(d, 3))
     before = bars_fn(store)("IBM", day(1, 3), day(19, 3))

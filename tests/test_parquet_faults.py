@@ -72,9 +72,7 @@ def files(root: Path) -> dict[str, bytes]:
 def two_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A key written by two calls: days 2-10 and 11-20, one segment each (no tail merge)."""
     with monkeypatch.context() as m:
-        m.setattr(
-            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
-        )
+        m.setattr(rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, *_: len(segs))
         _two_calls(tmp_path)
     return tmp_path
 
@@ -144,9 +142,7 @@ def test_damage_found_in_a_big_key_read_window_by_window(tmp_path, monkeypatch):
     """A key too big to load whole: the damage is found by the window that needs it."""
     fn = cached(tmp_path, Provider(), eager_rows=0)
     with monkeypatch.context() as m:  # two parts: no tail merge
-        m.setattr(
-            rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, rows, schema: len(segs)
-        )
+        m.setattr(rangememo._stores.parquet.keywrite, "plan_tail", lambda segs, *_: len(segs))
         fn("AAA", day(2), day(10))
         fn("AAA", day(11), day(20))
     _truncate(segments(tmp_path)[0])

@@ -132,6 +132,54 @@ def test_plan_leaves_a_big_base_alone():
     assert plan_tail([seg(20_000), seg(10_000), seg(10_000)], 10_000, None) == 0  # a counter
 
 
+def test_a_write_merges_within_its_budget():
+    """The write path's budget stops the counter: bigger tiers wait for ``compact()``."""
+    tiers = [seg(20_000), seg(10_000), seg(10_000)]
+    assert plan_tail(tiers, 10_000, None, budget=30_000) == 1  # 10k + 10k + 10k: no more
+    assert plan_tail(tiers, 10_000, None, budget=29_999) == 2
+    assert plan_tail(tiers, 10_000, None, budget=None) == 0  # compact's plan: unbounded
+    # Under SMALL_ROWS the small run still merges whatever the budget (a daily key: one file).
+    assert plan_tail([seg(100)] * 5, 100, None, budget=1) == 0
+    assert plan(tiers, full=True) == [(0, 3)]
+
+
+def test_a_minute_key_grown_day_by_day_rewrites_at_most_the_budget(tmp_path: Any) -> None:
+    """Each commit's merge holds at most WRITE_MERGE_ROWS rows; compact() then makes one file."""
+    from rangememo import ParquetStore, range_cached
+    from rangememo._stores.parquet import compaction
+    from rangememo.testing import make_bars
+
+    store = ParquetStore(tmp_path / "s", durable=False)
+    sizes: list[int] = []
+    real = compaction.write_part
+
+    def spy(medium, prefix, table, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(table.num_rows)
+        return real(medium, prefix, table, *args, **kwargs)
+
+    @range_cached(readahead=None, key="s", step="1min", store=store, settle=None)
+    def bars(s: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        return make_bars(s, start, end, "1min", skip_weekends=False)
+
+    day0 = pd.Timestamp("2024-01-01 09:30")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(compaction, "write_part", spy)
+        for d in range(70):  # 70 x 1,440 rows: past the budget four times over
+            a = day0 + pd.Timedelta(days=d)
+            bars("X", a, a + pd.Timedelta(minutes=1439))
+    assert sizes and max(sizes) <= compaction.WRITE_MERGE_ROWS
+    assert len(sizes) >= 4  # the small run merged, then the budget's tiers
+    last = day0 + pd.Timedelta(days=69, minutes=1439)
+    want = make_bars("X", day0, last, "1min", skip_weekends=False)
+    assert_frame_equal(bars("X", day0, last), want)
+    files = list((tmp_path / "s").glob("*/*/seg-*.parquet"))
+    assert len(files) > 3  # tiers past the budget are left for compact()
+    store.compact()
+    assert len(list((tmp_path / "s").glob("*/*/seg-*.parquet"))) == 1
+    assert_frame_equal(bars("X", day0, last), want)
+    assert bars.cache_info().provider_calls == 70
+
+
 def test_plan_stops_at_a_schema_change_but_takes_tombstones():
     segments = [seg(10, "a")] * 3 + [seg(0)] + [seg(10, "b")] * 2
     assert plan_tail(segments, 10, "b") == 4

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..._core.rows import Chunk
+from . import compaction as _compaction
 from . import tail as _tail
 from .codec import encode
 from .compaction import SMALL_ROWS, Unmergeable, compact_state, merge, plan_tail, write_part
@@ -52,7 +53,8 @@ def put(
         commit(state, rec, change, tdoc)
         return
     table = encode(kind, chunk.data, chunk.positions, state.piece_doc(chunk.data))
-    i = plan_tail(segs, table.num_rows, schema_digest(table.schema))
+    budget = max(_compaction.WRITE_MERGE_ROWS, 4 * table.num_rows)
+    i = plan_tail(segs, table.num_rows, schema_digest(table.schema), budget)
     seg, tail, written = None, state.tail, [table]
     state.tail = None  # kept again below if this write leaves a small tail
     if any(s.file is not None for s in segs[i:]):
