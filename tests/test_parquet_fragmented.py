@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from rangememo import ParquetStore, range_cached
 from rangememo._core.results import FrameAdapter
-from rangememo._stores.parquet.claims import shown, union, visible
+from rangememo._stores.parquet.claims import shown, union, visible, visible_vectorised
 from rangememo._stores.parquet.segments import Segment
 from rangememo._stores.parquet.stored_rows import SegmentRows
 
@@ -179,6 +179,8 @@ def test_visible_and_shown_match_portion(spec: list[tuple[P.Interval, bool, int]
         seen |= claim
     got = [(a, b, s.file) for a, b, s in visible(segs)]
     assert sorted(got) == sorted(want)
+    # The array way (keys of many claims) gives the same pieces, in order.
+    assert [(a, b, s.file) for a, b, s in visible_vectorised(segs)] == sorted(want)
     for k, seg in enumerate(segs):
         later = P.empty()
         for s in segs[k + 1 :]:
@@ -210,3 +212,113 @@ def test_unpend_matches_a_pass_over_every_piece(iv: P.Interval, lo: int, n: int)
     left = iv - P.closedopen(lo, lo + n)
     assert [(a, b) for a, b, _ in rows.pending(-1, 10**6)] == list(_pairs(left))
     assert rows.complete == left.empty
+
+
+# -- a key loaded whole: row masks (the eager open) against pieces --------------------
+def _frame(pos: np.ndarray, tag: int, freq: bool = False) -> pd.DataFrame:
+    if freq:
+        index: pd.Index = pd.date_range("2024-01-01", periods=len(pos), freq="D", name="t")
+    else:
+        index = pd.Index(pos, name="pos")
+    return pd.DataFrame({"v": pos * 10 + tag, "tag": np.full(len(pos), tag)}, index=index)
+
+
+def _rows_of(spec: list[tuple[P.Interval, int, int]], freq: bool = False):  # type: ignore[no-untyped-def]
+    """Segments whose files hold every position of ``[first, first + n)`` (some outside
+    their claims: those never show), and a loader counting its reads."""
+    segs, files, reads = [], {}, []
+    for k, (iv, first, n) in enumerate(spec):
+        name = f"seg-{k}.parquet" if n else None
+        seg = Segment(name, _pairs(iv), n, first, first + max(n, 1) - 1)
+        segs.append(seg)
+        if name is not None:
+            files[name] = np.arange(first, first + n, dtype=np.int64)
+
+    def load(seg: Segment, lo: int, hi: int):  # type: ignore[no-untyped-def]
+        from rangememo._core.rows import Chunk
+
+        reads.append(seg.file)
+        pos = files[seg.file]
+        data = _frame(pos, int(seg.file[4:-8]), freq)
+        return -(2**63), 2**63 - 1, Chunk(pos, data, int(data.memory_usage().sum()))
+
+    return segs, load, reads
+
+
+def _everything(rows: SegmentRows) -> pd.DataFrame:
+    rows.ensure(-(2**63), 2**63 - 1)
+    parts = rows.window(-(2**63), 2**63 - 1)
+    return pd.concat(parts) if parts else pd.DataFrame()
+
+
+segments_st = st.lists(st.tuples(claims_st, st.integers(0, 60), st.integers(0, 15)), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments_st)
+def test_a_whole_load_by_masks_equals_the_load_by_pieces(
+    spec: list[tuple[P.Interval, int, int]],
+) -> None:
+    segs, load, reads = _rows_of(spec)
+    want = _everything(SegmentRows(FrameAdapter(None), visible(segs), load))
+    reads.clear()
+    lazy = SegmentRows(FrameAdapter(None), [], load, segments=segs)
+    pd.testing.assert_frame_equal(_everything(lazy), want)
+    assert lazy.complete and lazy.pending_rows == 0
+    # A segment whose every claim a later one hides is not read.
+    for k, seg in enumerate(segs):
+        later = P.empty()
+        for s in segs[k + 1 :]:
+            later |= P.Interval(*(P.closedopen(a, b) for a, b in s.claims))
+        if (
+            seg.file is not None
+            and (P.Interval(*(P.closedopen(a, b) for a, b in seg.claims)) - later).empty
+        ):
+            assert seg.file not in reads
+
+
+@settings(max_examples=100, deadline=None)
+@given(segments_st)
+def test_a_whole_load_goes_by_pieces_for_an_index_with_a_freq(
+    spec: list[tuple[P.Interval, int, int]],
+) -> None:
+    segs, load, _ = _rows_of(spec, freq=True)
+    by_pieces = SegmentRows(FrameAdapter(None), visible(segs), load)
+    lazy = SegmentRows(FrameAdapter(None), [], load, segments=segs)
+    pd.testing.assert_frame_equal(_everything(lazy), _everything(by_pieces))
+    # The same chunks: a freq-carrying piece is not merged across a hole.
+    everything = (-(2**63), 2**63 - 1)
+    freqs = [(len(p), p.index.freq) for p in lazy.window(*everything)]
+    assert freqs == [(len(p), p.index.freq) for p in by_pieces.window(*everything)]
+
+
+def test_a_damaged_segment_mid_whole_load_keeps_what_was_read() -> None:
+    from rangememo._stores.parquet.segments import Damaged
+
+    spec = [(P.closedopen(0, 10), 0, 10), (P.closedopen(20, 30), 20, 10)]
+    segs, load, _ = _rows_of(spec)
+
+    def failing(seg: Segment, lo: int, hi: int):  # type: ignore[no-untyped-def]
+        if seg.file == "seg-1.parquet":
+            raise Damaged("x", "bad", seg)
+        return load(seg, lo, hi)
+
+    rows = SegmentRows(FrameAdapter(None), [], failing, segments=segs)
+    with pytest.raises(Damaged):
+        rows.ensure(-(2**63), 2**63 - 1)
+    assert [(a, b) for a, b, _ in rows.pending(-(2**63), 2**63 - 1)] == [(20, 30)]
+    shown_rows = pd.concat(rows.window(0, 10))
+    pd.testing.assert_frame_equal(shown_rows, _frame(np.arange(10), 0))
+
+
+def test_a_lazy_key_written_before_its_load_works_out_its_pieces() -> None:
+    from rangememo._core.rows import Chunk
+
+    spec = [(P.closedopen(0, 10), 0, 10), (P.closedopen(5, 15), 5, 10)]
+    segs, load, _ = _rows_of(spec)
+    rows = SegmentRows(FrameAdapter(None), [], load, segments=segs)
+    new = _frame(np.arange(12, 14), 9)
+    rows.replace(12, 14, Chunk(np.arange(12, 14), new, 100))  # a write: pieces now known
+    assert [(a, b) for a, b, _ in rows.pending(-1, 100)] == [(0, 5), (5, 12), (14, 15)]
+    got = _everything(rows)
+    assert got["tag"].tolist() == [0] * 5 + [1] * 7 + [9] * 2 + [1]

@@ -330,3 +330,46 @@ def test_unhashable_by_json_keys_are_still_listed_in_process(tmp_path):
     store.put("ns", key, piece(0, 0, 10, False))
     assert store.keys("ns") == [key]
     assert ParquetStore(tmp_path).keys("ns") == []
+
+
+def test_numbers_and_times_are_written_plain_strings_with_a_dictionary(tmp_path):
+    import pyarrow.parquet as pq
+
+    from rangememo import range_cached
+
+    def bars(symbol, start, end):
+        days = pd.date_range(start, end, freq="D", tz="UTC", name="ts")
+        n = len(days)
+        return pd.DataFrame(
+            {
+                "close": np.linspace(100.0, 101.0, n),
+                "volume": np.arange(n, dtype=np.int64) * 7,
+                "at": days.tz_localize(None),
+                "venue": ["XNAS", "XNYS"] * (n // 2) + ["XNAS"] * (n % 2),
+                "side": pd.Categorical(["b", "s"] * (n // 2) + ["b"] * (n % 2)),
+            },
+            index=days,
+        )
+
+    store = ParquetStore(tmp_path, durable=False)
+    fn = range_cached(key="symbol", step="1D", store=store, readahead=None)(bars)
+    start, end = dt.datetime(2024, 1, 1, tzinfo=dt.UTC), dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    fn("AAPL", start, end)
+    store.close()
+    files = sorted(tmp_path.rglob("seg-*.parquet"))
+    assert files
+    meta = pq.ParquetFile(files[0]).metadata
+    enc = {
+        meta.row_group(0).column(i).path_in_schema: set(meta.row_group(0).column(i).encodings)
+        for i in range(meta.num_columns)
+    }
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    for plain in ("close", "volume", "at", "ts"):
+        assert not enc[plain] & dictionary, (plain, enc[plain])
+    for coded in ("venue", "side"):
+        assert enc[coded] & dictionary, (coded, enc[coded])
+    again = ParquetStore(tmp_path, durable=False)
+    fn = range_cached(key="symbol", step="1D", store=again, readahead=None)(bars)
+    # (freq is not kept from disk: docs/decisions.md)
+    assert_frame_equal(fn("AAPL", start, end), bars("AAPL", start, end), check_freq=False)
+    again.close()

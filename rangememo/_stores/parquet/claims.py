@@ -17,19 +17,22 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from .segments import Claim, Segment
 
-__all__ = ["Piece", "outside", "shown", "subtract", "union", "visible"]
+__all__ = ["Piece", "outside", "owned", "owners", "shown", "subtract", "union", "visible"]
 
 #: ``(lo, hi, segment)``: the rows of ``[lo, hi)`` live in ``segment``.
 Piece = tuple[int, int, Segment]
 
 #: Claims that go into a large list one bisect at a time (more: one linear pass).
 _SPLICE = 32
+#: Claims over all segments above which :func:`visible` works on arrays.
+_VECTOR = 256
 
 
 def _linear(items: list[Claim]) -> tuple[Claim, ...]:
@@ -123,6 +126,8 @@ def _clip(claims: Sequence[Claim], lo: int, hi: int) -> Sequence[Claim]:
 
 def visible(segments: Sequence[Segment]) -> list[Piece]:
     """Where each segment's rows show: its claims minus later claims, in order."""
+    if sum(len(seg.claims) for seg in segments) > _VECTOR:
+        return visible_vectorised(segments)
     seen: tuple[Claim, ...] = ()
     out: list[Piece] = []
     n = len(segments)
@@ -136,6 +141,70 @@ def visible(segments: Sequence[Segment]) -> list[Piece]:
             seen = union(seen, seg.claims)
     out.sort(key=lambda p: p[0])
     return out
+
+
+def owners(segments: Sequence[Segment]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """``(cuts, owner)``: the claims' bounds, sorted, cut the axis into elementary
+    ranges ``[cuts[i], cuts[i + 1])``; ``owner[i]`` is the index of the newest
+    segment claiming range ``i`` (-1: none)."""
+    flat = np.fromiter(
+        chain.from_iterable(chain.from_iterable(seg.claims for seg in segments)), np.int64
+    ).reshape(-1, 2)
+    owner_of = np.repeat(np.arange(len(segments)), [len(seg.claims) for seg in segments])
+    good = flat[:, 0] < flat[:, 1]
+    flat, owner_of = flat[good], owner_of[good]
+    if not len(flat):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cuts = np.sort(flat, axis=None)  # np.unique hashes: ~10x slower here
+    cuts = cuts[np.r_[True, cuts[1:] != cuts[:-1]]]
+    starts, stops = np.searchsorted(cuts, flat[:, 0]), np.searchsorted(cuts, flat[:, 1])
+    lens = stops - starts
+    # Every elementary range a claim covers: a claim's starts, then consecutive.
+    idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    owner = np.full(len(cuts) - 1, -1, dtype=np.int64)
+    np.maximum.at(owner, idx, np.repeat(owner_of, lens))
+    return cuts, owner
+
+
+def owned(
+    cuts: np.ndarray[Any, Any], owner: np.ndarray[Any, Any], k: int, positions: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """A mask of the ``positions`` whose newest claim is segment ``k``'s (:func:`owners`)."""
+    j = np.searchsorted(cuts, positions, side="right") - 1
+    mask = (j >= 0) & (j < len(owner))
+    mask[mask] = owner[j[mask]] == k
+    return mask
+
+
+def visible_vectorised(segments: Sequence[Segment]) -> list[Piece]:
+    """:func:`visible` in a few array passes (:func:`owners`), for keys of many claims.
+
+    Runs of one owner are its pieces, cut to the owner's rows. The
+    pass-per-segment way costs O(K) per segment (a union and a split of
+    everything seen); this one O(K log K) once: 8 against 15 ms for a key of
+    10,000 intervals, most of it building the pieces.
+    """
+    cuts, owner = owners(segments)
+    if not len(owner):
+        return []
+    # Runs of one owner (an unclaimed range, -1, breaks a run as well).
+    first = np.nonzero(np.r_[True, owner[1:] != owner[:-1]])[0]
+    run_owner = owner[first]
+    run_lo, run_hi = cuts[first], cuts[np.r_[first[1:], len(owner)]]
+    has_rows = np.array([seg.file is not None and seg.rows > 0 for seg in segments] + [False])
+    lo_cap = np.array([seg.first for seg in segments] + [0], dtype=np.int64)
+    hi_cap = np.array([seg.last + 1 for seg in segments] + [0], dtype=np.int64)
+    keep = has_rows[run_owner]  # -1 picks the sentinel: False
+    run_owner, run_lo, run_hi = run_owner[keep], run_lo[keep], run_hi[keep]
+    run_lo = np.maximum(run_lo, lo_cap[run_owner])
+    run_hi = np.minimum(run_hi, hi_cap[run_owner])
+    keep = run_lo < run_hi
+    return [
+        (a, b, segments[k])
+        for a, b, k in zip(
+            run_lo[keep].tolist(), run_hi[keep].tolist(), run_owner[keep].tolist(), strict=True
+        )
+    ]
 
 
 def shown(segments: Sequence[Segment], file: str | None) -> list[tuple[int, int]]:

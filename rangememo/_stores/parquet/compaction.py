@@ -98,6 +98,18 @@ def plan(segments: Sequence[Segment], full: bool = True) -> list[Run]:
     return [(a, b) for a, b in runs if b - a >= 2]
 
 
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth dictionary-encoding: all but numbers and times.
+
+    Prices, volumes and timestamps rarely repeat enough: on minute bars their
+    dictionaries made files ~10% larger and writes of a few thousand rows ~40%
+    slower than plain pages under zstd (docs/parquet.md). Strings, categoricals
+    and the rest keep them. The encoding never changes the type read back.
+    """
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal, pa.types.is_decimal)
+    return [f.name for f in schema if f.name != POS and not any(test(f.type) for test in plain)]
+
+
 def write_part(
     medium: Medium,
     prefix: str,
@@ -120,7 +132,7 @@ def write_part(
         compression=COMPRESSION,
         write_page_checksum=True,
         # Positions step regularly: delta-encoded they cost next to nothing.
-        use_dictionary=[c for c in table.column_names if c != POS],
+        use_dictionary=_dictionary_columns(table.schema),
         column_encoding={POS: "DELTA_BINARY_PACKED"},
     )
     data = sink.getvalue()

@@ -122,7 +122,7 @@ class KeyState:
         self.tdoc = schema["template"]
         entry.adapter, entry.template, entry.axis = adapter, self.tobj, axis
         entry.follows_tz = bool(schema.get("follows_tz", False))
-        entry.rows = SegmentRows(adapter, visible(doc.segments), self.load)
+        entry.rows = SegmentRows(adapter, [], self.load, segments=doc.segments)
         entry.rows.mixed = _mixed(doc.segments)
         entry.rows.probe = self.probe
         return self

@@ -25,7 +25,7 @@ import numpy as np
 from ..._core.ledger import Ledger, Pair
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
-from .claims import Piece, shown, visible
+from .claims import Piece, owned, owners, shown, visible
 from .segments import Segment
 
 __all__ = ["Piece", "SegmentRows", "StoredLedger", "shown", "visible"]
@@ -49,9 +49,18 @@ def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
 class SegmentRows(Rows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
-    __slots__ = ("_load", "_mutex", "_pending", "_rows", "_segs", "probe")
+    __slots__ = ("_lazy", "_load", "_mutex", "_pend", "_rows", "_segs", "probe")
 
-    def __init__(self, adapter: Adapter, pending: list[Piece], load: Loader) -> None:
+    def __init__(
+        self,
+        adapter: Adapter,
+        pending: list[Piece],
+        load: Loader,
+        segments: Sequence[Segment] | None = None,
+    ) -> None:
+        """``segments`` (instead of ``pending``): a ledger's segments, whose pieces
+        (:func:`visible`) are worked out only if needed. A key loaded whole on
+        first use (``eager_rows``) never needs them."""
         super().__init__(adapter)
         self._load = load
         # The key's loader of last resort (KeyState.probe): a part found damaged, or
@@ -59,11 +68,23 @@ class SegmentRows(Rows):
         self.probe: Callable[[int, int], None] | None = None
         # Loads and writes are serialised; reads of loaded rows never wait.
         self._mutex = threading.RLock()
-        self._pending: tuple[list[int], list[Piece]] = ([], [])
+        self._pend: tuple[list[int], list[Piece]] = ([], [])
+        self._lazy: Sequence[Segment] | None = None
         self._set_pending(pending)
+        if segments is not None:
+            self._lazy = tuple(segments)
+            self._segs = {id(s): s for s in segments if s.file is not None and s.rows}
+            self._rows = sum(seg.rows for seg in self._segs.values())
+
+    @property
+    def _pending(self) -> tuple[list[int], list[Piece]]:
+        if self._lazy is not None:
+            self._set_pending(visible(self._lazy))
+        return self._pend
 
     def _set_pending(self, pieces: list[Piece]) -> None:
-        self._pending = ([p[0] for p in pieces], pieces)
+        self._lazy = None
+        self._pend = ([p[0] for p in pieces], pieces)
         # By identity: a segment's hash is its claims' (O(K) for a fragmented key).
         self._segs = {id(p[2]): p[2] for p in pieces}
         self._rows = sum(seg.rows for seg in self._segs.values())
@@ -72,7 +93,9 @@ class SegmentRows(Rows):
     @property
     def complete(self) -> bool:
         """Is every stored row in memory?"""
-        return not self._pending[1]
+        if self._lazy is not None:
+            return not self._segs
+        return not self._pend[1]
 
     @property
     def pending_rows(self) -> int:
@@ -138,27 +161,100 @@ class SegmentRows(Rows):
         (the rows loaded from other segments stay loaded).
         """
         with self._mutex:
-            todo = self.pending(lo, hi)
-            segments = list({id(p[2]): p[2] for p in todo}.values())
-            for seg in segments:
-                parts = [p for p in todo if p[2] is seg]
-                a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
-                known_lo, known_hi, chunk = self._load(seg, a, b)
-                kept: list[Piece] = []
-                got: list[tuple[int, int]] = []
-                for x, y, s in self._pending[1]:  # one pass: O(pieces), not O(pieces^2)
-                    lo_, hi_ = max(x, known_lo), min(y, known_hi)
-                    if s is not seg or lo_ >= hi_:
-                        kept.append((x, y, s))
-                        continue
-                    got.append((lo_, hi_))
-                    if x < lo_:
-                        kept.append((x, lo_, s))
-                    if y > hi_:
-                        kept.append((hi_, y, s))
-                self._insert(chunk, got)
-                self._set_pending(kept)
-            return bool(segments)
+            lazy = self._lazy
+            if lazy is not None and not self._state[0] and self._spans_all(lo, hi):
+                return self._ensure_whole(lazy)
+            by_seg: dict[int, list[Piece]] = {}
+            for p in self.pending(lo, hi):
+                by_seg.setdefault(id(p[2]), []).append(p)
+            loaded: dict[int, tuple[int, int, Chunk]] = {}
+            try:
+                for parts in by_seg.values():
+                    a, b = max(lo, parts[0][0]), min(hi, parts[-1][1])
+                    loaded[id(parts[0][2])] = self._load(parts[0][2], a, b)
+            finally:  # what was read goes in, also when a later segment is damaged
+                if loaded:
+                    self._take(loaded)
+            return bool(by_seg)
+
+    def _spans_all(self, lo: int, hi: int) -> bool:
+        segs = self._segs.values()
+        return not segs or (lo <= min(s.first for s in segs) and hi > max(s.last for s in segs))
+
+    def _ensure_whole(self, segments: Sequence[Segment]) -> bool:
+        """Load every stored row (memory holds none), by array masks, not by pieces.
+
+        Each segment's rows show where its claim is the newest (:func:`owners`);
+        the rows of all segments become one chunk. Pieces are worked out only
+        when that cannot be (differing schemas, an index with a ``freq``): for a
+        key of 10,000 intervals they cost more than reading its files.
+        """
+        loaded: dict[int, tuple[int, int, Chunk]] = {}
+        done = freq = False
+        try:
+            cuts, owner = owners(segments)
+            parts: list[Chunk] = []
+            for k, seg in enumerate(segments):
+                if id(seg) not in self._segs or not np.any(owner == k):
+                    continue
+                hit = loaded[id(seg)] = self._load(seg, seg.first, seg.last + 1)
+                chunk = hit[2]
+                # A take drops an index's freq: such a key goes by pieces (below).
+                freq = freq or getattr(getattr(chunk.data, "index", None), "freq", None) is not None
+                mask = owned(cuts, owner, k, chunk.positions)
+                if mask.all():
+                    parts.append(chunk)
+                elif mask.any():
+                    idx = np.nonzero(mask)[0]
+                    data = self._adapter.take(chunk.data, idx)
+                    nbytes = chunk.nbytes * len(idx) // len(mask)
+                    parts.append(Chunk(chunk.positions[idx], data, nbytes))
+            done = not freq and self._set_whole(parts)
+        finally:
+            if not done:  # by pieces, also when a segment is damaged (the loaded ones stay)
+                self._set_pending(visible(segments))
+                if loaded:
+                    self._take(loaded)
+        return bool(loaded)
+
+    def _set_whole(self, parts: list[Chunk]) -> bool:
+        """Make ``parts`` (sorted each, disjoint) the rows, as one chunk, if they may share one."""
+        if self.mixed or any(not self._fits(parts[0], p) for p in parts[1:]):
+            return False
+        if len(parts) > 1:
+            adapter = self._adapter
+            positions = np.concatenate([p.positions for p in parts])
+            data = adapter.concat([p.data for p in parts])
+            if len(positions) > 1 and bool(np.any(np.diff(positions) < 0)):  # interleaved
+                order = np.argsort(positions, kind="stable")
+                positions, data = positions[order], adapter.take(data, order)
+            parts = [Chunk(positions, data, sum(p.nbytes for p in parts))]
+        self._set(parts)
+        self._set_pending([])
+        return True
+
+    def _take(self, loaded: dict[int, tuple[int, int, Chunk]]) -> None:
+        """Move loaded rows (by segment identity) into memory, in one pass over the pieces.
+
+        One pass for all segments: a key opened whole has pieces from several
+        segments, and a pass per segment made its open O(segments x pieces).
+        """
+        kept: list[Piece] = []
+        got: dict[int, list[tuple[int, int]]] = {k: [] for k in loaded}
+        for x, y, s in self._pend[1]:
+            hit = loaded.get(id(s))
+            lo_, hi_ = (max(x, hit[0]), min(y, hit[1])) if hit is not None else (0, 0)
+            if lo_ >= hi_:
+                kept.append((x, y, s))
+                continue
+            got[id(s)].append((lo_, hi_))
+            if x < lo_:
+                kept.append((x, lo_, s))
+            if y > hi_:
+                kept.append((hi_, y, s))
+        for k, (_, _, chunk) in loaded.items():
+            self._insert(chunk, got[k])
+        self._set_pending(kept)
 
     def _insert(self, chunk: Chunk, ranges: list[tuple[int, int]]) -> None:
         """Move the rows of ``chunk`` in ``ranges`` (sorted, disjoint, pending) into memory.
@@ -248,7 +344,7 @@ class SegmentRows(Rows):
         if b > hi:
             mid.append((hi, b, seg))
         kept = pieces[:k] + mid + pieces[m:]
-        self._pending = (starts[:k] + [p[0] for p in mid] + starts[m:], kept)
+        self._pend = (starts[:k] + [p[0] for p in mid] + starts[m:], kept)
         if not kept:
             self._segs, self._rows = {}, 0
         # Otherwise ``_segs`` and ``_rows`` may still name a segment no piece
