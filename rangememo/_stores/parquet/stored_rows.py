@@ -18,15 +18,16 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..._core.ledger import Ledger, Pair
+from ..._core.ledger import Pair
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
+from .bulk_rows import BulkRows
 from .claims import Piece, owned, owners, shown, visible
 from .segments import Segment
+from .stored_ledger import StoredLedger
 
 __all__ = ["Piece", "SegmentRows", "StoredLedger", "shown", "visible"]
 
@@ -35,18 +36,7 @@ __all__ = ["Piece", "SegmentRows", "StoredLedger", "shown", "visible"]
 Loader = Callable[[Segment, int, int], tuple[int, int, Chunk]]
 
 
-def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
-    pos = chunk.positions
-    i, j = (int(x) for x in np.searchsorted(pos, [lo, hi]))
-    if i >= j:
-        return None
-    if i == 0 and j == len(pos):
-        return chunk
-    n = len(pos)
-    return Chunk(pos[i:j], adapter.slice(chunk.data, i, j), chunk.nbytes * (j - i) // n)
-
-
-class SegmentRows(Rows):
+class SegmentRows(BulkRows):
     """Rows of a stored key: chunks in memory plus pieces still on disk."""
 
     __slots__ = ("_lazy", "_load", "_mutex", "_pend", "_rows", "_segs", "probe")
@@ -210,28 +200,14 @@ class SegmentRows(Rows):
                     nbytes = chunk.nbytes * len(idx) // len(mask)
                     parts.append(Chunk(chunk.positions[idx], data, nbytes))
             done = not freq and self._set_whole(parts)
+            if done:
+                self._set_pending([])
         finally:
             if not done:  # by pieces, also when a segment is damaged (the loaded ones stay)
                 self._set_pending(visible(segments))
                 if loaded:
                     self._take(loaded)
         return bool(loaded)
-
-    def _set_whole(self, parts: list[Chunk]) -> bool:
-        """Make ``parts`` (sorted each, disjoint) the rows, as one chunk, if they may share one."""
-        if self.mixed or any(not self._fits(parts[0], p) for p in parts[1:]):
-            return False
-        if len(parts) > 1:
-            adapter = self._adapter
-            positions = np.concatenate([p.positions for p in parts])
-            data = adapter.concat([p.data for p in parts])
-            if len(positions) > 1 and bool(np.any(np.diff(positions) < 0)):  # interleaved
-                order = np.argsort(positions, kind="stable")
-                positions, data = positions[order], adapter.take(data, order)
-            parts = [Chunk(positions, data, sum(p.nbytes for p in parts))]
-        self._set(parts)
-        self._set_pending([])
-        return True
 
     def _take(self, loaded: dict[int, tuple[int, int, Chunk]]) -> None:
         """Move loaded rows (by segment identity) into memory, in one pass over the pieces.
@@ -255,57 +231,6 @@ class SegmentRows(Rows):
         for k, (_, _, chunk) in loaded.items():
             self._insert(chunk, got[k])
         self._set_pending(kept)
-
-    def _insert(self, chunk: Chunk, ranges: list[tuple[int, int]]) -> None:
-        """Move the rows of ``chunk`` in ``ranges`` (sorted, disjoint, pending) into memory.
-
-        In bulk: a key of K disjoint intervals loads K ranges from one segment,
-        and one ``Rows.replace`` (a concat) per range made an open O(K) concats.
-        The ranges between two chunks already in memory become one chunk (one
-        ``take``); one inside a chunk's span goes in by ``replace``. A piece
-        whose index carries a ``freq`` goes piece by piece (``Adapter.joins``).
-        """
-        adapter, pos = self._adapter, chunk.positions
-        data_index = getattr(chunk.data, "index", None)
-        if len(ranges) < 4 or getattr(data_index, "freq", None) is not None:
-            for lo, hi in ranges:
-                Rows.replace(self, lo, hi, _slice(adapter, chunk, lo, hi))
-            return
-        bounds = np.array(ranges, dtype=np.int64).reshape(-1, 2)
-        starts = np.searchsorted(pos, bounds[:, 0])
-        stops = np.searchsorted(pos, bounds[:, 1])
-        chunks = list(self._state[0])
-        has = np.nonzero(stops > starts)[0]
-        firsts = pos[starts[has]]
-        # The slot between stored chunks each range's rows go to; a range inside
-        # a stored chunk's span (a write landed around it) goes in by replace.
-        slot = np.searchsorted(np.array(self._state[1], dtype=np.int64), firsts, side="right")
-        lasts = np.array([c.last for c in chunks] or [0], dtype=np.int64)
-        inside = (slot > 0) & (lasts[np.maximum(slot - 1, 0)] >= firsts)
-        free, slots = has[~inside], slot[~inside]
-        n, new = len(pos), []
-        if len(free):
-            cuts = np.nonzero(np.diff(slots))[0] + 1
-            for rs, b in zip(np.split(free, cuts), slots[np.r_[0, cuts]].tolist(), strict=True):
-                a, z = starts[rs], stops[rs]
-                lens = z - a
-                count = int(lens.sum())
-                i, j = int(a[0]), int(z[-1])
-                if count == j - i:  # contiguous rows: a slice
-                    data = adapter.slice(chunk.data, i, j)
-                    piece = Chunk(pos[i:j], data, chunk.nbytes * count // n)
-                else:
-                    idx = np.repeat(a - np.cumsum(lens) + lens, lens) + np.arange(count)
-                    data = adapter.take(chunk.data, idx)
-                    piece = Chunk(pos[idx], data, chunk.nbytes * count // n)
-                new.append((int(b), piece))
-            # Insert from the back so the slots of earlier groups stay valid.
-            for b, piece in reversed(new):
-                chunks.insert(b, piece)
-            self._set(self._consolidate(chunks, new[-1][0] + len(new) - 1))
-        for r in has[inside].tolist():
-            lo, hi = ranges[r]
-            Rows.replace(self, lo, hi, _slice(adapter, chunk, lo, hi))
 
     # -- writing -------------------------------------------------------------
     def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
@@ -383,41 +308,3 @@ class SegmentRows(Rows):
                 self._set_pending(
                     [(a, b, mapping.get(s.file or "", s)) for a, b, s in self._pending[1]]
                 )
-
-
-@dataclass(slots=True)
-class StoredLedger(Ledger):
-    """A ledger whose answers first make sure the asked range is readable."""
-
-    probe: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
-    #: While a list, every mutation is also recorded here (a commit's log record).
-    journal: list[list[object]] | None = field(default=None, repr=False, compare=False)
-
-    def add(self, lo: int, hi: int, fetched: float = 0.0, empty: bool = False) -> None:
-        if self.journal is not None and lo < hi:
-            self.journal.append(["a", lo, hi, fetched, empty])
-        Ledger.add(self, lo, hi, fetched, empty)
-
-    def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
-        if self.journal is not None and lo < hi:
-            self.journal.append(["p", lo, hi, fetched, expires])
-        Ledger.add_provisional(self, lo, hi, fetched, expires)
-
-    def remove(self, lo: int, hi: int) -> None:
-        if self.journal is not None and lo < hi:
-            self.journal.append(["r", lo, hi])
-        Ledger.remove(self, lo, hi)
-
-    def prepare(self, lo: int, hi: int) -> None:
-        if self.probe is not None:
-            self.probe(lo, hi)
-
-    def covers(self, lo: int, hi: int, now: float = 0.0) -> bool:
-        if self.probe is not None:
-            self.probe(lo, hi)
-        return Ledger.covers(self, lo, hi, now)
-
-    def missing(self, lo: int, hi: int, now: float = 0.0) -> list[Pair]:
-        if self.probe is not None:
-            self.probe(lo, hi)
-        return Ledger.missing(self, lo, hi, now)
