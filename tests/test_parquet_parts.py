@@ -373,3 +373,51 @@ def test_numbers_and_times_are_written_plain_strings_with_a_dictionary(tmp_path)
     # (freq is not kept from disk: docs/decisions.md)
     assert_frame_equal(fn("AAPL", start, end), bars("AAPL", start, end), check_freq=False)
     again.close()
+
+
+def test_a_segment_keeps_its_json_text_and_a_replaced_one_does_not_inherit_it():
+    import dataclasses
+    import json
+
+    seg = Segment("seg-a.parquet", ((0, 5), (10, 15)), 10, 0, 14, 100, "d")
+    assert json.loads(seg.json_text()) == seg.to_json()
+    assert seg.json_text() is seg.json_text()  # built once
+    wider = dataclasses.replace(seg, claims=((0, 15),))
+    assert json.loads(wider.json_text())["claims"] == [[0, 15]]
+    assert wider == Segment("seg-a.parquet", ((0, 15),), 10, 0, 14, 100, "d")
+
+
+def test_a_checkpoint_reads_back_as_the_state_it_folds():
+    import json
+
+    from rangememo._core.ledger import Ledger
+    from rangememo._stores.parquet.logformat import LogState, _from_checkpoint
+
+    ledger = Ledger()
+    ledger.add(0, 5, 1.5)
+    ledger.add(10, 15, 2.25, empty=True)
+    segs = [
+        Segment("seg-a.parquet", ((0, 5),), 5, 0, 4, 100, "d"),
+        Segment(None, ((10, 15),)),
+    ]
+    segs[0].json_text()  # one cached, one not
+    key = {"k": ['a "quoted" ]} key', 3]}
+    state = LogState(ledger=ledger, segments=segs, schema={"kind": "DataFrame"}, seq=7)
+    state.key, state.retired, state.updated = key, ["seg-old.parquet"], 12.5
+    data = state.checkpoint_bytes()
+    body = json.loads(data.rstrip(b"\n").rpartition(b"\n")[0])
+    assert set(body) == {
+        "format",
+        "seq",
+        "checkpoint",
+        "time",
+        "key",
+        "schema",
+        "ledger",
+        "retired",
+        "segments",
+    }
+    back = _from_checkpoint(data, "ck", Ledger)
+    assert back.segments == segs and back.key == key and back.seq == 7
+    assert back.retired == ["seg-old.parquet"] and back.schema == {"kind": "DataFrame"}
+    assert back.ledger.to_json() == ledger.to_json()

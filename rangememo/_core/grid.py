@@ -135,6 +135,8 @@ def _one_offset(axis: Axis, row_tz: str | None, pos: int, *others: int) -> bool:
     London-midnight bars asked with UTC bounds stay the documented limit
     (docs/decisions.md).
     """
+    if not axis.local_days:  # offsets count only on a local-day grid (else all 0)
+        return True
     zones = (None, row_tz) if row_tz is not None and _named_zone(row_tz) else (None,)
     for tz in zones:
         at = axis.offset(pos, tz)

@@ -109,10 +109,12 @@ class LogState:
             "key": self.key,
             "schema": self.schema,
             "ledger": self.ledger.to_json(),
-            "segments": [s.to_json() for s in self.segments],
             "retired": self.retired,
         }
-        return seal(body)
+        # The segments go in as the JSON text each keeps of itself (built once).
+        text = json.dumps(body, separators=(",", ":"))
+        segments = ",".join(s.json_text() for s in self.segments)
+        return seal_text(f'{text[:-1]},"segments":[{segments}]}}'.encode())
 
     def due(self, at_least: int = 1) -> bool:
         """Is a checkpoint due? (amortised: its cost is at most the records' since)
@@ -143,7 +145,11 @@ def apply_ops(ledger: Ledger, ops: list[Op]) -> None:
 
 def seal(body: dict[str, Any]) -> bytes:
     """A log file: compact JSON, then a line with its sha256 (bit rot in valid JSON shows)."""
-    text = json.dumps(body, separators=(",", ":")).encode()
+    return seal_text(json.dumps(body, separators=(",", ":")).encode())
+
+
+def seal_text(text: bytes) -> bytes:
+    """:func:`seal` of a body already written as compact JSON."""
     return text + b"\n" + hashlib.sha256(text).hexdigest().encode() + b"\n"
 
 

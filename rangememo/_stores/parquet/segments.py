@@ -13,11 +13,12 @@ Parquet's page checksums, so a truncated or corrupted part raises
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import signal
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,17 @@ class Segment:
     last: int = 0  # largest position
     nbytes: int = 0
     schema: str | None = None  # digest of the Arrow schema: only equal ones merge
+    # ``to_json`` as compact JSON text, once: a checkpoint writes every segment,
+    # and a fragmented key's hold thousands of claims (not copied by replace()).
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def json_text(self) -> str:
+        """``to_json()`` as compact JSON (computed once: a segment never changes)."""
+        text = self._text
+        if text is None:
+            text = json.dumps(self.to_json(), separators=(",", ":"))
+            object.__setattr__(self, "_text", text)
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return {
