@@ -75,10 +75,14 @@ def signature(data: Any) -> Any:
     """What two pieces must share to be merged into one stored chunk (exactly)."""
     if isinstance(data, pd.Series):
         return (data.index.dtype, _dtype_key(data.dtype), data.name)
+    # The block manager's dtypes (~0.3 µs) rather than ``DataFrame.dtypes``, which
+    # builds a Series (~15 µs): this runs on every write to a ParquetStore.
+    get = getattr(getattr(data, "_mgr", None), "get_dtypes", None)
+    dtypes = get() if get is not None else data.dtypes
     return (
         tuple(data.columns),
         data.index.dtype,
-        tuple(_dtype_key(t) for t in data.dtypes),
+        tuple(_dtype_key(t) for t in dtypes),
     )
 
 
