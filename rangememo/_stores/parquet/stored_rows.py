@@ -69,15 +69,19 @@ class SegmentRows(BulkRows):
     @property
     def _pending(self) -> tuple[list[int], list[Piece]]:
         if self._lazy is not None:
-            self._set_pending(visible(self._lazy))
+            # Under the mutex: a reader working the pieces out while a writer
+            # splices them (``_unpend``) would put back pieces of rows it wrote.
+            with self._mutex:
+                if self._lazy is not None:
+                    self._set_pending(visible(self._lazy))
         return self._pend
 
     def _set_pending(self, pieces: list[Piece]) -> None:
-        self._lazy = None
         self._pend = ([p[0] for p in pieces], pieces)
         # By identity: a segment's hash is its claims' (O(K) for a fragmented key).
         self._segs = {id(p[2]): p[2] for p in pieces}
         self._rows = sum(seg.rows for seg in self._segs.values())
+        self._lazy = None  # last: a reader seeing no segments to work out sees the pieces
 
     # -- what is still on disk -------------------------------------------
     @property
