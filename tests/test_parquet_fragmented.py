@@ -190,6 +190,25 @@ def test_visible_and_shown_match_portion(spec: list[tuple[P.Interval, bool, int]
             assert shown(segs, seg.file) == list(_pairs(mine - later))
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(claims_st, st.booleans(), st.integers(0, 70)), max_size=6))
+def test_owners_in_small_batches_match_one_pass(spec: list[tuple[P.Interval, bool, int]]) -> None:
+    import rangememo._stores.parquet.claims as claims
+
+    segs = [
+        Segment(f"seg-{n}.parquet" if rows else None, _pairs(iv), 5, first, first + 9)
+        for n, (iv, rows, first) in enumerate(spec)
+    ]
+    whole = claims.owners(segs)
+    saved = claims._BATCH
+    try:
+        claims._BATCH = 3  # many passes, each marking a few ranges
+        batched = claims.owners(segs)
+    finally:
+        claims._BATCH = saved
+    assert np.array_equal(whole[0], batched[0]) and np.array_equal(whole[1], batched[1])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(claims_st, min_size=1, max_size=5), st.integers(0, 200))
 def test_union_matches_portion(lists: list[P.Interval], spread: int) -> None:

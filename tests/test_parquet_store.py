@@ -129,6 +129,26 @@ def test_unstorable_result_is_returned_with_a_warning(tmp_path):
     assert not list(tmp_path.rglob("*.parquet"))
 
 
+def test_an_arrow_decimal_column_is_returned_uncached_with_a_warning(tmp_path):
+    """pandas prints ``decimal128(10, 2)[pyarrow]`` but refuses that name back
+    (NotImplementedError): the answer is still the provider's, with one CacheWarning."""
+    import decimal
+
+    import pyarrow as pa
+
+    def priced(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        bars = make_bars(symbol, start, end)
+        cents = [decimal.Decimal(int(c * 100)) / 100 for c in bars["close"]]
+        return bars.assign(tick=pd.array(cents, dtype=pd.ArrowDtype(pa.decimal128(10, 2))))
+
+    provider = counting(priced)
+    fn = cached(tmp_path, provider, step="1D")
+    with pytest.warns(CacheWarning, match="cannot restore exactly"):
+        got = fn("AAA", day(1, 1), day(1, 10))
+    assert_frame_equal(got, priced("AAA", day(1, 1), day(1, 10)))
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
 def _in_callers_zone(symbol: str, start: Any, end: Any) -> pd.DataFrame:
     utc = make_bars(symbol, start.tz_convert("UTC"), end.tz_convert("UTC"))
     return utc.tz_convert(start.tz)

@@ -33,6 +33,8 @@ Piece = tuple[int, int, Segment]
 _SPLICE = 32
 #: Claims over all segments above which :func:`visible` works on arrays.
 _VECTOR = 256
+#: Elementary ranges :func:`owners` marks per array pass.
+_BATCH = 1 << 22
 
 
 def _linear(items: list[Claim]) -> tuple[Claim, ...]:
@@ -159,10 +161,18 @@ def owners(segments: Sequence[Segment]) -> tuple[np.ndarray[Any, Any], np.ndarra
     cuts = cuts[np.r_[True, cuts[1:] != cuts[:-1]]]
     starts, stops = np.searchsorted(cuts, flat[:, 0]), np.searchsorted(cuts, flat[:, 1])
     lens = stops - starts
-    # Every elementary range a claim covers: a claim's starts, then consecutive.
-    idx = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
     owner = np.full(len(cuts) - 1, -1, dtype=np.int64)
-    np.maximum.at(owner, idx, np.repeat(owner_of, lens))
+    # Every elementary range a claim covers: a claim's starts, then consecutive;
+    # in batches of at most _BATCH ranges (wide claims over a fragmented key
+    # cover many ranges each: memory stays bounded).
+    ends = np.cumsum(lens)
+    i = 0
+    while i < len(lens):
+        j = max(int(np.searchsorted(ends, ends[i] - lens[i] + _BATCH, side="right")), i + 1)
+        a, n = starts[i:j], lens[i:j]
+        idx = np.repeat(a - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        np.maximum.at(owner, idx, np.repeat(owner_of[i:j], n))
+        i = j
     return cuts, owner
 
 

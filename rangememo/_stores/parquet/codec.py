@@ -75,7 +75,9 @@ def _dtype_to_json(dtype: Any, where: str) -> Any:
     text = str(dtype)
     try:
         same = pd.api.types.pandas_dtype(text) == dtype
-    except TypeError:
+    except (TypeError, ValueError, NotImplementedError):
+        # pandas refuses some names it prints: "decimal128(10, 2)[pyarrow]" raises
+        # NotImplementedError (its parameters cannot be given in a string).
         same = False
     if not same and isinstance(dtype, pd.DatetimeTZDtype):
         tz = tz_to_json(dtype.tz)

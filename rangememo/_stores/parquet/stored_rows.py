@@ -187,9 +187,11 @@ class SegmentRows(BulkRows):
         done = freq = False
         try:
             cuts, owner = owners(segments)
+            shows = np.zeros(len(segments) + 1, dtype=bool)  # [-1]: unclaimed ranges
+            shows[owner] = True
             parts: list[Chunk] = []
             for k, seg in enumerate(segments):
-                if id(seg) not in self._segs or not np.any(owner == k):
+                if id(seg) not in self._segs or not shows[k]:
                     continue
                 hit = loaded[id(seg)] = self._load(seg, seg.first, seg.last + 1)
                 chunk = hit[2]
