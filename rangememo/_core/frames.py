@@ -24,7 +24,17 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.offsets import Day, Tick
 
-__all__ = ["append_index", "concat_frames"]
+__all__ = ["append_index", "column_dtypes", "concat_frames"]
+
+
+def column_dtypes(frame: pd.DataFrame) -> list[Any]:
+    """The dtype of each column, in order.
+
+    The block manager answers in ~0.3 µs where ``DataFrame.dtypes`` builds a
+    Series (~15 µs); this runs on every commit and every ParquetStore write.
+    """
+    get = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
+    return list(get()) if get is not None else list(frame.dtypes)
 
 
 def concat_frames(parts: list[Any]) -> pd.DataFrame | None:

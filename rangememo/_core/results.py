@@ -19,6 +19,7 @@ from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype
 from .._errors import InvalidResult, ResultTypeError
 from .adapter import Adapter, Positions
 from .axis import Axis
+from .frames import column_dtypes
 from .widen import concat_pandas, same_dtype
 
 __all__ = ["Adapter", "adapter_for", "adapter_named", "is_polars"]
@@ -33,16 +34,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, pd.CategoricalDtype):
         return same_dtype(a, b)
     return bool(a == b) and str(a) == str(b)
-
-
-def column_dtypes(frame: pd.DataFrame) -> list[Any]:
-    """The dtype of each column, in order.
-
-    The block manager answers in ~0.3 µs where ``DataFrame.dtypes`` builds a
-    Series (~15 µs); this runs on every commit.
-    """
-    get = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
-    return list(get()) if get is not None else list(frame.dtypes)
 
 
 def _check_positions(values: Any, axis: Axis, where: str) -> Positions:

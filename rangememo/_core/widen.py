@@ -24,7 +24,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_object_dtype
 # What pd.concat itself uses to find a column's dtype (no public name for it).
 from pandas.core.dtypes.cast import find_common_type  # type: ignore[attr-defined]
 
-from .frames import concat_frames
+from .frames import column_dtypes, concat_frames
 
 __all__ = ["common_dtype", "concat_pandas", "same_dtype", "signature", "union_categories"]
 
@@ -75,14 +75,10 @@ def signature(data: Any) -> Any:
     """What two pieces must share to be merged into one stored chunk (exactly)."""
     if isinstance(data, pd.Series):
         return (data.index.dtype, _dtype_key(data.dtype), data.name)
-    # The block manager's dtypes (~0.3 µs) rather than ``DataFrame.dtypes``, which
-    # builds a Series (~15 µs): this runs on every write to a ParquetStore.
-    get = getattr(getattr(data, "_mgr", None), "get_dtypes", None)
-    dtypes = get() if get is not None else data.dtypes
     return (
         tuple(data.columns),
         data.index.dtype,
-        tuple(_dtype_key(t) for t in dtypes),
+        tuple(_dtype_key(t) for t in column_dtypes(data)),
     )
 
 

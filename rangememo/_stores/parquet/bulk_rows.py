@@ -12,7 +12,12 @@ import numpy as np
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
 
-__all__ = ["BulkRows"]
+__all__ = ["BulkRows", "has_freq"]
+
+
+def has_freq(data: object) -> bool:
+    """Does ``data``'s index carry a ``freq``? (a take or a concat across a hole drops it)"""
+    return getattr(getattr(data, "index", None), "freq", None) is not None
 
 
 def _slice(adapter: Adapter, chunk: Chunk, lo: int, hi: int) -> Chunk | None:
@@ -41,8 +46,7 @@ class BulkRows(Rows):
         whose index carries a ``freq`` goes piece by piece (``Adapter.joins``).
         """
         adapter, pos = self._adapter, chunk.positions
-        data_index = getattr(chunk.data, "index", None)
-        if len(ranges) < 4 or getattr(data_index, "freq", None) is not None:
+        if len(ranges) < 4 or has_freq(chunk.data):
             for lo, hi in ranges:
                 Rows.replace(self, lo, hi, _slice(adapter, chunk, lo, hi))
             return

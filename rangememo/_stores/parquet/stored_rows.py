@@ -24,7 +24,7 @@ import numpy as np
 from ..._core.ledger import Pair
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
-from .bulk_rows import BulkRows
+from .bulk_rows import BulkRows, has_freq
 from .claims import Piece, owned, owners, shown, visible
 from .segments import Segment
 from .stored_ledger import StoredLedger
@@ -196,7 +196,7 @@ class SegmentRows(BulkRows):
                 hit = loaded[id(seg)] = self._load(seg, seg.first, seg.last + 1)
                 chunk = hit[2]
                 # A take drops an index's freq: such a key goes by pieces (below).
-                freq = freq or getattr(getattr(chunk.data, "index", None), "freq", None) is not None
+                freq = freq or has_freq(chunk.data)
                 mask = owned(cuts, owner, k, chunk.positions)
                 if mask.all():
                     parts.append(chunk)
