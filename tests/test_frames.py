@@ -10,7 +10,7 @@ import pandas.testing as pdt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rangememo._core.frames import append_index, concat_frames
+from rangememo._core.frames import append_index, concat_frames, slice_frame
 from rangememo._core.widen import concat_pandas
 
 DTYPES = ["float64", "int64", "int32", "bool", "object", "str", "datetime64[ns]", "category"]
@@ -93,6 +93,62 @@ def test_blockwise_concat_equals_pd_concat(parts: list[pd.DataFrame]) -> None:
     if not any(isinstance(t, pd.CategoricalDtype) for p in parts for t in p.dtypes):
         # (categoricals of differing categories are unioned there, on purpose)
         pdt.assert_frame_equal(concat_pandas(parts), expected, check_freq=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame_lists(), st.integers(0, 8), st.integers(0, 8))
+def test_block_slice_equals_iloc(parts: list[pd.DataFrame], i: int, j: int) -> None:
+    frame = pd.concat(parts) if len(parts) > 1 else parts[0]
+    for whole in (frame, parts[0]):
+        expected = whole.iloc[i:j]
+        fast = slice_frame(whole, i, j)
+        if fast is None:
+            continue
+        pdt.assert_frame_equal(fast, expected, check_freq=True, check_flags=True)
+        assert fast.index.name == expected.index.name and fast.columns.name == whole.columns.name
+        assert list(fast.dtypes) == list(expected.dtypes)
+
+
+def test_block_slice_takes_plain_bars_and_declines_the_rest() -> None:
+    idx = (
+        pd.DatetimeIndex(
+            pd.date_range("2024-03-10", periods=50, freq="h", tz="America/New_York").asi8 * 1,
+            name="ts",
+        )
+        .tz_localize("UTC")
+        .tz_convert("America/New_York")
+    )
+    bars = pd.DataFrame(
+        {"close": np.arange(50.0), "volume": np.arange(50), "venue": ["x"] * 50}, index=idx
+    )
+    assert idx.freq is None
+    cut = slice_frame(bars, 3, 30)
+    assert cut is not None
+    pdt.assert_frame_equal(cut, bars.iloc[3:30])
+    # Declined: a freq to keep (iloc infers it), attrs, a Series, an integer index.
+    assert slice_frame(bars.asfreq("h"), 0, 3) is None
+    tagged = bars.copy()
+    tagged.attrs["src"] = "x"
+    assert slice_frame(tagged, 0, 3) is None
+    assert slice_frame(bars["close"], 0, 3) is None
+    assert slice_frame(bars.reset_index(drop=True), 0, 3) is None
+
+
+def test_block_slice_is_copy_on_write_both_ways() -> None:
+    # A caller writing to its answer must not write into the cache's chunk,
+    # and a chunk written later (it never is, but pandas says so) must not
+    # show through an answer handed out before.
+    idx = pd.DatetimeIndex(np.arange(10) * 60_000_000_000, name="t").as_unit("ns")
+    chunk = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10)}, index=idx)
+    answer = slice_frame(chunk, 2, 6)
+    assert answer is not None
+    answer.iloc[0, 0] = -1.0
+    answer.loc[answer.index[1], "b"] = -1
+    assert chunk["a"].tolist() == list(np.arange(10.0)) and chunk["b"].tolist() == list(range(10))
+    before = slice_frame(chunk, 2, 6)
+    assert before is not None
+    chunk.iloc[3, 0] = 99.0
+    assert before.iloc[1, 0] == 3.0
 
 
 def test_plain_bars_take_the_fast_path() -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .._errors import SchemaMismatchError
 from .axis import Axis
+from .frames import slice_frame
 from .widen import common_dtype, same_dtype, signature
 
 __all__ = ["Adapter", "Positions"]
@@ -40,6 +41,9 @@ class Adapter:
         return data.take(order)
 
     def slice(self, data: Any, i: int, j: int) -> Any:
+        out = slice_frame(data, i, j)
+        if out is not None:
+            return out
         # What ``iloc[i:j]`` ends in, without its indexer checks (~3 µs a hit).
         cut = getattr(data, "_slice", None)
         return cut(slice(i, j)) if cut is not None else data.iloc[i:j]
