@@ -21,7 +21,13 @@ from hypothesis import strategies as st
 
 from rangememo import ParquetStore, range_cached
 from rangememo._core.results import FrameAdapter
-from rangememo._stores.parquet.claims import shown, union, visible, visible_vectorised
+from rangememo._stores.parquet.claims import (
+    expand_ranges,
+    shown,
+    union,
+    visible,
+    visible_vectorised,
+)
 from rangememo._stores.parquet.segments import Segment
 from rangememo._stores.parquet.stored_rows import SegmentRows
 
@@ -341,3 +347,14 @@ def test_a_lazy_key_written_before_its_load_works_out_its_pieces() -> None:
     assert [(a, b) for a, b, _ in rows.pending(-1, 100)] == [(0, 5), (5, 12), (14, 15)]
     got = _everything(rows)
     assert got["tag"].tolist() == [0] * 5 + [1] * 7 + [9] * 2 + [1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(0, 6)), max_size=12))
+def test_expand_ranges_lists_every_integer_of_each_range_in_order(
+    ranges: list[tuple[int, int]],
+) -> None:
+    starts = np.array([a for a, _ in ranges], dtype=np.int64)
+    lens = np.array([n for _, n in ranges], dtype=np.int64)
+    expected = [v for a, n in ranges for v in range(a, a + n)]
+    assert expand_ranges(starts, lens).tolist() == expected

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..._core.results import Adapter
 from ..._core.rows import Chunk, Rows
+from .claims import expand_ranges
 
 __all__ = ["BulkRows", "has_freq"]
 
@@ -74,7 +75,7 @@ class BulkRows(Rows):
                     data = adapter.slice(chunk.data, i, j)
                     piece = Chunk(pos[i:j], data, chunk.nbytes * count // n)
                 else:
-                    idx = np.repeat(a - np.cumsum(lens) + lens, lens) + np.arange(count)
+                    idx = expand_ranges(a, lens)
                     data = adapter.take(chunk.data, idx)
                     piece = Chunk(pos[idx], data, chunk.nbytes * count // n)
                 new.append((int(b), piece))
