@@ -209,3 +209,39 @@ def test_append_index_equals_index_append(
     pdt.assert_index_equal(out, expected, exact=True)
     assert out.freq == expected.freq and out.name == expected.name
     assert out.dtype == expected.dtype
+
+
+def test_block_slice_of_extension_columns_and_odd_labels() -> None:
+    # Arrow, nullable, period, interval, sparse, aware, timedelta, categorical and
+    # decimal columns, a tuple index name, MultiIndex columns, duplicate labels:
+    # every slice equals iloc's, and writing to one leaves the source alone.
+    import pyarrow as pa
+
+    idx = pd.DatetimeIndex(np.arange(10) * 86_400_000_000_000, name=("a", "b")).as_unit("ns")
+    cols = {
+        "arrow": pd.array(range(10), dtype=pd.ArrowDtype(pa.int64())),
+        "arrow_s": pd.array([str(i) for i in range(10)], dtype=pd.ArrowDtype(pa.string())),
+        "nullable": pd.array(range(10), dtype="Int64"),
+        "period": pd.period_range("2020", periods=10, freq="D"),
+        "interval": pd.IntervalIndex.from_breaks(range(11)),
+        "sparse": pd.arrays.SparseArray([0, 1] * 5),
+        "tz": pd.date_range("2020", periods=10, tz="Asia/Tokyo"),
+        "td": pd.to_timedelta(range(10), "s"),
+        "cat": pd.Categorical(list("abababbbaa")),
+        "dec": pd.array([None] * 10, dtype=pd.ArrowDtype(pa.decimal128(5, 2))),
+    }
+    frame = pd.DataFrame(cols, index=idx)
+    frame.columns = pd.MultiIndex.from_tuples([(c, "x") for c in frame.columns])
+    for i, j in [(0, 10), (3, 7), (5, 5), (7, 3), (9, 10)]:
+        cut = slice_frame(frame, i, j)
+        assert cut is not None
+        pdt.assert_frame_equal(cut, frame.iloc[i:j], check_freq=True)
+    cut = slice_frame(frame, 2, 6)
+    assert cut is not None
+    cut.iloc[0, 0] = 999
+    cut.iloc[0, 2] = 999
+    assert frame.iloc[2, 0] == 2 and frame.iloc[2, 2] == 2
+    dup = pd.DataFrame(np.arange(20).reshape(10, 2), columns=["a", "a"], index=idx)
+    cut = slice_frame(dup, 1, 4)
+    assert cut is not None
+    pdt.assert_frame_equal(cut, dup.iloc[1:4])
