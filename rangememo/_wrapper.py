@@ -28,8 +28,9 @@ from typing import (
 
 from ._engine import control
 from ._engine import refresh as refreshing
+from ._engine.adrive import acall
 from ._engine.cache import RangeCache
-from ._engine.drive import acall, call
+from ._engine.drive import call
 from ._engine.introspect import coverage as coverage_of
 from ._engine.introspect import forget_bounds, key_and_step
 from ._engine.stats import CacheInfo

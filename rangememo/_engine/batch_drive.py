@@ -14,8 +14,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from .._core.members import combine
+from .adrive import acall
 from .batch import Batcher, Call
-from .drive import acall, call
+from .drive import call
 
 __all__ = ["arun", "run"]
 
