@@ -26,7 +26,7 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from rangememo import ParquetStore, range_cached
-from rangememo._stores.parquet import compaction
+from rangememo._stores.parquet import compaction, keywrite
 from rangememo._stores.parquet import tail as tail_module
 from rangememo._stores.parquet.arrowenc import _SCHEMAS, frame_table
 from rangememo._stores.parquet.codec import encode
@@ -75,6 +75,41 @@ def test_frame_table_is_from_pandas(kind):
         got = frame_table(df)
         assert got.equals(want, check_metadata=True), kind
         assert got.schema.metadata == want.schema.metadata
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", [None, "UTC", "Asia/Kolkata"])
+def test_datetime_index_fast_path_is_from_pandas(unit, tz):
+    """The index by its int64 view: every unit and zone, NaT arriving later, strided views."""
+    _SCHEMAS.clear()
+    days = pd.date_range("2024-03-09", periods=12, freq="7h", tz=tz).as_unit(unit)
+    base = pd.DataFrame({"x": np.arange(12) * 0.5}, index=days.rename("t"))
+    with_nat = base.copy()
+    with_nat.index = pd.DatetimeIndex([days[0], pd.NaT, *days[2:]], name="t").as_unit(unit)
+    for df in (base.iloc[:4], base.iloc[4:5], with_nat.iloc[:3], base.iloc[::3], base.iloc[7:]):
+        want = pa.Table.from_pandas(df, preserve_index=True)
+        got = frame_table(df)
+        assert got.equals(want, check_metadata=True), (unit, tz, df.index)
+        assert got.column(got.num_columns - 1).null_count == df.index.isna().sum()
+
+
+def test_small_segments_take_the_fast_codec_and_larger_ones_zstd(tmp_path):
+    """Below FAST_ROWS the metadata outweighs the values: snappy; from there on, zstd."""
+    medium = LocalMedium(tmp_path, durable=False)
+    for n, codec in (
+        (1, "SNAPPY"),
+        (compaction.FAST_ROWS - 1, "SNAPPY"),
+        (compaction.FAST_ROWS, "ZSTD"),
+    ):
+        df = pd.DataFrame(
+            {"x": np.arange(n) * 1.5}, index=pd.date_range("2000-01-01", periods=n, name="t")
+        )
+        seg = write_part(medium, "k", encode("DataFrame", df, np.arange(n)), ((0, n),), "segment")
+        meta = pq.ParquetFile(tmp_path / "k" / seg.file).metadata
+        got = {meta.row_group(0).column(c).compression for c in range(meta.num_columns)}
+        assert got == {codec}, (n, got)
+        back = read_segment(medium, f"k/{seg.file}", seg, 0, 0, whole=True)[3]
+        assert back.column("x").to_pylist() == list(np.arange(n) * 1.5)
 
 
 def test_object_columns_never_take_the_fast_path():
@@ -166,6 +201,42 @@ def test_appends_with_the_tail_kept_match_reading_it_back(tmp_path, monkeypatch,
     again, (_, calls) = _grow(tmp_path / "kept", kind, 25)
     assert calls == []
     for a, b in zip(kept, again, strict=True):  # read from disk: no index freq, as ever
+        assert_frame_equal(a, b, check_exact=True, check_freq=False)
+
+
+@pytest.mark.parametrize("kind", ["plain", "tz", "strings"])
+def test_the_full_tier_before_the_tail_is_kept_for_its_merge(tmp_path, monkeypatch, kind):
+    """With tiers of 8 rows: a tail that outgrows them becomes a tier, and the next tail
+    merges into it ~8 appends later from memory, not read back; rows and files are those
+    of a store that reads every part back."""
+    monkeypatch.setattr(compaction, "SMALL_ROWS", 8)
+    monkeypatch.setattr(keywrite, "SMALL_ROWS", 8)
+    monkeypatch.setattr(compaction, "WRITE_MERGE_ROWS", 16)
+    reads: list[int] = []  # the rows of each part read
+    real = compaction.read_segment
+
+    def counted(medium: Any, name: str, seg: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(seg.rows)
+        return real(medium, name, seg, *args, **kwargs)
+
+    monkeypatch.setattr(compaction, "read_segment", counted)
+    kept, _ = _grow(tmp_path / "kept", kind, 40)
+    kept_reads = len(reads)
+    with monkeypatch.context() as m:
+        m.setattr(tail_module, "TAIL_BYTES", -1)  # never kept: read back each time
+        read, _ = _grow(tmp_path / "read", kind, 40)
+    # The first fetch (10 rows) is a tier of its own: no merge ever reads a part.
+    assert kept_reads == 0, reads[:kept_reads]
+    # Reading back, the tails and (twice, at 16 and 32 appends) the full tier.
+    assert reads.count(8) == 2 and set(reads) == set(range(1, 9)), reads
+    for a, b in zip(kept, read, strict=True):
+        assert_frame_equal(a, b, check_exact=True)
+    ta, tb = _segment_tables(tmp_path / "kept"), _segment_tables(tmp_path / "read")
+    assert len(ta) == len(tb) > 1  # tiers, not one file
+    assert sorted(t.num_rows for t in ta) == sorted(t.num_rows for t in tb)
+    again, (_, calls) = _grow(tmp_path / "kept", kind, 40)
+    assert calls == []
+    for a, b in zip(kept, again, strict=True):
         assert_frame_equal(a, b, check_exact=True, check_freq=False)
 
 

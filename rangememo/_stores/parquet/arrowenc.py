@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pandas.api.types import is_object_dtype
@@ -29,7 +30,10 @@ def _signature(data: pd.DataFrame) -> Any:
     index, columns = data.index, data.columns
     if isinstance(index, pd.MultiIndex) or isinstance(columns, pd.MultiIndex):
         return None
-    dtypes = tuple(data.dtypes)
+    try:  # the block manager's dtypes: data.dtypes builds a Series (~15 us)
+        dtypes = tuple(data._mgr.get_dtypes())
+    except AttributeError:
+        dtypes = tuple(data.dtypes)
     if is_object_dtype(index.dtype) or any(is_object_dtype(t) for t in dtypes):
         return None
     try:
@@ -54,8 +58,22 @@ def _by_columns(data: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     arrays = [
         pa.array(mgr.iget_values(j), type=types[j], from_pandas=True) for j in range(len(types) - 1)
     ]
-    arrays.append(pa.array(data.index.array, type=types[-1], from_pandas=True))
+    arrays.append(_index_array(data.index, types[-1]))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _index_array(index: pd.Index, typ: pa.DataType) -> pa.Array:
+    """The index as Arrow: a datetime index by its int64 view (~3 us, not ~35 us)."""
+    values = getattr(getattr(index, "_data", None), "_ndarray", None)
+    if (
+        isinstance(values, np.ndarray)
+        and values.dtype.kind == "M"
+        and pa.types.is_timestamp(typ)
+        and np.datetime_data(values.dtype)[0] == typ.unit
+        and not index.hasnans  # NaT is a null in Arrow, not its int64
+    ):
+        return pa.array(values.view("i8"), type=pa.int64()).view(typ)
+    return pa.array(index.array, type=typ, from_pandas=True)
 
 
 def frame_table(data: pd.DataFrame) -> pa.Table:

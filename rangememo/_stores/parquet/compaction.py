@@ -52,6 +52,12 @@ WRITE_MERGE_ROWS = 2 * SMALL_ROWS
 #: Parquet codec of every segment (measured in docs/parquet.md: zstd is ~25% smaller than snappy
 #: on bars, at the same read speed).
 COMPRESSION = "zstd"
+#: Below this many rows a segment is written with snappy: its metadata outweighs
+#: its values, so zstd saves at most ~5% of the file and costs ~1.7x the write
+#: (~420 vs ~250 us at 100 daily bars, docs/parquet.md). The small tail a live
+#: key rewrites with every append is such a file.
+FAST_ROWS = 256
+FAST_COMPRESSION = "snappy"
 
 Run = tuple[int, int]
 
@@ -129,7 +135,7 @@ def write_part(
         table,
         sink,
         row_group_size=ROW_GROUP,
-        compression=COMPRESSION,
+        compression=COMPRESSION if table.num_rows >= FAST_ROWS else FAST_COMPRESSION,
         write_page_checksum=True,
         # Positions step regularly: delta-encoded they cost next to nothing.
         use_dictionary=_dictionary_columns(table.schema),
@@ -160,7 +166,7 @@ def merge(
     run: Sequence[Segment],
     extra: tuple[pa.Table, tuple[Claim, ...]] | None = None,
     point: str = "compact",
-    tail: Tail | None = None,
+    kept: Sequence[Tail] = (),
     written: list[pa.Table] | None = None,
 ) -> Segment:
     """One segment with exactly the rows ``run`` (then ``extra``, newest) shows.
@@ -168,24 +174,21 @@ def merge(
     Its ``claims`` are ``extra``'s only: a replacing record adds them to the
     run's (:func:`rangememo._stores.parquet.log.merged`). Raises
     :class:`~rangememo._stores.parquet.segments.Damaged` if a part cannot be read.
-    ``tail``: a part's rows already in memory (as its immutable file reads back),
-    used instead of reading it; ``written`` receives the merged table.
+    ``kept``: parts' rows already in memory (as their immutable files read back),
+    used instead of reading them; ``written`` receives the merged table.
     """
     loaded: dict[str, tuple[np.ndarray[Any, Any], pa.Table]] = {}
     segs = list(run)
     digest = next((s.schema for s in run if s.file is not None), None)
+    memory = {t[0]: t for t in kept}
     for seg in run:
         if seg.file is not None and seg.rows:
             name = f"{prefix}/{seg.file}"
             # The tail in memory, if its file is still there: a writer without the
             # lock may have compacted it away, and its absence (as a read's
             # Damaged) is what tells a stale view to catch up before committing.
-            if (
-                tail is not None
-                and tail[0] == seg.file
-                and len(tail[1]) == seg.rows
-                and medium.exists(name)
-            ):
+            tail = memory.get(seg.file)
+            if tail is not None and len(tail[1]) == seg.rows and medium.exists(name):
                 loaded[seg.file] = (tail[1], tail[2])
                 continue
             _, _, pos, table = read_segment(medium, name, seg, 0, 0, whole=True)

@@ -57,6 +57,7 @@ class KeyState:
         "doc",
         "durable",
         "entry",
+        "kept",
         "key",
         "lock",
         "medium",
@@ -65,7 +66,6 @@ class KeyState:
         "paths",
         "pieces",
         "stale",
-        "tail",
         "tdoc",
         "tobj",
     )
@@ -93,12 +93,14 @@ class KeyState:
         self.lock = threading.Lock()  # one catch-up at a time
         self.stale = False  # the entry holds a change the log ordered differently: drop it
         self.checked = float("-inf")  # time.monotonic() of the last check against the log
-        self.tail: Tail | None = None  # the small tail this process last wrote, in memory
+        # The small tail this process last wrote, and the full tier before it, in
+        # memory as their files read back: the next merges rewrite them.
+        self.kept: tuple[Tail, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        """Bytes held in memory: the rows loaded, and the tail kept for the next append."""
-        return self.entry.nbytes + (self.tail[2].nbytes if self.tail is not None else 0)
+        """Bytes held in memory: the rows loaded, and the tails kept for the next appends."""
+        return self.entry.nbytes + sum(t[2].nbytes for t in self.kept)
 
     # -- opening -------------------------------------------------------------------
     def open(self, doc: LogState) -> KeyState:

@@ -55,8 +55,8 @@ def put(
     table = encode(kind, chunk.data, chunk.positions, state.piece_doc(chunk.data))
     budget = max(_compaction.WRITE_MERGE_ROWS, 4 * table.num_rows)
     i = plan_tail(segs, table.num_rows, schema_digest(table.schema), budget)
-    seg, tail, written = None, state.tail, [table]
-    state.tail = None  # kept again below if this write leaves a small tail
+    seg, kept, written = None, state.kept, [table]
+    state.kept = ()  # kept again below if this write leaves a small tail
     if any(s.file is not None for s in segs[i:]):
         try:
             seg = merge(
@@ -65,7 +65,7 @@ def put(
                 segs[i:],
                 (table, claims),
                 point="segment",
-                tail=tail,
+                kept=kept,
                 written=written,
             )
         except Damaged as exc:
@@ -90,12 +90,16 @@ def put(
         if seg.file is not None:  # no record names it: gone (gc would sweep it anyway)
             state.medium.delete(f"{prefix}/{seg.file}")
         raise
-    if n and seg.file is not None and seg.rows < SMALL_ROWS and not state.stale:
+    if n and seg.file is not None and seg.rows <= SMALL_ROWS and not state.stale:
         # An append onto a small tail: the next one merges this file again. Its
         # rows stay here as the file reads back (it never changes), not read again.
-        kept = _tail.readback(seg.file, written[-1])
-        if kept is not None and kept[2].nbytes <= _tail.TAIL_BYTES:
-            state.tail = kept
+        tail = _tail.readback(seg.file, written[-1])
+        if tail is not None and tail[2].nbytes <= _tail.TAIL_BYTES:
+            # The tail before it, if this write left it alone (it became a full
+            # tier): the merge of the new tail into it, ~20 appends later on
+            # minute bars, would otherwise read it back (~2-7 ms, the p99).
+            live = {s.file for s in state.doc.segments[-3:-1]}
+            state.kept = (*[t for t in kept if t[0] in live][-1:], tail)
 
 
 def commit(state: KeyState, rec: Record, change: Callable[[], None], tdoc: Any) -> None:
