@@ -100,7 +100,7 @@ class KeyState:
     @property
     def nbytes(self) -> int:
         """Bytes held in memory: the rows loaded, and the tails kept for the next appends."""
-        return self.entry.nbytes + sum(t[2].nbytes for t in self.kept)
+        return self.entry.nbytes + sum(int(t[2].nbytes) for t in self.kept)
 
     # -- opening -------------------------------------------------------------------
     def open(self, doc: LogState) -> KeyState:
