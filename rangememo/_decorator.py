@@ -10,7 +10,8 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from ._core.axis import Closed
 from ._engine.binding import KeySpec
-from ._engine.cache import Options, RangeCache, _utcnow
+from ._engine.cache import RangeCache
+from ._engine.options import Options, _utcnow
 from ._errors import InvalidOption
 from ._stores.base import Store
 from ._stores.default import default_store

@@ -25,7 +25,8 @@ from typing import Any, Literal, NamedTuple
 
 import cachetools
 
-from ._engine.cache import Options, RangeCache
+from ._engine.cache import RangeCache
+from ._engine.options import Options
 from ._stores.base import Store
 from ._stores.default import default_store
 from ._stores.memory import MemoryStore, _entry_size

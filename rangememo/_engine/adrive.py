@@ -17,9 +17,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._core.entry import Part, View
-from .cache import RangeCache, Request
+from .cache import RangeCache
 from .control import stale
 from .flights import ROUNDS, Flight, debug_on, finish, reply, resolve, short
+from .options import Request
 from .progress import Progress, progress_bar
 from .trace import Trace, clock
 

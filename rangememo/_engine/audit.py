@@ -23,8 +23,9 @@ from .._core.axis import Axis, parse_step
 from .._core.entry import Entry, Fetched, Part
 from .._errors import InvalidOption
 from . import control
-from .cache import RangeCache, Request
+from .cache import RangeCache
 from .introspect import _shown, bound_key, forget_bounds
+from .options import Request
 from .policy import to_units
 from .refresh import afetch_whole, fetch_whole
 

@@ -37,8 +37,9 @@ from .._core.members import members_of, split
 from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption
 from .._warn import warn
-from .cache import RangeCache, Request
+from .cache import RangeCache
 from .member_locks import MemberLocks
+from .options import Request
 
 if TYPE_CHECKING:
     from .policy import RateLimit

@@ -7,137 +7,35 @@ plain ones (so a sync wrapper never needs, or touches, an event loop).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-
-from .._core.axis import Axis, Closed, axis_of, span_ns
-from .._core.entry import Entry, Fetched, Landed, Part, View, compose, present
-from .._core.grid import claim, fit
+from .._core.axis import Axis, axis_of, span_ns
+from .._core.entry import Entry, Part, View
+from .._core.grid import fit
 from .._core.ledger import Ledger
 from .._core.planner import Gap, Policy, plan_gaps
-from .._core.results import Adapter, FrameAdapter, adapter_for, is_polars
-from .._core.rows import Chunk, Rows, normalize
-from .._errors import CacheWarning, InvalidOption, RangememoError, ResultTypeError
+from .._errors import CacheWarning, InvalidOption
 from .._stores.base import Store
 from .._warn import remember_caller, warn
-from .binding import Binder, KeySpec
+from .answers import Answers
+from .binding import Binder
 from .bounds import as_string, coerce_bounds
 from .identity import default_namespace, describe, fingerprint
+from .options import Landings, Options, Request
 from .policy import RateLimit, SessionCalendar, clock_ns, to_units
 from .readahead import Readahead, auto_cap
 from .stats import Stats
-from .validate import check_options, is_auto
+from .validate import is_auto
 
-__all__ = ["Options", "RangeCache", "Request"]
+__all__ = ["RangeCache"]
 
 log = logging.getLogger("rangememo")
 
-#: Result types whose zero-row answers mean "no rows here", whatever their schema.
-_RESULTS = (pd.DataFrame, pd.Series, pa.Table)
 
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """Everything ``range_cached`` was configured with."""
-
-    key: KeySpec = None
-    start: str = "start"
-    end: str = "end"
-    step: Any = None
-    closed: Closed = "both"
-    index: str | None = None
-    settle: Any = None
-    ttl: Any = None
-    max_concurrency: int = 4
-    namespace: str | None = None
-    version: int | str = 0
-    clock: Callable[[], dt.datetime] = _utcnow
-    readahead: Any = "auto"
-    max_readahead: Any = None
-    lookback: Any = None
-    coalesce: Any = None
-    max_span: Any = None
-    rate_limit: tuple[int, float] | None = None
-    calendar: Any = None
-    stale_if_error: bool = False
-    coerce_bounds: bool = False
-
-    def __post_init__(self) -> None:
-        check_options(self)  # InvalidOption at decoration, naming the value
-
-    @property
-    def plans(self) -> bool:
-        """Does planning need more than the ledger (so a Policy is built)?"""
-        return any(
-            v is not None
-            for v in (self.readahead, self.lookback, self.coalesce, self.max_span, self.calendar)
-        )
-
-
-@dataclass(slots=True)
-class Request:
-    """One call, bound and encoded."""
-
-    bound: Any  # inspect.BoundArguments
-    key: Hashable
-    axis: Axis
-    lo: int
-    rows_hi: int  # end of the rows the answer holds
-    strings: bool = False  # the caller's bounds were ISO strings (coerce_bounds=True)
-
-    @property
-    def hi(self) -> int:
-        """End of what the answer needs covered: what was asked (a fetch may claim more)."""
-        return self.rows_hi
-
-    @property
-    def tz(self) -> str | None:
-        """The timezone of the caller's bounds, as text (``None``: naive)."""
-        return str(self.axis.tz) if self.axis.aware else None
-
-
-class Landings:
-    """When each key last had a flight land, on a counter (changed under the cache's lock).
-
-    Bounded: keys that fell out count as landed at the newest stamp that fell
-    out, which can only make a caller read its entry once more.
-    """
-
-    __slots__ = ("clock", "floor", "last", "size")
-
-    def __init__(self, size: int = 4096) -> None:
-        self.clock = self.floor = 0
-        self.size = size
-        self.last: OrderedDict[Hashable, int] = OrderedDict()
-
-    def stamp(self) -> int:
-        return self.clock
-
-    def note(self, key: Hashable) -> None:
-        self.clock += 1
-        self.last[key] = self.clock
-        self.last.move_to_end(key)
-        if len(self.last) > self.size:
-            self.floor = max(self.floor, self.last.popitem(last=False)[1])
-
-    def since(self, key: Hashable, seen: int) -> bool:
-        return self.last.get(key, self.floor) > seen
-
-
-class RangeCache:
+class RangeCache(Answers):
     """The state behind one decorated function."""
 
     def __init__(
@@ -404,154 +302,6 @@ class RangeCache:
         self.stats.count(calls=1)
         return self.binder.with_range(req.bound, start, end)
 
-    def digest(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
-        """Validate a provider result and shape it into a commit of ``gap``."""
-        if result is None or (
-            (isinstance(result, _RESULTS) or is_polars(result)) and not len(result)
-        ):
-            return self._nothing(req, gap, result, entry)
-        known = entry is not None and entry.template is not None
-        adapter = entry.adapter if known and entry is not None else None
-        if adapter is None or not isinstance(result, adapter.types):
-            if adapter is not None:
-                adapter_for(result, self.options.index)  # TypeError for an alien type
-                raise _kind_changed(adapter.kind, result)
-            adapter = adapter_for(result, self.options.index)
-        positions = adapter.positions(result, req.axis)
-        axis = req.axis
-        # Every row the call asked for is kept, whatever its phase on the grid.
-        chunk = normalize(adapter, positions, result, gap.call_lo, gap.call_hi)
-        dropped = len(positions) - len(chunk)
-        if dropped:
-            log.debug("dropped %d rows outside the gap %s", dropped, gap)
-        self.stats.count(rows=len(chunk), nbytes=chunk.nbytes)
-        if self.counts_ahead:
-            self.readahead.fetched(req.key, req.lo, req.hi, chunk.positions)
-        if axis.ref is not None:
-            gap = claim(req.axis, req.rows_hi, gap, chunk, entry, adapter.position_tz(result))
-        # A piece shaped like the key's rows takes the key's template (as commit
-        # would), rather than building an empty frame (~12 µs) to throw away.
-        template = entry.template if known and entry is not None else None
-        rows = entry.rows if entry is not None else None
-        if template is None or not rows or not adapter.same_schema(result, template):
-            template = adapter.empty(result)
-        return self._fetched(req, gap, chunk, template, adapter)
-
-    def _nothing(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
-        """A commit of ``gap`` with no rows: ``None`` or an empty result of any shape.
-
-        The range is covered; a key with a schema keeps it (see Entry.conform), a
-        fresh key takes the empty result's own (``None``: none yet).
-        """
-        if entry is not None and entry.adapter is not None and entry.template is not None:
-            adapter, template = entry.adapter, entry.template
-        elif result is None:
-            adapter, template = FrameAdapter(self.options.index), None
-        else:
-            adapter = adapter_for(result, self.options.index)
-            template = adapter.empty(result)
-        chunk = Chunk(np.empty(0, dtype=np.int64), template, 0)
-        if req.axis.ref is not None:
-            gap = claim(req.axis, req.rows_hi, gap, chunk, entry)
-        return self._fetched(req, gap, chunk, template, adapter)
-
-    def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
-        """A commit for a gap with no session (no call), if the schema is known."""
-        if gap.needs_call or entry is None or entry.adapter is None or entry.template is None:
-            return None
-        empty = entry.adapter.empty(entry.template)
-        log.debug("no session in %s: covered without a call", gap)
-        self.stats.count(calendar_skips=1)
-        chunk = Chunk(np.empty(0, dtype=np.int64), empty, 0)
-        return self._fetched(req, gap, chunk, empty, entry.adapter)
-
-    def _fetched(
-        self, req: Request, gap: Gap, chunk: Chunk, template: Any, adapter: Adapter
-    ) -> Fetched:
-        """The commit of ``gap``, with the live edge held back when ``settle`` is set."""
-        clock = self.options.clock()
-        fetched = Fetched(gap.lo, gap.hi, chunk, template, adapter, req.axis.signature, gap.hi)
-        fetched.tz = req.tz
-        fetched.fetched_at = clock.timestamp()
-        settle = self.settle
-        if settle is None:
-            # The default live edge: on a stepped time axis the bar holding "now"
-            # (and anything later) is still forming. Int and continuous axes have none.
-            if self.options.settle is False or req.axis.kind == "int" or req.axis.step == 1:
-                return fetched
-            settle = 0
-        # Only bars ending by ``now - settle`` (grid points before its floor) are final. A naive
-        # clock (and a naive axis) is read as UTC, the data-API convention.
-        cut = req.axis.grid_floor(clock_ns(clock) - settle, gap.lo)
-        fetched.final_hi = min(gap.hi, max(gap.lo, cut))
-        if self.ttl is not None and fetched.final_hi < gap.hi:
-            fetched.expires = fetched.fetched_at + self.ttl / 1e9
-        return fetched
-
-    def commit_failed(self, exc: OSError, req: Request) -> None:
-        if getattr(exc, "repeated", False):  # warned about this key already
-            log.debug("not cached for key %r: %s", req.key, exc)
-            return
-        warn(CacheWarning(f"could not store a fetch for key {req.key!r}: {exc}; result not cached"))
-
-    # -- assembling the answer -------------------------------------------------------
-    def assemble(
-        self, req: Request, view: View | None, parts: list[Part], latest: Entry | None
-    ) -> Any:
-        """The answer for ``req``: ``view``'s rows with this call's parts laid over.
-
-        ``parts`` are the disjoint ranges this call fetched or waited for, each
-        with its rows, so nothing is read from the entry as it is now (another
-        caller may have forgotten some of it). ``latest``, the entry after this
-        call's commits, gives the schema as widened by what was fetched.
-        """
-        if not parts:
-            assert view is not None
-            return view.read(req.lo, req.rows_hi, req.tz)
-        first, base = parts[0], view.rows if view is not None else None
-        if latest is not None and latest.adapter is not None and latest.template is not None:
-            adapter, template, follows = latest.adapter, latest.template, latest.follows_tz
-        elif view is not None and view.adapter is not None and view.template is not None:
-            adapter, template, follows = view.adapter, view.template, view.follows_tz
-        else:
-            adapter, template, follows = first.adapter, first.template, False
-        landed = _landed(view, parts)
-        if landed is not None:  # the rows as the call's own commits left them
-            pieces = landed.window(req.lo, req.rows_hi)
-            return present(adapter, follows, compose(adapter, pieces, template), req.tz)
-        pieces, cursor = [], req.lo
-        for part in sorted(parts, key=lambda p: p.lo):
-            a, b = max(part.lo, cursor), min(part.hi, req.rows_hi)
-            if a >= b:
-                continue
-            if cursor < a and base is not None:
-                pieces += base.window(cursor, a)
-            pieces += part.rows.window(a, b)
-            cursor = max(cursor, b)
-        if cursor < req.rows_hi and base is not None:
-            pieces += base.window(cursor, req.rows_hi)
-        return present(adapter, follows, compose(adapter, pieces, template), req.tz)
-
-
-def _landed(view: View | None, parts: list[Part]) -> Rows | None:
-    """The entry's rows after the call's commits, if they are ``view`` plus ``parts``.
-
-    So only when every part was committed to the view's entry, one commit after
-    another from the view's version on, with nothing else in between.
-    """
-    if view is None or view.entry is None or not parts:
-        return None
-    marks: list[Landed] = []
-    for part in parts:
-        if part.landed is None or part.landed.entry is not view.entry:
-            return None
-        marks.append(part.landed)
-    marks.sort(key=lambda m: m.before)
-    for i, mark in enumerate(marks):
-        if mark.before != view.version + i:
-            return None
-    return marks[-1].rows
-
 
 def _subtract(lo: int, hi: int, claims: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The pieces of ``[lo, hi)`` that no claim holds, in order."""
@@ -569,10 +319,3 @@ def _subtract(lo: int, hi: int, claims: list[tuple[int, int]]) -> list[tuple[int
     if cursor < hi:
         left.append((cursor, hi))
     return left
-
-
-def _kind_changed(kind: str, result: Any) -> RangememoError:
-    return ResultTypeError(
-        f"the wrapped function returned a {type(result).__qualname__} "
-        f"where it returned a {kind} before"
-    )

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from .._errors import CacheWarning, InvalidOption, NotCached, RangememoError
 from .._warn import warn
 from .bounds import as_string
-from .cache import RangeCache, Request
+from .cache import RangeCache
+from .options import Request
 
 __all__ = [
     "acached_call",

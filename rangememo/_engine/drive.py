@@ -15,9 +15,10 @@ import logging
 from typing import Any
 
 from .._core.entry import Part, View
-from .cache import RangeCache, Request
+from .cache import RangeCache
 from .control import stale
 from .flights import ROUNDS, Flight, debug_on, finish, reply, resolve, short
+from .options import Request
 from .progress import progress_bar
 from .trace import Trace, clock
 

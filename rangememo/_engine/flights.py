@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.entry import Entry, Part, View
 from .._core.planner import Gap
-from .cache import RangeCache, Request
+from .cache import RangeCache
+from .options import Request
 from .trace import Trace, log
 
 # asyncio is imported by the async path only: a plain function's call never needs it.

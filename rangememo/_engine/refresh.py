@@ -16,7 +16,8 @@ import numpy as np
 from .._core.entry import Entry, Fetched, Part
 from .._core.planner import Gap, plan_gaps
 from .._core.rows import Chunk
-from .cache import RangeCache, Request
+from .cache import RangeCache
+from .options import Request
 
 __all__ = [
     "afetch_whole",

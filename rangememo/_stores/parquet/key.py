@@ -245,7 +245,7 @@ class KeyState:
     def load_small(self, limit: int) -> None:
         """Load the whole key now if it has at most ``limit`` rows on disk."""
         rows = self.entry.rows
-        if isinstance(rows, SegmentRows) and 0 < rows.pending_rows <= limit:
+        if isinstance(rows, SegmentRows) and not rows.complete and 0 < rows.pending_rows <= limit:
             self.probe(MIN_POS, MAX_POS)
 
     def moved_on(self, exc: Damaged) -> bool:
