@@ -38,30 +38,23 @@ from ..base import Store
 from ..budget import default_budget
 from .codec import UnstorableError, template_to_json
 from .codes import read_codes, write_codes
-from .damage import bad_log
 from .key import KeyState
 from .keywrite import LostRace
 from .layout import (
-    NOT_JSON,
     KeyPaths,
-    NewerLedger,
     ensure_dirs,
-    key_dirs,
-    key_from_doc,
     key_paths,
     namespace_dirname,
-    namespace_dirs,
-    read_key,
 )
 from .leases import Leases
 from .local.medium import LocalMedium
 from .location import is_local, local_path, open_medium, url_scheme
-from .log import Overtaken, Record, load, up_to_date
-from .maintenance import clear_store, root_of, sweep
+from .log import Overtaken, Record, up_to_date
+from .maintenance import clear_store, root_of
 from .medium import StorageUnavailable
+from .reading import ALL, compact_keys, current, stored_keys
 from .resident import MemoryLayer
-from .segments import MAX_POS, MIN_POS, Damaged, Segment
-from .stored_rows import StoredLedger
+from .segments import MAX_POS, MIN_POS, Segment
 
 __all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
 
@@ -69,7 +62,6 @@ log = logging.getLogger("rangememo")
 
 #: ``memory="auto"``: the machine-derived budget of :mod:`rangememo._stores.budget`.
 DEFAULT_MEMORY: Literal["auto"] = "auto"
-_ALL: Any = object()  # "every key" for compact()
 
 
 def default_cache_dir() -> Path | str:
@@ -93,9 +85,8 @@ def _reopen(path: Path | str, options: dict[str, Any]) -> ParquetStore:
 
 #: ``refresh=None``: how often a hit revalidates against the log, by medium.
 REFRESH_LOCAL, REFRESH_REMOTE = 0.0, 1.0
-#: On an object store: other processes' reader leases are listed at most this often
-#: (seconds), and a writer trusts a state validated under its lease this recently.
-LEASE_LOOK, WRITER_TRUST = 5.0, 0.25
+#: On an object store: other processes' reader leases are listed at most this often (seconds).
+LEASE_LOOK = 5.0
 
 
 class ParquetStore(Store):
@@ -272,80 +263,10 @@ class ParquetStore(Store):
 
     def _current(self, namespace: str, key: Hashable, eager: bool) -> KeyState | None:
         """The key as on disk now (from memory, caught up with the log)."""
-        state = self._memory.get(namespace, key)
-        if eager and state is not None and self.refresh and self._recent(state):
-            return state
-        paths = state.paths if state is not None else self._paths(namespace, key)
-        self.leases.hold(paths.prefix)  # before any file of it is read
-        fresh = None
-        checked = time.monotonic()
-        if (
-            not eager
-            and not self.local
-            and state is not None
-            and not state.stale
-            and checked - state.checked < WRITER_TRUST
-            and self.medium.held(paths.prefix)
-        ):
-            # Just validated under this lease (the engine's read before the
-            # fetch): a commit is create-if-absent, so were it stale after all,
-            # it would lose the record number and rebase, never overwrite.
-            return state
-        clean = False  # held already, and nothing new in the log: kept as it is
-        if state is not None and not state.stale:
-            try:
-                with state.lock:
-                    clean = up_to_date(self.medium, paths.prefix, state.doc)
-                    if clean or state.catch_up():
-                        fresh = state
-            except Damaged as exc:
-                bad_log(self.medium, paths, exc)
-                self._memory.drop(namespace, key)
-                return None
-            except NewerLedger:
-                fresh = None
-        if fresh is None:
-            try:
-                doc = load(self.medium, paths.prefix, StoredLedger)
-                if doc is not None:
-                    fresh = self._state(namespace, key, paths).open(doc)
-            except Damaged as exc:
-                bad_log(self.medium, paths, exc)
-                doc = None
-            except NewerLedger as exc:
-                if not eager:  # a writer: never overwrite what a newer version wrote
-                    raise
-                log.warning("%s: %s; not used", self.medium.describe(paths.prefix), exc)
-                doc = None
-            if fresh is None:
-                self._memory.drop(namespace, key)
-                return None
-        if eager:  # readers: a small key loads whole (writers never load)
-            fresh.load_small(self.eager_rows)
-        fresh.checked = checked
-        if not clean:  # a hit touched its key's recency in get(); a load re-measured it
-            self._memory.keep(fresh)
-        return fresh
+        return current(self, namespace, key, eager)
 
     def keys(self, namespace: str) -> list[Hashable]:
-        seen = list(self._paths_seen.items())
-        mine = {p.keydir.name: k for (ns, k), p in seen if ns == namespace}
-        out: list[Hashable] = []
-        nsname = namespace_dirname(namespace)
-        for khash in key_dirs(self.medium, nsname):
-            prefix = f"{nsname}/{khash}"
-            try:
-                doc = load(self.medium, prefix)
-            except (Damaged, NewerLedger):
-                continue
-            if doc is None:
-                continue
-            key = key_from_doc(doc.key, khash)[1] if doc.key else read_key(self.medium, prefix)[1]
-            if key is NOT_JSON:  # no JSON form on disk: known only if this process saw it
-                key = mine.get(khash, NOT_JSON)
-            if key is not NOT_JSON:
-                out.append(key)
-        return out
+        return stored_keys(self, namespace)
 
     def record_code(self, namespace: str, name: str, code: str) -> str | None:
         nsname = namespace_dirname(namespace)
@@ -492,36 +413,14 @@ class ParquetStore(Store):
 
     # -- maintenance ------------------------------------------------------------------
     def compact(
-        self, namespace: str | None = None, key: Hashable = _ALL, *, full: bool = True
+        self, namespace: str | None = None, key: Hashable = ALL, *, full: bool = True
     ) -> int:
         """Compact one key, a namespace or everything; the number of segments merged away.
 
         ``full`` merges every run of same-schema segments; otherwise only when a
         key has ``compact_at`` segments (what a write does by itself).
         """
-        merged = 0
-        for ns, k in self._targets(namespace, key):
-            with self.medium.lock(self._paths(ns, k).prefix):
-                try:
-                    state = self._current(ns, k, eager=False)
-                except NewerLedger:
-                    continue
-                if state is not None:
-                    merged += state.compact(full, self.leases)
-                    if state.stale:  # overtaken: its view is not the log's
-                        self._memory.drop(ns, k)
-                        continue
-                    self._memory.keep(state)
-                    sweep(self.medium, state.paths.prefix, state.doc, 60.0)
-        return merged
-
-    def _targets(self, namespace: str | None, key: Hashable) -> list[tuple[str, Hashable]]:
-        if namespace is not None and key is not _ALL:
-            return [(namespace, key)]
-        names = (
-            [namespace] if namespace is not None else [n for n, _ in namespace_dirs(self.medium)]
-        )
-        return [(ns, k) for ns in names for k in self.keys(ns)]
+        return compact_keys(self, namespace, key, full)
 
     def close(self) -> None:
         self._memory.drop_all()
