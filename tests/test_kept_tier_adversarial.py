@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from rangememo import ParquetStore, SchemaMismatchError, range_cached
+from rangememo import NotCached, ParquetStore, SchemaMismatchError, range_cached
 from rangememo._stores.parquet import compaction, keywrite
 
 NAMESPACE = "kept.tier"
@@ -97,7 +97,7 @@ class Series:
     def day(self, t: Any) -> int:
         t = pd.Timestamp(t)
         if t.tzinfo is not None:
-            t = t.tz_localize(None)
+            t = t.tz_convert(self.tz).tz_localize(None)
         return (t.normalize() - DAY0).days
 
     def frame(self, days: list[int], g: int) -> pd.DataFrame:
@@ -172,18 +172,45 @@ def test_two_stores_alternating_appends_and_compacting(tmp_path, tiers, tz, unit
     stores = [ParquetStore(tmp_path, durable=False) for _ in range(2)]
     fns = [cached(series, s) for s in stores]
     fns[0]("A", series.ts(0), series.ts(1))
-    turn = [0] * 11 + [1] * 3 + [0] * 9 + [1] * 2 + [0] * 12 + [1] * 1 + [0] * 10
+    # Store 1 merges store 0's tail into store 0's kept tier (days 13-15); at
+    # day 33 it appends onto store 0's tail while store 0 keeps the tier before
+    # it, which store 0 (caught up in place) merges from memory at day 36.
+    turn = [0] * 11 + [1] * 3 + [0] * 17 + [1] * 1 + [0] * 8 + [1] * 2 + [0] * 10
     for d, k in enumerate(turn, start=2):
         got = fns[k]("A", series.ts(d - 2), series.ts(d))
         _check(series, got, d - 2, d, (d, k))
-        if d in (20, 41):
+        if d in (20, 45):
             stores[1].compact()
     end = len(turn) + 1
     _check(series, fns[1]("A", series.ts(0), series.ts(end)), 0, end)
     _check(series, fns[0]("A", series.ts(0), series.ts(end)), 0, end)
     assert series.gen == len(turn) + 1  # one fetch per new day, nothing refetched
-    assert tiers["tier_hits"] >= 2
+    assert tiers["tier_hits"] >= 1
     _reopened(series, tmp_path, 0, end)
+
+
+@pytest.mark.parametrize(("tz", "unit", "nat"), UNITS[:2])
+def test_another_store_rewrites_the_kept_tail_and_tier_rows(tmp_path, tiers, tz, unit, nat):
+    """While store 0 keeps (tier, tail), store 1 refreshes days of that tail (a new
+    tail file with as many rows, newer values) and of the tier (newer rows merged
+    into the tail, hiding the tier's): store 0's next merges, from its stale
+    memory, must still answer the newer rows."""
+    series = Series(tz, unit, nat)
+    stores = [ParquetStore(tmp_path, durable=False) for _ in range(2)]
+    own, other = (cached(series, s) for s in stores)
+    own("A", series.ts(0), series.ts(9))
+    for d in range(10, 22):  # [10][8: days 10-17][4: days 18-21], store 0 keeps both
+        own("A", series.ts(d), series.ts(d))
+    _check(series, other.refresh("A", series.ts(19), series.ts(20)), 19, 20)  # the tail: 4 rows
+    _check(series, own("A", series.ts(18), series.ts(22)), 18, 22)
+    _check(series, other.refresh("A", series.ts(12), series.ts(13)), 12, 13)  # into the tail
+    for d in range(23, 30):  # the tail reaches the tier's size: merged into it
+        _check(series, own("A", series.ts(d - 12), series.ts(d)), d - 12, d, d)
+        if d == 25:
+            _check(series, other.refresh("A", series.ts(d - 1), series.ts(d)), d - 1, d)
+    assert tiers["tier_hits"] >= 1
+    _check(series, other("A", series.ts(0), series.ts(29)), 0, 29)
+    _reopened(series, tmp_path, 0, 29)
 
 
 @pytest.mark.parametrize("where", ["tier", "tail", "both"])
@@ -199,15 +226,16 @@ def test_invalidate_inside_the_kept_tier_and_tail_then_append(tmp_path, tiers, w
         bars("A", series.ts(d), series.ts(d))
     # Segments now: [10 rows][8 rows: days 10-17][4 rows: days 18-21], the 8 kept.
     lo, hi = {"tier": (12, 14), "tail": (19, 20), "both": (16, 19)}[where]
+    forgotten = series.gen
     bars.invalidate("A", start=series.ts(lo), end=series.ts(hi))
-    with pytest.raises(Exception, match="not cached|NotCached|missing"):
+    with pytest.raises(NotCached):
         bars.cached("A", series.ts(lo), series.ts(hi))
     for d in range(22, 34):
         got = bars("A", series.ts(d - 3), series.ts(d))
         _check(series, got, d - 3, d, d)
         if d == 26:  # refetch the forgotten days mid-way, as a backfill
             _check(series, bars("A", series.ts(lo), series.ts(hi)), lo, hi)
-    assert all(series.model[d] > 20 for d in range(lo, hi + 1))  # refetched, newer
+    assert all(series.model[d] > forgotten for d in range(lo, hi + 1))  # refetched, newer
     _check(series, bars("A", series.ts(0), series.ts(33)), 0, 33)
     assert tiers["tier_hits"] >= 1
     _reopened(series, tmp_path, 0, 33)
@@ -300,7 +328,12 @@ def test_a_conflicting_dtype_midway_raises_and_stores_nothing(tmp_path, tiers):
     flip = {"on": False}
 
     @range_cached(
-        key="symbol", step="1D", store=ParquetStore(tmp_path, durable=False), namespace=NAMESPACE
+        key="symbol",
+        step="1D",
+        store=ParquetStore(tmp_path, durable=False),
+        namespace=NAMESPACE,
+        readahead=None,
+        settle=False,
     )
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         df = series(start, end)
@@ -356,8 +389,10 @@ def test_random_sequences_on_two_stores(tmp_path, tiers, seed):
         if op == "forget":
             f.invalidate("A", start=series.ts(a), end=series.ts(b))
             continue
-        got = f.refresh("A", series.ts(a), series.ts(b)) if op == "refresh" else f(
-            "A", series.ts(a), series.ts(b)
+        got = (
+            f.refresh("A", series.ts(a), series.ts(b))
+            if op == "refresh"
+            else f("A", series.ts(a), series.ts(b))
         )
         lo, hi = min(lo, a), max(hi, b)
         _check(series, got, a, b, (seed, step, k, op, a, b))
@@ -366,21 +401,121 @@ def test_random_sequences_on_two_stores(tmp_path, tiers, seed):
     _reopened(series, tmp_path, lo, hi)
 
 
+# -- the caller's own frame -----------------------------------------------------------
+# Default SMALL_ROWS (8192) here, no patching: minute bars as a live key gets them.
+
+MINUTE0 = pd.Timestamp("2024-01-02", tz="UTC")
+MINUTES = {"key": "symbol", "step": "1min", "readahead": None, "settle": False}
+
+
+def _minute_bars(start: Any, end: Any) -> pd.DataFrame:
+    idx = pd.date_range(start, end, freq="1min", name="time")
+    i = ((idx - MINUTE0) // pd.Timedelta("1min")).to_numpy()
+    return pd.DataFrame({"close": 100 + i * 0.01, "volume": i.astype("int64")}, index=idx)
+
+
+def _minute(k: int) -> dt.datetime:
+    return (MINUTE0 + pd.Timedelta(minutes=k)).to_pydatetime()
+
+
+def _minute_store(root: Path) -> Any:
+    def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+        return _minute_bars(start, end)
+
+    return range_cached(store=ParquetStore(root, durable=False), namespace="kept.min", **MINUTES)(
+        bars
+    )
+
+
+def test_mutating_an_answer_later_never_reaches_the_kept_tier(tmp_path):
+    """docs/usage.md: "Each caller gets its own object, so mutating it never changes
+    the cache."
+
+    Found by an adversarial pass (fixed: tail.readback copies): the 8,000 bars one call fetched
+    # are written alone (after a 9,000-bar tier) and kept in memory zero-copy:
+    # the Arrow table shares its buffers with the frame the caller got back (no
+    # other pandas object references them, so copy-on-write lets the caller
+    # write in place). The next 500-bar append leaves them alone as the "full
+    # tier before the tail", kept for ~16 appends; the caller zeroes "close" in
+    # its frame after the 2nd append; when the tail merges into the tier (from
+    # memory) the zeroed closes are written to disk. A new store (another
+    # process, the next run) answers close == 0.0 for all 8,000 bars; the
+    # writing store's own memory still answers right. Sequence (default
+    # SMALL_ROWS=8192, no patching): bars(0..8999); chunk = bars(9000..16999);
+    # bars(17000..17499); bars(17500..17999); chunk.loc[:, "close"] = 0.0;
+    # 15 more 500-bar appends; ParquetStore(same dir).cached(0..25499).
+    # Before 01f2555 the 8,000-row tail was not kept (rows < SMALL_ROWS) and the
+    # tier was read back from its file: no corruption.
+    """
+    bars = _minute_store(tmp_path)
+    bars("A", _minute(0), _minute(8999))
+    chunk = bars("A", _minute(9000), _minute(16999))
+    t = 17000
+    for j in range(17):
+        bars("A", _minute(t), _minute(t + 499))
+        t += 500
+        if j == 1:
+            chunk.loc[:, "close"] = 0.0  # the caller's own copy
+    got = _minute_store(tmp_path).cached("A", _minute(0), _minute(t - 1))
+    assert not (got["close"] == 0).any(), f"{(got['close'] == 0).sum()} closes zeroed on disk"
+    assert_frame_equal(got, _minute_bars(_minute(0), _minute(t - 1)), check_freq=False)
+
+
+def test_mutating_an_answer_at_once_never_reaches_the_kept_tail(tmp_path):
+    """The same with the kept tail (before 01f2555 too): the caller mutates the frame
+    of a call whose rows were written alone and kept, before the next append.
+
+    Found with the one above (it predates the kept tier; fixed the same way): bars(0..8999);
+    # hour = bars(9000..17099) (8,100 bars, written alone, kept as the tail,
+    # sharing the caller's buffers); hour.loc[:, "close"] = 0.0;
+    # bars(17100..17149) merges the tail from memory: 8,100 zeroed closes on
+    # disk, seen by ParquetStore(same dir).cached(0..17149).
+    """
+    bars = _minute_store(tmp_path)
+    bars("A", _minute(0), _minute(8999))
+    hour = bars("A", _minute(9000), _minute(17099))
+    hour.loc[:, "close"] = 0.0  # the caller's own copy
+    bars("A", _minute(17100), _minute(17149))
+    got = _minute_store(tmp_path).cached("A", _minute(0), _minute(17149))
+    assert not (got["close"] == 0).any(), f"{(got['close'] == 0).sum()} closes zeroed on disk"
+    assert_frame_equal(got, _minute_bars(_minute(0), _minute(17149)), check_freq=False)
+
+
+def test_mutating_answers_of_fresh_merges_is_safe(tmp_path, tiers):
+    """Answers that the store copied (concatenated with cached rows) may be mutated
+    at once: nothing reaches the disk (small tiers, every kept merge exercised)."""
+    series = Series("UTC", "ms", True)
+    bars = cached(series, ParquetStore(tmp_path, durable=False))
+    bars("A", series.ts(0), series.ts(9))
+    for d in range(10, 40):
+        got = bars("A", series.ts(d - 1), series.ts(d))  # one cached day: a new frame
+        got.loc[:, "x"] = -1.0
+    assert tiers["tier_hits"] >= 1
+    _reopened(series, tmp_path, 0, 39)
+
+
 # -- two processes -------------------------------------------------------------------
 
 
-def _process_writer(root: str, calls: str, me: int, steps: int, barrier: Any, out: Any) -> None:
-    """Append on even (``me=0``) or odd steps, the other process waiting; write
-    each provider call as a record, and check every answer against the records
-    of both processes (the last fetch of a day wins)."""
-    _small_tiers()
+#: Whose turn each step is: runs of a few steps each, so that each process keeps a
+#: tier and tail over its own run, and finds them stale at its next.
+TURNS = [0] * 12 + [1] * 3 + [0] * 9 + [1] * 8 + [0] * 5 + [1] * 11 + [0] * 4 + [1] * 6
+
+
+def _process_writer(root: str, calls: str, me: int, barrier: Any, out: Any) -> None:
+    """Take the steps of ``TURNS`` that are ``me``'s, the other process waiting;
+    write each provider call as a record, and check every answer against the
+    records of both processes (the last fetch of a day wins)."""
+    stats = {"tier_hits": 0}
+    _small_tiers(stats)
     try:
         stamp = {"step": 0}
+        store = ParquetStore(root, durable=False)
 
         @range_cached(
             key="symbol",
             step="1D",
-            store=ParquetStore(root, durable=False),
+            store=store,
             namespace=NAMESPACE,
             readahead=None,
             settle=False,
@@ -404,23 +539,23 @@ def _process_writer(root: str, calls: str, me: int, steps: int, barrier: Any, ou
                     last[d] = max(last.get(d, -1), r["step"])
             return last
 
-        for step in range(steps):
+        for step, turn in enumerate(TURNS):
             barrier.wait()
-            if step % 2 == me:
+            if turn == me:
                 stamp["step"] = step
                 d = step + 10
                 if step % 11 == 7:
                     got = bars.refresh("A", ts(d - 6), ts(d))
                 else:
                     got = bars("A", ts(d - 2 - step % 3), ts(d))
-                if me == 1 and step % 9 == 5:
-                    bars.store.compact()  # type: ignore[attr-defined]
+                if me == 1 and step % 9 == 1:
+                    store.compact()
                 last = latest()
                 want = [dd * 1000.0 + last[dd] for dd in range(d - len(got) + 1, d + 1)]
                 if got["x"].tolist() != want:
                     out.put(f"step {step}: {got['x'].tolist()} != {want}")
             barrier.wait()
-        out.put("ok")
+        out.put(f"ok {stats['tier_hits']}")
     except BaseException as exc:
         out.put(f"{type(exc).__name__}: {exc}")
         barrier.abort()
@@ -431,25 +566,24 @@ def test_two_processes_alternating_appends(tmp_path):
     one's kept tier and tail go stale under the other's records."""
     root, calls = tmp_path / "store", tmp_path / "calls"
     calls.mkdir()
-    steps = 44
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(2, timeout=60), ctx.Queue()
     procs = [
-        ctx.Process(target=_process_writer, args=(str(root), str(calls), me, steps, barrier, out))
+        ctx.Process(target=_process_writer, args=(str(root), str(calls), me, barrier, out))
         for me in (0, 1)
     ]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
-    results = [out.get(timeout=5) for _ in procs]
-    assert results == ["ok", "ok"], results
+    results = sorted(out.get(timeout=5) for _ in procs)
+    assert all(r.startswith("ok ") for r in results), results
+    assert sum(int(r.split()[1]) for r in results) >= 2, results  # kept tiers merged
     last: dict[int, int] = {}
     for p in calls.glob("*.json"):
         r = json.loads(p.read_text())
         for d in r["days"]:
             last[d] = max(last.get(d, -1), r["step"])
-    _small_tiers()
 
     @range_cached(
         key="symbol",

@@ -74,5 +74,9 @@ def readback(file: str, table: pa.Table) -> Tail | None:
             rows = table.cast(types).replace_schema_metadata(table.schema.metadata)
     except (pa.ArrowException, TypeError, ValueError):  # only an optimisation: read instead
         return None
-    rows = rows.combine_chunks()
+    # A copy, not a view: the table may still share its buffers with a frame a
+    # caller holds (a piece written alone is encoded zero-copy), and Arrow is
+    # outside pandas' copy-on-write, so the caller's edit would reach the next
+    # merge, and the file it writes. take() allocates new buffers (and one chunk).
+    rows = rows.take(pa.array(np.arange(rows.num_rows))).combine_chunks()
     return file, rows.column(POS).to_numpy(), rows.drop_columns([POS])
