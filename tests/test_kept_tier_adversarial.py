@@ -35,6 +35,14 @@ from rangememo import NotCached, ParquetStore, SchemaMismatchError, range_cached
 from rangememo._stores.parquet import compaction, keywrite
 
 NAMESPACE = "kept.tier"
+#: One daily function per store (the defaults but readahead and the live edge).
+DAILY: dict[str, Any] = {
+    "key": "symbol",
+    "step": "1D",
+    "namespace": NAMESPACE,
+    "readahead": None,
+    "settle": False,
+}
 DAY0 = pd.Timestamp("2024-01-01")
 
 
@@ -133,9 +141,7 @@ class Series:
 
 
 def cached(series: Series, store: ParquetStore) -> Any:
-    @range_cached(
-        key="symbol", step="1D", store=store, namespace=NAMESPACE, readahead=None, settle=False
-    )
+    @range_cached(store=store, **DAILY)
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         return series(start, end)
 
@@ -327,14 +333,7 @@ def test_a_conflicting_dtype_midway_raises_and_stores_nothing(tmp_path, tiers):
     series = Series(None, "ns")
     flip = {"on": False}
 
-    @range_cached(
-        key="symbol",
-        step="1D",
-        store=ParquetStore(tmp_path, durable=False),
-        namespace=NAMESPACE,
-        readahead=None,
-        settle=False,
-    )
+    @range_cached(store=ParquetStore(tmp_path, durable=False), **DAILY)
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         df = series(start, end)
         if flip["on"]:
@@ -512,14 +511,7 @@ def _process_writer(root: str, calls: str, me: int, barrier: Any, out: Any) -> N
         stamp = {"step": 0}
         store = ParquetStore(root, durable=False)
 
-        @range_cached(
-            key="symbol",
-            step="1D",
-            store=store,
-            namespace=NAMESPACE,
-            readahead=None,
-            settle=False,
-        )
+        @range_cached(store=store, **DAILY)
         def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
             days = pd.date_range(start, end, freq="D", name="t", tz="UTC").as_unit("s")
             first = (days[0].tz_localize(None) - DAY0).days if len(days) else 0
@@ -585,14 +577,7 @@ def test_two_processes_alternating_appends(tmp_path):
         for d in r["days"]:
             last[d] = max(last.get(d, -1), r["step"])
 
-    @range_cached(
-        key="symbol",
-        step="1D",
-        store=ParquetStore(root, durable=False),
-        namespace=NAMESPACE,
-        readahead=None,
-        settle=False,
-    )
+    @range_cached(store=ParquetStore(root, durable=False), **DAILY)
     def bars(symbol: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
         raise AssertionError("fetched")
 
