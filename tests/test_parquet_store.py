@@ -273,7 +273,7 @@ def test_a_hit_served_from_memory_reads_no_file(tmp_path, monkeypatch):
         raise AssertionError("a memory hit read a file")
 
     monkeypatch.setattr("rangememo._stores.parquet.segments.pq.ParquetFile", no_reads)
-    monkeypatch.setattr("rangememo._stores.parquet.store.load", no_reads)
+    monkeypatch.setattr("rangememo._stores.parquet.reading.load", no_reads)
     monkeypatch.setattr("rangememo._stores.parquet.local.medium.LocalMedium.read", no_reads)
     assert_same(fn("AAA", day(1, 5), day(1, 9)), make_bars("AAA", day(1, 5), day(1, 9)))
 
