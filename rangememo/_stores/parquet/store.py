@@ -220,11 +220,7 @@ class ParquetStore(Store):
         state = self._memory.get(namespace, key)
         if state is not None and self.local and not state.stale:  # the hit path: two stats
             checked = time.monotonic()
-            try:  # (not contextlib.suppress: its object costs a hit ~1 us)
-                fresh = up_to_date(self.medium, state.paths.prefix, state.doc)
-            except OSError:
-                fresh = False
-            if fresh:
+            if self._unchanged(state):
                 self.leases.hold(state.paths.prefix)
                 state.load_small(self.eager_rows)
                 state.checked = checked
@@ -242,16 +238,19 @@ class ParquetStore(Store):
     async def aget(self, namespace: str, key: Hashable) -> Entry | None:
         state = self._memory.get(namespace, key)
         if state is not None and self.local:  # the hit path: two stats, no thread hop
-            try:
-                fresh = up_to_date(self.medium, state.paths.prefix, state.doc)
-            except OSError:
-                fresh = False
-            if fresh:
+            if self._unchanged(state):
                 self.leases.hold(state.paths.prefix)
                 return state.entry
         elif state is not None and self._recent(state):  # no request within ``refresh``
             return state.entry
         return await asyncio.to_thread(self.get, namespace, key)
+
+    def _unchanged(self, state: KeyState) -> bool:
+        """The hit path's check (two stats); a disk that cannot answer counts as changed."""
+        try:  # (not contextlib.suppress: its object costs a hit ~1 us)
+            return up_to_date(self.medium, state.paths.prefix, state.doc)
+        except OSError:
+            return False
 
     def _recent(self, state: KeyState) -> bool:
         """Validated less than ``refresh`` seconds ago, and not asked under the key's lock."""
