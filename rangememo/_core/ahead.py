@@ -18,7 +18,7 @@ read): a backtest that asked for a 30-day lookback first gets a month ahead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .struct import Struct
 
 __all__ = ["GROWTH", "THRESHOLD", "March", "Trail", "grant", "march"]
 
@@ -28,21 +28,27 @@ THRESHOLD = 2
 GROWTH = 2
 
 
-@dataclass(frozen=True, slots=True)
-class March:
+class March(Struct):
     """One direction's march: the edge the next step must start at, its length, its window."""
 
+    __slots__ = ("edge", "steps", "window")
     edge: int
-    steps: int = 0  # consecutive steps so far (0: just started here)
-    window: int = 0  # the window granted at the last step (0: none)
+    steps: int  # consecutive steps so far (0: just started here)
+    window: int  # the window granted at the last step (0: none)
+
+    def __init__(self, edge: int, steps: int = 0, window: int = 0) -> None:
+        self.edge, self.steps, self.window = edge, steps, window
 
 
-@dataclass(frozen=True, slots=True)
-class Trail:
+class Trail(Struct):
     """What one key's recent requests did: a forward and a backward march."""
 
-    ahead: March | None = None
-    behind: March | None = None
+    __slots__ = ("ahead", "behind")
+    ahead: March | None
+    behind: March | None
+
+    def __init__(self, ahead: March | None = None, behind: March | None = None) -> None:
+        self.ahead, self.behind = ahead, behind
 
 
 def march(state: March | None, start: int, slack: int = 0) -> March:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BoundsTypeError
@@ -11,12 +11,12 @@ from .axis import AxisKind
 from .ledger import Ledger
 from .results import Adapter
 from .rows import Chunk, Rows
+from .struct import Struct
 
 __all__ = ["Entry", "Fetched", "Landed", "Part", "View", "compose", "present"]
 
 
-@dataclass(frozen=True, slots=True)
-class Landed:
+class Landed(Struct):
     """An entry's rows just after one commit, and the version that commit started from.
 
     A call whose view was taken at ``before`` and whose commits follow one
@@ -25,20 +25,28 @@ class Landed:
     laying the pieces over the view would concatenate them again).
     """
 
+    __slots__ = ("entry", "before", "rows")
     entry: Entry
     before: int
     rows: Rows
 
+    def __init__(self, entry: Entry, before: int, rows: Rows) -> None:
+        self.entry, self.before, self.rows = entry, before, rows
 
-@dataclass(slots=True)
-class Fetched:
+
+class Fetched(Struct):
     """The outcome of one provider call, ready to commit.
 
     ``chunk`` holds the rows in ``[lo, hi)``; ``[lo, final_hi)`` is the part of the
     range to record as final (the rest is the live edge), and ``expires`` the
     time until which the live-edge part may be served (``None``: not at all).
+    Not immutable: a commit sets ``chunk`` (conformed) and ``landed``.
     """
 
+    __slots__ = (
+        "lo", "hi", "chunk", "template", "adapter", "axis", "final_hi",
+        "fetched_at", "expires", "tz", "landed",
+    )  # fmt: skip
     lo: int
     hi: int
     chunk: Chunk
@@ -46,10 +54,30 @@ class Fetched:
     adapter: Adapter
     axis: tuple[AxisKind, bool]
     final_hi: int
-    fetched_at: float = 0.0
-    expires: float | None = None
-    tz: str | None = None  # the timezone of the request's bounds (aware axes)
-    landed: Landed | None = None  # set by Entry.apply: the rows as this commit left them
+    fetched_at: float
+    expires: float | None
+    tz: str | None  # the timezone of the request's bounds (aware axes)
+    landed: Landed | None  # set by Entry.apply: the rows as this commit left them
+
+    def __init__(
+        self,
+        lo: int,
+        hi: int,
+        chunk: Chunk,
+        template: Any,
+        adapter: Adapter,
+        axis: tuple[AxisKind, bool],
+        final_hi: int,
+        fetched_at: float = 0.0,
+        expires: float | None = None,
+        tz: str | None = None,
+        landed: Landed | None = None,
+    ) -> None:
+        self.lo, self.hi, self.chunk, self.template = lo, hi, chunk, template
+        self.adapter, self.axis, self.final_hi = adapter, axis, final_hi
+        self.fetched_at, self.expires, self.tz, self.landed = fetched_at, expires, tz, landed
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as its dataclass was
 
 
 class View:
@@ -87,16 +115,28 @@ class View:
         return present(self.adapter, self.follows_tz, data, tz)
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(Struct):
     """A range a call fetched (or waited for), with its rows: laid over its view."""
 
+    __slots__ = ("lo", "hi", "rows", "adapter", "template", "landed")
     lo: int
     hi: int
     rows: Rows
     adapter: Adapter
     template: Any
-    landed: Landed | None = None
+    landed: Landed | None
+
+    def __init__(
+        self,
+        lo: int,
+        hi: int,
+        rows: Rows,
+        adapter: Adapter,
+        template: Any,
+        landed: Landed | None = None,
+    ) -> None:
+        self.lo, self.hi, self.rows = lo, hi, rows
+        self.adapter, self.template, self.landed = adapter, template, landed
 
     @classmethod
     def fetched(cls, lo: int, hi: int, fetched: Fetched) -> Part:
@@ -178,7 +218,7 @@ class Entry:
         if differs:
             self.rows.mixed = True  # chunks of other schemas: merge only equal ones
         if data is not fetched.chunk.data:  # recast to the stored datetime units
-            fetched.chunk = replace(fetched.chunk, data=data)
+            fetched.chunk = fetched.chunk.replace(data=data)
         fetched.template = template
         return fetched
 

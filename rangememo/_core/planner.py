@@ -10,11 +10,11 @@ sessions, split to a maximum span. All in int64 axis units.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from .ahead import Trail, grant, march, moved
 from .ledger import Ledger, Pair, pairs, span
+from .struct import Struct
 
 if TYPE_CHECKING:
     import portion as P  # imported on first plan, not with rangememo (see ledger.py)
@@ -36,50 +36,88 @@ F = TypeVar("F", bound=Flight)
 Sessions = Callable[[int, int], list[Pair] | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Gap:
+class Gap(Struct):
     """A range to cover, ``[lo, hi)``, and the part to ask the provider for.
 
     ``call_lo == call_hi`` means no call is needed (no session in the range):
     the range is covered as confirmed empty.
     """
 
+    __slots__ = ("lo", "hi", "call_lo", "call_hi", "quiet")
     lo: int
     hi: int
     call_lo: int
     call_hi: int
-    quiet: bool = False  # nothing lies in ``[call_hi, hi)`` (no session): claim it unasked
+    quiet: bool  # nothing lies in ``[call_hi, hi)`` (no session): claim it unasked
+
+    def __init__(self, lo: int, hi: int, call_lo: int, call_hi: int, quiet: bool = False) -> None:
+        self.lo, self.hi, self.call_lo, self.call_hi, self.quiet = lo, hi, call_lo, call_hi, quiet
 
     @property
     def needs_call(self) -> bool:
         return self.call_lo < self.call_hi
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(Struct):
     """Planning options in axis units (``None``: off)."""
 
-    step: int = 1
-    max_span: int | None = None
-    coalesce: int | None = None
-    readahead: int | None = None
-    lookback: int | None = None
-    edge: int | None = None  # the live edge, a grid point: never read ahead past it
-    sessions: Sessions | None = None
-    auto: int | None = None  # adaptive readahead's cap (``None``: off; see _core/ahead.py)
-    last: int | None = None  # the end of the calendar's last session: never read past it
-    first: int | None = None  # the start of its first session: never read behind it
-    floor: Callable[[int], int] | None = None  # the grid point at or before a position
-    ceil: Callable[[int], int] | None = None  # the grid point at or after a position
+    __slots__ = (
+        "step", "max_span", "coalesce", "readahead", "lookback", "edge", "sessions",
+        "auto", "last", "first", "floor", "ceil",
+    )  # fmt: skip
+    step: int
+    max_span: int | None
+    coalesce: int | None
+    readahead: int | None
+    lookback: int | None
+    edge: int | None  # the live edge, a grid point: never read ahead past it
+    sessions: Sessions | None
+    auto: int | None  # adaptive readahead's cap (``None``: off; see _core/ahead.py)
+    last: int | None  # the end of the calendar's last session: never read past it
+    first: int | None  # the start of its first session: never read behind it
+    floor: Callable[[int], int] | None  # the grid point at or before a position
+    ceil: Callable[[int], int] | None  # the grid point at or after a position
+
+    def __init__(
+        self,
+        step: int = 1,
+        max_span: int | None = None,
+        coalesce: int | None = None,
+        readahead: int | None = None,
+        lookback: int | None = None,
+        edge: int | None = None,
+        sessions: Sessions | None = None,
+        auto: int | None = None,
+        last: int | None = None,
+        first: int | None = None,
+        floor: Callable[[int], int] | None = None,
+        ceil: Callable[[int], int] | None = None,
+    ) -> None:
+        self.step, self.max_span, self.coalesce = step, max_span, coalesce
+        self.readahead, self.lookback, self.edge = readahead, lookback, edge
+        self.sessions, self.auto, self.last, self.first = sessions, auto, last, first
+        self.floor, self.ceil = floor, ceil
 
 
-@dataclass(slots=True)
-class Plan(Generic[F]):
+class Plan(Struct, Generic[F]):
     """The outcome of planning one request."""
 
-    gaps: list[Gap] = field(default_factory=list)  # to fetch now, in order
-    waits: list[F] = field(default_factory=list)  # in-flight fetches to share
-    trail: Trail | None = None  # the key's marches after this plan (adaptive readahead)
+    __slots__ = ("gaps", "waits", "trail")
+    gaps: list[Gap]  # to fetch now, in order
+    waits: list[F]  # in-flight fetches to share
+    trail: Trail | None  # the key's marches after this plan (adaptive readahead)
+
+    def __init__(
+        self,
+        gaps: list[Gap] | None = None,
+        waits: list[F] | None = None,
+        trail: Trail | None = None,
+    ) -> None:
+        self.gaps = [] if gaps is None else gaps
+        self.waits = [] if waits is None else waits
+        self.trail = trail
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as its dataclass was
 
     @property
     def hit(self) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TypeVar
+
+from .struct import Struct
 
 __all__ = [
     "PROVISIONAL_LIMIT",
@@ -34,35 +35,46 @@ STAMP_LIMIT = 512
 PROVISIONAL_LIMIT = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Provisional:
+class Provisional(Struct):
     """A fetched range at the live edge: served until ``expires``."""
 
+    __slots__ = ("lo", "hi", "fetched", "expires")
     lo: int
     hi: int
     fetched: float
     expires: float
 
+    def __init__(self, lo: int, hi: int, fetched: float, expires: float) -> None:
+        self.lo, self.hi, self.fetched, self.expires = lo, hi, fetched, expires
 
-@dataclass(frozen=True, slots=True)
-class Stamp:
+
+class Stamp(Struct):
     """When a final range was fetched, and whether it held no rows."""
 
+    __slots__ = ("lo", "hi", "fetched", "empty")
     lo: int
     hi: int
     fetched: float
     empty: bool
 
+    def __init__(self, lo: int, hi: int, fetched: float, empty: bool) -> None:
+        self.lo, self.hi, self.fetched, self.empty = lo, hi, fetched, empty
 
-@dataclass(frozen=True, slots=True)
-class State:
+
+class State(Struct):
     """One piece of coverage: ``"final"``, ``"empty"`` or ``"provisional"``."""
 
+    __slots__ = ("lo", "hi", "state", "fetched", "expires")
     lo: int
     hi: int
     state: str
     fetched: float | None
-    expires: float | None = None
+    expires: float | None
+
+    def __init__(
+        self, lo: int, hi: int, state: str, fetched: float | None, expires: float | None = None
+    ) -> None:
+        self.lo, self.hi, self.state, self.fetched, self.expires = lo, hi, state, fetched, expires
 
 
 _T = TypeVar("_T", Provisional, Stamp)
@@ -83,10 +95,10 @@ def cut(records: tuple[_T, ...], lo: int, hi: int) -> tuple[tuple[_T, ...], tupl
     left: tuple[_T, ...] = records[:i]
     right: tuple[_T, ...] = records[j:]
     if i < j and records[i].lo < lo:
-        head: _T = replace(records[i], hi=lo)
+        head: _T = records[i].replace(hi=lo)
         left = left + (head,)  # noqa: RUF005 (mypy mistypes the unpacked form here)
     if i < j and records[j - 1].hi > hi:
-        tail: _T = replace(records[j - 1], lo=hi)
+        tail: _T = records[j - 1].replace(lo=hi)
         right = (tail,) + right  # noqa: RUF005 (mypy mistypes the unpacked form here)
     return left, right
 

@@ -11,12 +11,12 @@ stays O(log N). Reading a window slices the one or two chunks it touches.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .adapter import Adapter, Positions
+from .struct import Struct
 
 __all__ = ["Chunk", "Rows", "normalize"]
 
@@ -32,13 +32,16 @@ MAX_CHUNKS = 48
 SMALL_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(Struct):
     """Sorted rows: ``positions[i]`` is the position of row ``i`` of ``data``."""
 
+    __slots__ = ("positions", "data", "nbytes")
     positions: Positions
     data: Any
-    nbytes: int = 0
+    nbytes: int
+
+    def __init__(self, positions: Positions, data: Any, nbytes: int = 0) -> None:
+        self.positions, self.data, self.nbytes = positions, data, nbytes
 
     @property
     def first(self) -> int:

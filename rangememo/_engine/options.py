@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._core.axis import Axis, Closed
+from .._core.struct import Struct
 from .binding import KeySpec
 from .validate import check_options
 
@@ -57,16 +58,24 @@ class Options:
         )
 
 
-@dataclass(slots=True)
-class Request:
+class Request(Struct):
     """One call, bound and encoded."""
 
+    __slots__ = ("bound", "key", "axis", "lo", "rows_hi", "strings")
     bound: Any  # inspect.BoundArguments
     key: Hashable
     axis: Axis
     lo: int
     rows_hi: int  # end of the rows the answer holds
-    strings: bool = False  # the caller's bounds were ISO strings (coerce_bounds=True)
+    strings: bool  # the caller's bounds were ISO strings (coerce_bounds=True)
+
+    def __init__(
+        self, bound: Any, key: Hashable, axis: Axis, lo: int, rows_hi: int, strings: bool = False
+    ) -> None:
+        self.bound, self.key, self.axis = bound, key, axis
+        self.lo, self.rows_hi, self.strings = lo, rows_hi, strings
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as its dataclass was
 
     @property
     def hi(self) -> int:

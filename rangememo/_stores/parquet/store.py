@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
@@ -334,7 +333,7 @@ class ParquetStore(Store):
             entry = state.entry
             # SchemaMismatchError: nothing written. On a copy: apply() must see
             # the piece as fetched (it reads the provider's timezone off it).
-            checked = entry.conform(dataclasses.replace(fetched))
+            checked = entry.conform(fetched.replace())
             assert entry.adapter is not None
             kind, chunk, template = entry.adapter.kind, checked.chunk, checked.template
             # The template apply() keeps; UnstorableError (an OSError) if Parquet
