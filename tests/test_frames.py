@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rangememo._core.frames import append_index, concat_frames, slice_frame
+from rangememo._core.frames import append_index, column_dtypes, concat_frames, slice_frame
 from rangememo._core.widen import concat_pandas
 
 DTYPES = ["float64", "int64", "int32", "bool", "object", "str", "datetime64[ns]", "category"]
@@ -245,3 +246,43 @@ def test_block_slice_of_extension_columns_and_odd_labels() -> None:
     cut = slice_frame(dup, 1, 4)
     assert cut is not None
     pdt.assert_frame_equal(cut, dup.iloc[1:4])
+
+
+# -- column_dtypes reads block placements (rangememo/_core/frames.py) ----------------
+
+
+def _frames() -> list[pd.DataFrame]:
+    idx = pd.date_range("2024-03-09", periods=4, freq="h", tz="America/New_York")
+    mixed = pd.DataFrame(
+        {
+            "f": [1.0, 2.0, 3.0, 4.0],
+            "i": [1, 2, 3, 4],
+            "s": pd.array(["a", "b", None, "d"], dtype="string"),
+            "c": pd.Categorical(["x", "y", "x", "z"], categories=["z", "y", "x"], ordered=True),
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "t": idx,
+            "g": [1.5, 2.5, 3.5, 4.5],  # a second float column: one block, two places
+        },
+        index=idx,
+    )
+    unconsolidated = mixed.copy()
+    unconsolidated.insert(2, "late", [0.0, 1.0, 2.0, 3.0])  # a block of its own, in the middle
+    unconsolidated["i2"] = unconsolidated["i"] * 2
+    wide = pd.DataFrame(np.arange(4 * 70).reshape(4, 70), columns=[f"c{i}" for i in range(70)])
+    wide["x"] = 0.5
+    return [
+        mixed,
+        mixed.iloc[1:3],
+        mixed[["g", "c", "f"]],  # reordered: placements no longer a slice
+        unconsolidated,
+        wide,
+        pd.DataFrame(index=idx),
+        pd.DataFrame({"a": []}, dtype="float32"),
+    ]
+
+
+@pytest.mark.parametrize("frame", _frames())
+def test_column_dtypes_match_pandas(frame: pd.DataFrame) -> None:
+    got = column_dtypes(frame)
+    assert [str(d) for d in got] == [str(d) for d in frame.dtypes]
+    assert all(a == b for a, b in zip(got, frame.dtypes, strict=True))

@@ -33,8 +33,27 @@ def column_dtypes(frame: pd.DataFrame) -> list[Any]:
     The block manager answers in ~0.3 µs where ``DataFrame.dtypes`` builds a
     Series (~15 µs); this runs on every commit and every ParquetStore write.
     """
-    get = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
+    mgr: Any = getattr(frame, "_mgr", None)
+    blocks = getattr(mgr, "blocks", None)
+    try:
+        if blocks is not None and mgr.shape[0] <= _FEW_COLUMNS:
+            # A frame fresh from a provider (or a slice) has no block numbers
+            # yet, and ``get_dtypes`` builds them (~7 µs): read the blocks'
+            # placements instead (~2 µs for a handful of columns).
+            out: list[Any] = [None] * mgr.shape[0]
+            for blk in blocks:
+                for i in blk.mgr_locs.as_array.tolist():
+                    out[i] = blk.dtype
+            if all(d is not None for d in out):
+                return out
+    except (AttributeError, TypeError, IndexError):  # pandas internals moved
+        pass
+    get = getattr(mgr, "get_dtypes", None)
     return list(get()) if get is not None else list(frame.dtypes)
+
+
+#: Up to this many columns, :func:`column_dtypes` walks the blocks in Python.
+_FEW_COLUMNS = 64
 
 
 def slice_frame(frame: Any, i: int, j: int) -> pd.DataFrame | None:
