@@ -159,7 +159,13 @@ class Rows:
     # -- writing ---------------------------------------------------------
     def replace(self, lo: int, hi: int, piece: Chunk | None) -> None:
         """Drop stored rows in ``[lo, hi)`` and insert ``piece`` (newest wins)."""
-        chunks = self._cut(lo, hi) if lo < hi else list(self._state[0])
+        held = self._state[0]
+        if piece is not None and len(piece) and held and held[-1].last < min(lo, piece.first):
+            # An append past every stored row (the live-update path): nothing
+            # to cut, and the piece goes last.
+            self._set(self._consolidate([*held, piece], len(held)))
+            return
+        chunks = self._cut(lo, hi) if lo < hi else list(held)
         if piece is not None and len(piece):
             k = bisect.bisect_left([c.first for c in chunks], piece.first)
             chunks.insert(k, piece)
