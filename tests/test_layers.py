@@ -85,7 +85,9 @@ def test_engine_knows_only_the_store_interface() -> None:
     for module, deps in GRAPH.items():
         if _layer(module) == "_engine":
             stores = {d for d in deps if _layer(d) == "_stores" and d != "_stores.base"}
-            above = {d for d in deps if _layer(d) in {"_decorator", "_wrapper", "_cli", ""}}
+            above = {
+                d for d in deps if _layer(d) in {"_decorator", "_wrapper", "_bound", "_cli", ""}
+            }
             assert not stores, f"{module} imports concrete stores {sorted(stores)}"
             assert not above, f"{module} imports {sorted(above)}"
 
@@ -93,7 +95,11 @@ def test_engine_knows_only_the_store_interface() -> None:
 def test_stores_import_neither_engine_nor_front_door() -> None:
     for module, deps in GRAPH.items():
         if _layer(module) == "_stores":
-            bad = {d for d in deps if _layer(d) in {"_engine", "_decorator", "_wrapper", "_cli"}}
+            bad = {
+                d
+                for d in deps
+                if _layer(d) in {"_engine", "_decorator", "_wrapper", "_bound", "_cli"}
+            }
             assert not bad, f"{module} imports {sorted(bad)}"
 
 

@@ -320,7 +320,7 @@ def test_mypy_strict_sees_the_wrapped_signature(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     # instance.method: bound, self dropped, the rest of the signature kept.
     assert (
-        'Revealed type is "rangememo._wrapper.BoundAsyncRangeCached[[symbol: '
+        'Revealed type is "rangememo._bound.BoundAsyncRangeCached[[symbol: '
         "str, start: datetime.datetime, end: datetime.datetime], "
         'pandas.core.frame.DataFrame]"'
     ) in result.stdout, result.stdout
