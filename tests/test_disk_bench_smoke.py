@@ -32,9 +32,17 @@ def test_growth_smoke():
 
 
 def test_live_smoke():
-    """The live-update path on both stores: it runs and hits stay cheap."""
+    """The live-update path on both stores: one fetch per symbol per new day, none on a hit.
+
+    The ratios are timings and belong to ``make bench``; a timed bound here failed CI
+    on a loaded machine (3.36 against 3.0), so only their being measured is checked.
+    """
     got = bench_disk.bench_live(symbols=5, days=3, durable=False)
-    assert got["live_hit"] <= 3.0
+    for label in ("memory", "parquet"):
+        assert got[f"{label}_miss_calls"] == 5 * 3
+        assert got[f"{label}_hit_calls"] == 0
+        assert got[f"{label}_miss_us"] > 0 and got[f"{label}_hit_us"] > 0
+    assert got["live_hit"] > 0 and got["live_miss"] > 0
 
 
 def test_intervals_smoke():
