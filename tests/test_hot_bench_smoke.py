@@ -44,7 +44,7 @@ def test_import_bench_runs(bench_core: ModuleType) -> None:
     """Import times come from fresh interpreters: both positive, a sane ratio."""
     out = bench_core.bench_import(repeats=1)
     assert out["rangememo_ms"] > 0 and out["pandas_pyarrow_ms"] > 0
-    assert 0.5 < out["ratio"] < 10
+    assert 0.2 < out["ratio"] < 10  # a sanity bound (an empty interpreter is ~0.03), not the target
     assert out["target"] == 1.1
 
 
