@@ -156,6 +156,13 @@ def _conform_frame(df: pd.DataFrame, template: pd.DataFrame) -> pd.DataFrame:
     index = _conform_index(df.index, template.index)
     if index is not df.index:
         df = df.set_axis(index, axis=0)
+    labels = template.columns
+    if (
+        isinstance(labels, pd.RangeIndex)
+        and not isinstance(df.columns, pd.RangeIndex)
+        and df.columns.equals(labels)
+    ):
+        df = df.set_axis(labels, axis=1)  # read back as an int64 Index (see template_to_json)
     return df
 
 
@@ -220,6 +227,10 @@ def _template_doc(kind: str, template: Any) -> dict[str, Any]:
     labels = template.columns
     if isinstance(labels, pd.RangeIndex) and not len(labels):  # pd.DataFrame(): "no rows"
         doc["no_columns"] = True
+    elif isinstance(labels, pd.RangeIndex):
+        # ``pd.DataFrame(ndarray)`` and evenly spaced int labels: Arrow's pandas
+        # metadata brings them back as an int64 Index, not the RangeIndex given.
+        doc["range_columns"] = [labels.start, labels.stop, labels.step]
     return doc
 
 
@@ -245,7 +256,12 @@ def template_from_json(kind: str, doc: dict[str, Any]) -> Any:
     out = pd.DataFrame(
         {i: _as(frame.iloc[:, i], d).array for i, d in enumerate(dtypes)}, index=index
     )
-    out.columns = pd.RangeIndex(0) if doc.get("no_columns") else frame.columns
+    if doc.get("no_columns"):
+        out.columns = pd.RangeIndex(0)
+    elif "range_columns" in doc:
+        out.columns = pd.RangeIndex(*doc["range_columns"])
+    else:
+        out.columns = frame.columns
     return out
 
 
