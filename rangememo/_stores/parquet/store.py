@@ -6,7 +6,7 @@ in :mod:`rangememo._stores.parquet.log`, the layout in
 :mod:`rangememo._stores.parquet.layout`). A commit
 creates its segment first and only then its record, both create-if-absent
 through the store's :class:`~rangememo._stores.parquet.medium.Medium`, so a record never
-names data that is not there.
+names data that is not there (the write path: :mod:`rangememo._stores.parquet.writes`).
 
 In front sits a memory layer: a cachetools LRU of recently used keys bounded
 by bytes. A hit costs two ``stat`` calls (no next record, the last one read
@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,25 +35,22 @@ from ..._errors import CacheWarning, InvalidOption
 from ..._warn import warn
 from ..base import Store
 from ..budget import default_budget
-from .codec import UnstorableError, template_to_json
 from .codes import read_codes, write_codes
 from .key import KeyState
-from .keywrite import LostRace
 from .layout import (
     KeyPaths,
-    ensure_dirs,
     key_paths,
     namespace_dirname,
 )
 from .leases import Leases
 from .local.medium import LocalMedium
 from .location import is_local, local_path, open_medium, url_scheme
-from .log import Overtaken, Record, up_to_date
+from .log import up_to_date
 from .maintenance import clear_store, root_of
 from .medium import StorageUnavailable
 from .reading import ALL, compact_keys, current, stored_keys
 from .resident import MemoryLayer
-from .segments import MAX_POS, MIN_POS, Segment
+from .writes import Writes
 
 __all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
 
@@ -88,7 +85,7 @@ REFRESH_LOCAL, REFRESH_REMOTE = 0.0, 1.0
 LEASE_LOOK = 5.0
 
 
-class ParquetStore(Store):
+class ParquetStore(Writes, Store):
     """Entries in a directory: Parquet segments and a JSON ledger per key.
 
     ``memory`` bounds the in-memory layer (bytes of rows held, LRU; 0 turns it
@@ -290,113 +287,6 @@ class ParquetStore(Store):
             codes = {**read_codes(self.medium, nsname), **mine}
             write_codes(self.medium, nsname, namespace, codes)
             self._coded.add(namespace)
-
-    # -- writing -------------------------------------------------------------------
-    def _writer(self, path: str) -> threading.Lock:
-        """One writer at a time per key in this process.
-
-        The key lock is reentrant along a call's context, and a batch of gap
-        fetches shares one hold of it, so two of them may commit at once.
-        """
-        with self._writers_lock:
-            return self._writers.setdefault(path, threading.Lock())
-
-    def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
-        try:
-            for attempt in range(3):
-                try:
-                    return self._put(namespace, key, fetched)
-                except (LostRace, Overtaken):
-                    # Another writer (a lease holder that stalled, or one that took
-                    # an expired lease over) committed first: rebase onto its log.
-                    # After Overtaken the piece may count already (folded at once):
-                    # committing it again over the same range changes nothing.
-                    if attempt == 2:
-                        raise
-                    log.debug("lost a commit race on %r: rebasing onto the newer log", key)
-            raise AssertionError("unreachable")  # pragma: no cover
-        except UnstorableError as exc:
-            # Refused once per key: later refusals of it are only logged.
-            exc.repeated = (namespace, key) in self._refused
-            if len(self._refused) > 10_000:
-                self._refused.clear()
-            self._refused.add((namespace, key))
-            raise
-
-    def _put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
-        paths = self._paths(namespace, key)
-        with self.medium.lock(paths.prefix), self._writer(paths.prefix):
-            state = self._current(namespace, key, eager=False)
-            if state is None:
-                state = self._state(namespace, key, paths)
-            state.start(fetched.adapter, fetched.axis)
-            entry = state.entry
-            # SchemaMismatchError: nothing written. On a copy: apply() must see
-            # the piece as fetched (it reads the provider's timezone off it).
-            checked = entry.conform(fetched.replace())
-            assert entry.adapter is not None
-            kind, chunk, template = entry.adapter.kind, checked.chunk, checked.template
-            # The template apply() keeps; UnstorableError (an OSError) if Parquet
-            # cannot hold it exactly: nothing written, the call still answers.
-            tdoc = state.tdoc if template is state.tobj else template_to_json(kind, template)
-            claims = ((fetched.lo, fetched.hi),)
-
-            def change() -> None:
-                entry.apply(fetched)
-
-            if paths.nsname not in self._ensured:  # a stat here, a HEAD on an object store
-                ensure_dirs(self.medium, paths, namespace)
-                self._ensured.add(paths.nsname)
-            if namespace not in self._coded:
-                self._note_code(namespace, paths.nsname)
-            self._commit(state, lambda: state.put(kind, chunk, claims, tdoc, change))
-            if len(state.doc.segments) >= self.compact_at:
-                state.compact(True, self.leases)
-            else:
-                state.release(self.leases)
-            return entry
-
-    def _commit(self, state: KeyState, commit: Callable[[], None]) -> None:
-        try:
-            commit()
-        except BaseException:
-            # The entry may hold the change while the disk does not: drop it.
-            self._memory.drop(state.namespace, state.key)
-            raise
-        if state.stale:  # committed after another writer's records: read it afresh
-            self._memory.drop(state.namespace, state.key)
-        else:
-            state.checked = time.monotonic()  # the log as of this commit
-            self._memory.keep(state)
-
-    def forget(
-        self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
-    ) -> None:
-        prefix = self._paths(namespace, key).prefix
-        with self.medium.lock(prefix), self._writer(prefix):
-            if lo is None and hi is None:
-                self._memory.drop(namespace, key)
-                self.medium.remove_tree(prefix)
-                return
-            for attempt in range(4):
-                try:
-                    self._forget_range(namespace, key, lo, hi)
-                    return
-                except (LostRace, Overtaken):
-                    # Another writer moved the log on (no lock): forgetting is
-                    # idempotent, so forget again from the log as it is now.
-                    if attempt == 3:
-                        raise
-
-    def _forget_range(self, namespace: str, key: Hashable, lo: int | None, hi: int | None) -> None:
-        state = self._current(namespace, key, eager=False)
-        if state is None or state.doc.schema is None:
-            return
-        a = lo if lo is not None else MIN_POS
-        b = hi if hi is not None else MAX_POS
-        entry, tdoc = state.entry, state.tdoc
-        rec = Record(add=Segment(None, ((a, b),)))
-        self._commit(state, lambda: state.commit(rec, lambda: entry.forget(lo, hi), tdoc))
 
     def clear(self, namespace: str | None = None) -> None:
         nsname = None if namespace is None else namespace_dirname(namespace)
