@@ -22,10 +22,17 @@ import pandas as pd
 import pyarrow as pa
 
 from ..._core.widen import same_dtype
-from ..._errors import RangememoError
 from .arrowenc import frame_table
+from .dtypejson import (
+    UnstorableError,
+    as_dtype,
+    conform_frame,
+    conform_index,
+    dtype_from_json,
+    dtype_to_json,
+    index_levels,
+)
 from .keyjson import key_from_json, key_to_json
-from .tzjson import tz_from_json, tz_to_json
 
 __all__ = [
     "POS",
@@ -44,126 +51,6 @@ VALUES = "__rangememo_values__"
 #: Schema metadata of a segment: the template of its own piece (each piece keeps
 #: its dtypes; the key's template is the widened schema of all of them).
 PIECE = b"rangememo.piece"
-
-
-class UnstorableError(RangememoError, OSError):
-    """A result the Parquet store cannot write back exactly; it is not cached.
-
-    An ``OSError``: the cache treats it like a failed write (a
-    :class:`~rangememo.CacheWarning`, the provider's data returned uncached).
-    ``repeated``: this key was refused before (warned once; now only logged).
-    """
-
-    repeated = False
-
-
-# -- dtypes ---------------------------------------------------------------------------
-
-
-def _dtype_to_json(dtype: Any, where: str) -> Any:
-    if isinstance(dtype, pd.StringDtype):
-        na = "nan" if dtype.na_value is np.nan else "NA"
-        return {"string": dtype.storage, "na": na}
-    if isinstance(dtype, pd.CategoricalDtype):
-        cats = dtype.categories
-        try:
-            values = [key_to_json(v) for v in cats.tolist()]
-        except TypeError:
-            raise UnstorableError(f"{where} has categories that have no JSON form") from None
-        kind = _dtype_to_json(cats.dtype, f"the categories of {where}")
-        return {"category": values, "ordered": bool(dtype.ordered), "dtype": kind}
-    text = str(dtype)
-    try:
-        same = pd.api.types.pandas_dtype(text) == dtype
-    except (TypeError, ValueError, NotImplementedError):
-        # pandas refuses some names it prints: "decimal128(10, 2)[pyarrow]" raises
-        # NotImplementedError (its parameters cannot be given in a string).
-        same = False
-    if not same and isinstance(dtype, pd.DatetimeTZDtype):
-        tz = tz_to_json(dtype.tz)
-        if tz is None:
-            raise UnstorableError(
-                f"{where} has the timezone {dtype.tz!r} ({type(dtype.tz).__qualname__}), "
-                "which names no zone and no fixed offset Parquet can restore exactly"
-            )
-        return {"datetime": dtype.unit, "tz": tz}
-    if not same:
-        raise UnstorableError(f"{where} has dtype {text}, which Parquet cannot restore exactly")
-    return text
-
-
-def _dtype_from_json(data: Any) -> Any:
-    if isinstance(data, dict) and "datetime" in data:
-        return pd.DatetimeTZDtype(data["datetime"], tz_from_json(data["tz"]))
-    if isinstance(data, dict) and "category" in data:
-        values = [key_from_json(v) for v in data["category"]]
-        cats = pd.Index(values, dtype=_dtype_from_json(data["dtype"]))
-        return pd.CategoricalDtype(cats, ordered=data["ordered"])
-    if isinstance(data, dict):
-        na = np.nan if data["na"] == "nan" else pd.NA
-        return pd.StringDtype(data["string"], na_value=na)
-    return pd.api.types.pandas_dtype(data)
-
-
-def _levels(index: pd.Index) -> list[pd.Index]:
-    if isinstance(index, pd.MultiIndex):
-        return [index.get_level_values(i) for i in range(index.nlevels)]
-    return [index]
-
-
-def _as(values: Any, dtype: Any) -> Any:
-    """``values`` (a Series or Index) as ``dtype``; object columns get ``None`` for missing."""
-    if same_dtype(values.dtype, dtype):
-        return values
-    if isinstance(dtype, pd.CategoricalDtype) and isinstance(values.dtype, pd.CategoricalDtype):
-        # astype() keeps an unordered categorical whose categories are only reordered.
-        cat = values.array.set_categories(dtype.categories, ordered=dtype.ordered)
-        if isinstance(values, pd.Index):
-            return pd.CategoricalIndex(cat, name=values.name)
-        return pd.Series(cat, index=values.index, name=values.name, copy=False)
-    out = values.astype(dtype)
-    if pd.api.types.is_object_dtype(dtype) and bool(values.isna().any()):
-        out = out.where(values.notna(), None)
-    return out
-
-
-def _conform_index(index: pd.Index, template: pd.Index) -> pd.Index:
-    if index.nlevels != template.nlevels:
-        return index
-    wanted = [lvl.dtype for lvl in _levels(template)]
-    have = _levels(index)
-    if all(same_dtype(h.dtype, w) for h, w in zip(have, wanted, strict=True)):
-        return index
-    if isinstance(index, pd.MultiIndex):
-        arrays = [_as(h, w) for h, w in zip(have, wanted, strict=True)]
-        return pd.MultiIndex.from_arrays(arrays, names=index.names)
-    out: pd.Index = pd.Index(_as(index, wanted[0]), name=index.name)
-    return out
-
-
-def _conform_frame(df: pd.DataFrame, template: pd.DataFrame) -> pd.DataFrame:
-    """Give ``df`` the template's dtypes for the columns (and index) they share."""
-    wanted = dict(zip(template.columns, template.dtypes, strict=True))
-    fixes = {
-        i: wanted[c]
-        for i, (c, t) in enumerate(zip(df.columns, df.dtypes, strict=True))
-        if c in wanted and not same_dtype(t, wanted[c])
-    }
-    if fixes:
-        df = df.copy(deep=False)
-        for i, dtype in fixes.items():
-            df.isetitem(i, _as(df.iloc[:, i], dtype))
-    index = _conform_index(df.index, template.index)
-    if index is not df.index:
-        df = df.set_axis(index, axis=0)
-    labels = template.columns
-    if (
-        isinstance(labels, pd.RangeIndex)
-        and not isinstance(df.columns, pd.RangeIndex)
-        and df.columns.equals(labels)
-    ):
-        df = df.set_axis(labels, axis=1)  # read back as an int64 Index (see template_to_json)
-    return df
 
 
 # -- templates (an empty result with the key's schema) ------------------------------
@@ -206,19 +93,17 @@ def _template_doc(kind: str, template: Any) -> dict[str, Any]:
         return {"arrow": _b64(template.schema)}
     if kind == POLARS:  # polars keeps its own dtypes (Enum, Categorical) in field metadata
         return {"arrow": _b64(_polars().to_arrow(template).schema)}
-    index = [
-        _dtype_to_json(lvl.dtype, f"index level {i}")
-        for i, lvl in enumerate(_levels(template.index))
-    ]
+    lvls = enumerate(index_levels(template.index))
+    index = [dtype_to_json(lvl.dtype, f"index level {i}") for i, lvl in lvls]
     if kind == "Series":
         frame = template.to_frame(name=VALUES)
         return {
             "arrow": _b64(pa.Schema.from_pandas(frame, preserve_index=True)),
-            "values": _dtype_to_json(template.dtype, "the Series"),
+            "values": dtype_to_json(template.dtype, "the Series"),
             "index": index,
             "name": key_to_json(template.name),
         }
-    columns = [_dtype_to_json(t, f"column {c!r}") for c, t in template.dtypes.items()]
+    columns = [dtype_to_json(t, f"column {c!r}") for c, t in template.dtypes.items()]
     doc: dict[str, Any] = {
         "arrow": _b64(pa.Schema.from_pandas(template, preserve_index=True)),
         "columns": columns,
@@ -243,18 +128,18 @@ def template_from_json(kind: str, doc: dict[str, Any]) -> Any:
         return _polars().template_from_schema(schema)
     frame = schema.empty_table().to_pandas()
     index = frame.index
-    levels = [_dtype_from_json(d) for d in doc["index"]]
-    arrays = [_as(lvl, d) for lvl, d in zip(_levels(index), levels, strict=True)]
+    levels = [dtype_from_json(d) for d in doc["index"]]
+    arrays = [as_dtype(lvl, d) for lvl, d in zip(index_levels(index), levels, strict=True)]
     if isinstance(index, pd.MultiIndex):
         index = pd.MultiIndex.from_arrays(arrays, names=index.names)
     else:
         index = pd.Index(arrays[0], name=index.name)
     if kind == "Series":
-        values = _as(frame[VALUES], _dtype_from_json(doc["values"]))
+        values = as_dtype(frame[VALUES], dtype_from_json(doc["values"]))
         return pd.Series(values.array, index=index, name=key_from_json(doc["name"]), copy=False)
-    dtypes = [_dtype_from_json(d) for d in doc["columns"]]
+    dtypes = [dtype_from_json(d) for d in doc["columns"]]
     out = pd.DataFrame(
-        {i: _as(frame.iloc[:, i], d).array for i, d in enumerate(dtypes)}, index=index
+        {i: as_dtype(frame.iloc[:, i], d).array for i, d in enumerate(dtypes)}, index=index
     )
     if doc.get("no_columns"):
         out.columns = pd.RangeIndex(0)
@@ -288,7 +173,7 @@ def _differs(kind: str, back: Any, template: Any) -> str:
     t_idx, b_idx = template.index, back.index
     if list(t_idx.names) != list(b_idx.names) or t_idx.nlevels != b_idx.nlevels:
         return f"index names {list(t_idx.names)} read back as {list(b_idx.names)}"
-    for t, b in zip(_levels(t_idx), _levels(b_idx), strict=True):
+    for t, b in zip(index_levels(t_idx), index_levels(b_idx), strict=True):
         if not same_dtype(t.dtype, b.dtype):
             return f"index dtype {t.dtype} reads back as {b.dtype}"
     return ""
@@ -359,7 +244,7 @@ def decode(kind: str, table: pa.Table, template: Any) -> Any:
     frame = table.to_pandas()
     if kind == "Series":
         values = frame[VALUES]
-        values = _as(values, template.dtype)
-        index = _conform_index(frame.index, template.index)
+        values = as_dtype(values, template.dtype)
+        index = conform_index(frame.index, template.index)
         return pd.Series(values.array, index=index, name=template.name, copy=False)
-    return _conform_frame(frame, template)
+    return conform_frame(frame, template)
