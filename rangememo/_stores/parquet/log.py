@@ -150,8 +150,9 @@ def anchor_holds(medium: Medium, state: LogState) -> bool:
     again from record 1 has a record of that number too, and a state that took
     it for its own would fold the new log's later records onto the old one's (a
     fork: wrong rows). The medium's stamp (inode, mtime and size; an ETag) is
-    taken the first time the anchor is checked, right after it was read or
-    created.
+    taken right after the anchor was created (:func:`append`, :func:`checkpoint`),
+    or the first time it is checked, which for a file read is at the end of
+    the very catch-up that read it.
     """
     if not state.anchor:
         return True
@@ -195,11 +196,26 @@ def append(medium: Medium, prefix: str, state: LogState, rec: Record) -> int | N
         raise Overtaken(f"{name}: the log was folded past this writer's head")
     state.anchor, state.stamp, state.since, state.since_bytes = (
         name,
-        None,
+        _stamp_now(medium, name),
         state.since + 1,
         state.since_bytes + len(data),
     )
     return seq
+
+
+def _stamp_now(medium: Medium, name: str) -> str | None:
+    """The stamp of a file this writer just created, taken at once.
+
+    Not at the next check: by then another process may have cleared the key
+    and written it again up to this very number, and the writer would take
+    that file's stamp for its own (and fold the new log's records onto the
+    old state: wrong rows). A failed look leaves it to the next check, as
+    before: the record is committed either way.
+    """
+    try:
+        return medium.stamp(name)
+    except OSError:
+        return None
 
 
 def _genuine(medium: Medium, prefix: str, state: LogState) -> bool:
@@ -234,7 +250,7 @@ def checkpoint(medium: Medium, prefix: str, state: LogState) -> bool:
         return False
     crashpoint("checkpoint-created")
     state.anchor, state.since, state.since_bytes, state.base_bytes = name, 0, 0, len(data)
-    state.stamp = None
+    state.stamp = _stamp_now(medium, name)
     prune(medium, prefix, state.seq)
     return True
 

@@ -90,6 +90,7 @@ class Writes:
             state = self._current(namespace, key, eager=False)
             if state is None:
                 state = self._state(namespace, key, paths)
+                self._recheck_namespace(namespace, paths)
             state.start(fetched.adapter, fetched.axis)
             entry = state.entry
             # SchemaMismatchError: nothing written. On a copy: apply() must see
@@ -116,6 +117,21 @@ class Writes:
             else:
                 state.release(self.leases)
             return entry
+
+    def _recheck_namespace(self, namespace: str, paths: KeyPaths) -> None:
+        """Before a key's first record: is the namespace this store wrote still there?
+
+        Another store's ``clear()`` removes the namespace directory, and with it
+        namespace.json and code.json, which this one remembers having written:
+        without them the keys written next are listed by directory name, skipped
+        by ``compact()`` over the store and lose the code-change warning. One
+        ``stat`` per new key (a HEAD on an object store).
+        """
+        if paths.nsname in self._ensured and not self.medium.exists(
+            f"{paths.nsname}/namespace.json"
+        ):
+            self._ensured.discard(paths.nsname)
+            self._coded.discard(namespace)
 
     def _commit(self, state: KeyState, commit: Callable[[], None]) -> None:
         try:
