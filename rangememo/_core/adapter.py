@@ -54,6 +54,24 @@ class Adapter:
     def empty(self, data: Any) -> Any:
         return self.slice(data, 0, 0)
 
+    def blank(self, data: Any) -> Any:
+        """An empty result of ``data``'s schema that holds none of its memory.
+
+        For a template kept as long as the key: a zero-row slice is a view, and
+        its index (and its columns' blocks) would keep the whole provider answer
+        alive, unseen by the byte budget. ``take`` builds new arrays; a
+        ``DatetimeIndex`` keeps its ``freq`` (an empty answer shows it).
+        """
+        out = self.take(data, np.empty(0, dtype=np.intp))
+        freq = getattr(getattr(data, "index", None), "freq", None)
+        if freq is not None and isinstance(out.index, pd.DatetimeIndex):
+            out.index = pd.DatetimeIndex(out.index, freq=freq)
+        return out
+
+    def own(self, data: Any, i: int, j: int) -> Any:
+        """Rows ``i:j`` of ``data`` in new arrays (a slice is a view that keeps all of them)."""
+        return self.take(data, np.arange(i, j, dtype=np.intp))
+
     def nbytes(self, data: Any) -> int:
         """Estimated in-memory bytes: measured once per adapter, then per row.
 

@@ -91,6 +91,9 @@ class PolarsAdapter(Adapter):
     def empty(self, data: Any) -> Any:
         return data.clear()
 
+    def blank(self, data: Any) -> Any:
+        return data.clear()  # new, empty columns
+
     def nbytes(self, data: Any) -> int:
         return int(data.estimated_size())
 

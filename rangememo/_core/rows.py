@@ -65,10 +65,15 @@ def normalize(adapter: Adapter, positions: Positions, data: Any, lo: int, hi: in
         positions, data = positions[order], adapter.take(data, order)
     n = len(positions)
     if not n or (positions[0] >= lo and positions[n - 1] < hi):
-        return Chunk(positions, data, adapter.nbytes(data))  # all inside: the usual answer
+        # All inside, the usual answer: held as a slice (a new object), not the
+        # provider's own, which it may write to later (a live buffer it reuses);
+        # copy-on-write then copies its side, not ours.
+        return Chunk(positions, adapter.slice(data, 0, n), adapter.nbytes(data))
     i, j = np.searchsorted(positions, [lo, hi], side="left")
     if i or j < n:
-        positions, data = positions[i:j], adapter.slice(data, int(i), int(j))
+        # Copied, not sliced: a view would keep the whole answer alive (a
+        # provider's page of 100,000 rows for 5 asked) while the budget counts 5.
+        positions, data = positions[i:j].copy(), adapter.own(data, int(i), int(j))
     return Chunk(positions, data, adapter.nbytes(data))
 
 

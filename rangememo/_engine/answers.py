@@ -77,7 +77,7 @@ class Answers:
         template = entry.template if known and entry is not None else None
         rows = entry.rows if entry is not None else None
         if template is None or not rows or not adapter.same_schema(result, template):
-            template = adapter.empty(result)
+            template = adapter.blank(result)  # kept for the key's life: none of the answer
         return self._fetched(req, gap, chunk, template, adapter)
 
     def _nothing(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:

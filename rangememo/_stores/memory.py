@@ -174,6 +174,9 @@ class MemoryStore(Store):
             if entry is not None:
                 with entry.lock:
                     entry.forget(lo, hi)
+                # Re-set, as put does: a size-bounded mapping re-measures the
+                # smaller entry (it would go on counting the forgotten rows).
+                self._map[(namespace, key)] = entry
 
     def clear(self, namespace: str | None = None) -> None:
         with self._lock:
