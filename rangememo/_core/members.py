@@ -99,11 +99,18 @@ def split(
     # piece is then a slice of it. A take per member costs a pass over the
     # whole answer each (an Arrow string column: ~0.2 ms for 500 members' rows).
     grouped = base.take(order)
+    # A fresh 0..n-1 index (the provider numbers its rows): each member's piece
+    # is numbered afresh too, as that member's own answer would be, and not
+    # by its rows' places in the shared answer.
+    fresh = _default_index(base)
     pieces: dict[Hashable, Any] = {}
     empty = base.iloc[0:0]
     for member in members:
         i = where.get(member)
-        pieces[member] = empty if i is None else grouped.iloc[bounds[i] : bounds[i + 1]]
+        piece = empty if i is None else grouped.iloc[bounds[i] : bounds[i + 1]]
+        if fresh:
+            piece = piece.set_axis(pd.RangeIndex(len(piece), name=base.index.name), axis=0)
+        pieces[member] = piece
     asked = set(members)
     strangers = [u for u in uniques if u not in asked]
     if (codes < 0).any():
@@ -120,8 +127,15 @@ def combine(
     ``by`` column (the column shape) or without the member level (the level
     shape, put back here, of ``level_dtype`` when known: the provider's).
     Empty answers add nothing (``pd.concat`` warns about, and may change
-    dtypes for, empty parts), unless every one is empty.
+    dtypes for, empty parts), unless every one is empty. ``None`` (a member
+    whose provider answers were all ``None``) adds nothing either; all ``None``
+    is ``None``, what the provider said.
     """
+    if any(a is None for a in answers):
+        if all(a is None for a in answers):
+            return None
+        members = [m for m, a in zip(members, answers, strict=True) if a is not None]
+        answers = [a for a in answers if a is not None]
     if any(isinstance(a, pd.DataFrame) and by in a.columns for a in answers):
         shape: Shape = "column"
     elif all(isinstance(a, pd.DataFrame) and not len(a.columns) and not len(a) for a in answers):
@@ -141,6 +155,14 @@ def combine(
         if not len(out):  # no member: the level holds nobody (as the provider's would)
             out.index = out.index.remove_unused_levels()
         levels = out.index.levels[0]
+        if (
+            isinstance(level_dtype, pd.CategoricalDtype)
+            and not levels.isin(level_dtype.categories).all()
+        ):
+            # A provider whose categories are the members it was asked for (the
+            # last answer's): these members' own, in their order.
+            cats = pd.Index(list(levels), dtype=level_dtype.categories.dtype)
+            level_dtype = pd.CategoricalDtype(cats, ordered=level_dtype.ordered)
         if level_dtype is not None and levels.dtype != level_dtype:
             # The level is rebuilt from the members, whose dtype pandas infers
             # (``str`` for strings); the provider's may be ``object``.
