@@ -27,11 +27,16 @@ def runs(positions: set[int]) -> list[tuple[int, int]]:
 
 
 class Model:
-    """Final positions, and provisional positions with the time each expires."""
+    """Final positions, and provisional positions with the time each expires.
+
+    A provisional position is served while it has not expired, and never when its
+    expiry is not after its fetch (no ``ttl``), even at a clock reading before it.
+    """
 
     def __init__(self) -> None:
         self.final: set[int] = set()
         self.provisional: dict[int, float] = {}
+        self.served: dict[int, bool] = {}  # expires > fetched
 
     def add(self, lo: int, hi: int) -> None:
         for p in range(lo, hi):
@@ -41,6 +46,7 @@ class Model:
     def add_provisional(self, lo: int, hi: int, fetched: float, expires: float) -> None:
         for p in range(lo, hi):
             self.provisional[p] = expires  # the newest claim wins, served or not
+            self.served[p] = expires > fetched
 
     def remove(self, lo: int, hi: int) -> None:
         for p in range(lo, hi):
@@ -51,7 +57,9 @@ class Model:
         self.provisional = {p: e for p, e in self.provisional.items() if e > now}
 
     def live(self, now: float) -> set[int]:
-        return self.final | {p for p, e in self.provisional.items() if e > now}
+        always = now == float("-inf")  # every mark counts (stale_if_error)
+        live = {p for p, e in self.provisional.items() if e > now and (self.served[p] or always)}
+        return self.final | live
 
     def missing(self, lo: int, hi: int, now: float) -> list[tuple[int, int]]:
         return runs(set(range(lo, hi)) - self.live(now))

@@ -106,9 +106,10 @@ class Model:
             self.final[p] = (fetched, empty)
             self.provisional.pop(p, None)
 
-    def add_provisional(self, lo: int, hi: int, expires: float) -> None:
+    def add_provisional(self, lo: int, hi: int, expires: float, fetched: float) -> None:
         for p in range(lo, hi):
-            self.provisional[p] = expires
+            # Never served without a ttl (expiry not after the fetch), whatever the clock.
+            self.provisional[p] = expires if expires > fetched else float("-inf")
 
     def remove(self, lo: int, hi: int) -> None:
         for p in range(lo, hi):
@@ -139,7 +140,7 @@ class FastLedgerMachine(RuleBasedStateMachine):
     @rule(span=intervals(), ttl=st.integers(-1, 4).map(float))
     def add_provisional(self, span, ttl):
         self.ledger.add_provisional(*span, fetched=self.now, expires=self.now + ttl)
-        self.model.add_provisional(*span, self.now + ttl)
+        self.model.add_provisional(*span, self.now + ttl, self.now)
 
     @rule(dt=st.integers(0, 3).map(float))
     def tick(self, dt):

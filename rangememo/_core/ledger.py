@@ -97,7 +97,7 @@ class Ledger:
         """Final coverage plus unexpired provisional ranges, as ``portion`` (not for hot paths)."""
         import portion as P
 
-        marks = (span(p.lo, p.hi) for p in self.provisional if p.expires > now)
+        marks = (span(p.lo, p.hi) for p in self.provisional if _live(p, now))
         return P.Interval(*(span(a, b) for a, b in self._final), *marks)
 
     def covers(self, lo: int, hi: int, now: float = 0.0) -> bool:
@@ -119,7 +119,7 @@ class Ledger:
         i = bisect_right(marks, lo, key=record_hi)
         live: list[Pair] = []
         while i < len(marks) and marks[i].lo < hi:
-            if marks[i].expires > now:
+            if _live(marks[i], now):
                 live.append((marks[i].lo, marks[i].hi))
             i += 1
         return subtract(gaps, live) if live else gaps
@@ -271,3 +271,15 @@ class Ledger:
 
     def prepare(self, lo: int, hi: int) -> None:
         """Make ``[lo, hi)`` readable before a snapshot (a stored ledger loads it)."""
+
+
+def _live(mark: Provisional, now: float) -> bool:
+    """Is a provisional range served at ``now``? Until it expires, and never one
+    without a ``ttl`` (its expiry is its fetch time), even if the clock reads
+    earlier than that fetch (set back, an NTP step): it is refetched. ``now``
+    of ``-inf`` counts every mark (``stale_if_error`` serving expired rows).
+    """
+    return mark.expires > now and (mark.expires > mark.fetched or now == _ALWAYS)
+
+
+_ALWAYS = float("-inf")

@@ -271,6 +271,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: Flight, sem: asyncio.
                     if cache.limit is not None:
                         await cache.limit.aacquire()
                     t0 = clock() if flight.timed else 0.0
+                    started = cache.options.clock()  # what is final: as of the call's start
                     try:
                         result = await cache.fn(*args, **kwargs)
                     except BaseException:
@@ -278,7 +279,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: Flight, sem: asyncio.
                         raise
                     if flight.timed:
                         flight.provider_s += clock() - t0
-                    fetched = cache.digest(req, gap, result, entry)
+                    fetched = cache.digest(req, gap, result, entry, started)
                 flight.rows += len(fetched.chunk)
                 t0 = clock() if flight.timed else 0.0
                 try:

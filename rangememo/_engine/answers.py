@@ -8,6 +8,7 @@ the stored rows and this call's parts (``assemble``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +48,24 @@ class Answers:
     settle: int | None
     ttl: int | None
 
-    def digest(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
-        """Validate a provider result and shape it into a commit of ``gap``."""
+    def digest(
+        self,
+        req: Request,
+        gap: Gap,
+        result: Any,
+        entry: Entry | None,
+        started: dt.datetime | None = None,
+    ) -> Fetched:
+        """Validate a provider result and shape it into a commit of ``gap``.
+
+        ``started``: the clock as the provider was called. What is final is
+        decided as of then: a bar still forming when the call began may have
+        been answered as it was then, however late the answer lands.
+        """
         if result is None or (
             (isinstance(result, _RESULTS) or is_polars(result)) and not len(result)
         ):
-            return self._nothing(req, gap, result, entry)
+            return self._nothing(req, gap, result, entry, started)
         known = entry is not None and entry.template is not None
         adapter = entry.adapter if known and entry is not None else None
         if adapter is None or not isinstance(result, adapter.types):
@@ -78,9 +91,16 @@ class Answers:
         rows = entry.rows if entry is not None else None
         if template is None or not rows or not adapter.same_schema(result, template):
             template = adapter.blank(result)  # kept for the key's life: none of the answer
-        return self._fetched(req, gap, chunk, template, adapter)
+        return self._fetched(req, gap, chunk, template, adapter, started)
 
-    def _nothing(self, req: Request, gap: Gap, result: Any, entry: Entry | None) -> Fetched:
+    def _nothing(
+        self,
+        req: Request,
+        gap: Gap,
+        result: Any,
+        entry: Entry | None,
+        started: dt.datetime | None = None,
+    ) -> Fetched:
         """A commit of ``gap`` with no rows: ``None`` or an empty result of any shape.
 
         The range is covered; a key with a schema keeps it (see Entry.conform), a
@@ -96,7 +116,7 @@ class Answers:
         chunk = Chunk(np.empty(0, dtype=np.int64), template, 0)
         if req.axis.ref is not None:
             gap = claim(req.axis, req.rows_hi, gap, chunk, entry)
-        return self._fetched(req, gap, chunk, template, adapter)
+        return self._fetched(req, gap, chunk, template, adapter, started)
 
     def skip(self, req: Request, gap: Gap, entry: Entry | None) -> Fetched | None:
         """A commit for a gap with no session (no call), if the schema is known."""
@@ -109,13 +129,19 @@ class Answers:
         return self._fetched(req, gap, chunk, empty, entry.adapter)
 
     def _fetched(
-        self, req: Request, gap: Gap, chunk: Chunk, template: Any, adapter: Adapter
+        self,
+        req: Request,
+        gap: Gap,
+        chunk: Chunk,
+        template: Any,
+        adapter: Adapter,
+        started: dt.datetime | None = None,
     ) -> Fetched:
         """The commit of ``gap``, with the live edge held back when ``settle`` is set."""
-        clock = self.options.clock()
+        clock = started if started is not None else self.options.clock()
         fetched = Fetched(gap.lo, gap.hi, chunk, template, adapter, req.axis.signature, gap.hi)
         fetched.tz = req.tz
-        fetched.fetched_at = clock.timestamp()
+        fetched.fetched_at = clock_ns(clock) / 1e9  # a naive clock is UTC, as everywhere
         settle = self.settle
         if settle is None:
             # The default live edge: on a stepped time axis the bar holding "now"

@@ -131,7 +131,7 @@ class RangeCache(Answers):
         return Request(bound, binder.key(arguments), axis, lo, rows_hi, strings)
 
     def now(self) -> float:
-        return self.options.clock().timestamp()
+        return clock_ns(self.options.clock()) / 1e9  # a naive clock is UTC (not local time)
 
     # -- the hot path ----------------------------------------------------------
     def view(self, req: Request, entry: Entry | None) -> View | None:

@@ -153,6 +153,7 @@ def _fetch(cache: RangeCache, req: Request, flight: Flight) -> None:
                     if cache.limit is not None:
                         cache.limit.acquire()
                     t0 = clock() if flight.timed else 0.0
+                    started = cache.options.clock()  # what is final: as of the call's start
                     try:
                         result = cache.fn(*args, **kwargs)
                     except BaseException:
@@ -160,7 +161,7 @@ def _fetch(cache: RangeCache, req: Request, flight: Flight) -> None:
                         raise
                     if flight.timed:
                         flight.provider_s += clock() - t0
-                    fetched = cache.digest(req, gap, result, entry)
+                    fetched = cache.digest(req, gap, result, entry, started)
                 flight.rows += len(fetched.chunk)
                 t0 = clock() if flight.timed else 0.0
                 try:

@@ -43,12 +43,13 @@ def fetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> list[Fe
             call_args, call_kwargs = cache.gap_call(req, gap)
             if cache.limit is not None:
                 cache.limit.acquire()
+            started = cache.options.clock()
             try:
                 result = cache.fn(*call_args, **call_kwargs)
             except BaseException:
                 cache.stats.count(errors=1)
                 raise
-            pending = cache.digest(req, gap, result, entry)
+            pending = cache.digest(req, gap, result, entry, started)
         fetched.append(pending)
     return fetched
 
@@ -62,12 +63,13 @@ async def afetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> 
             call_args, call_kwargs = cache.gap_call(req, gap)
             if cache.limit is not None:
                 await cache.limit.aacquire()
+            started = cache.options.clock()
             try:
                 result = await cache.fn(*call_args, **call_kwargs)
             except BaseException:
                 cache.stats.count(errors=1)
                 raise
-            pending = cache.digest(req, gap, result, entry)
+            pending = cache.digest(req, gap, result, entry, started)
         fetched.append(pending)
     return fetched
 
