@@ -226,8 +226,14 @@ def _genuine(medium: Medium, prefix: str, state: LogState) -> bool:
     pruned; once it is gone (or for a new key, which has none), a checkpoint
     at or past that number exists exactly when it might have been.
     """
-    if state.anchor and anchor_holds(medium, state):
-        return True
+    if state.anchor:
+        stamp = medium.stamp(state.anchor)
+        if stamp is not None:
+            if state.stamp is None:
+                state.stamp = stamp
+            # The anchor there as another file: the key was cleared and written
+            # again (a new log, whose records must not fold onto this state).
+            return stamp == state.stamp
     return not _folded(medium, prefix, state.seq + 1)
 
 
