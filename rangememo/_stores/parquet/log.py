@@ -156,12 +156,20 @@ def anchor_holds(medium: Medium, state: LogState) -> bool:
     """
     if not state.anchor:
         return True
+    return _same_anchor(medium, state) is True
+
+
+def _same_anchor(medium: Medium, state: LogState) -> bool | None:
+    """Is the anchor (``state.anchor``, set) the file this state read or created?
+
+    ``None``: it is gone; ``False``: there as another file (the key cleared and
+    written again). The stamp is taken on the first look if none was yet.
+    """
     stamp = medium.stamp(state.anchor)
     if stamp is None:
-        return False
+        return None
     if state.stamp is None:
         state.stamp = stamp
-        return True
     return stamp == state.stamp
 
 
@@ -227,13 +235,11 @@ def _genuine(medium: Medium, prefix: str, state: LogState) -> bool:
     at or past that number exists exactly when it might have been.
     """
     if state.anchor:
-        stamp = medium.stamp(state.anchor)
-        if stamp is not None:
-            if state.stamp is None:
-                state.stamp = stamp
+        same = _same_anchor(medium, state)
+        if same is not None:
             # The anchor there as another file: the key was cleared and written
             # again (a new log, whose records must not fold onto this state).
-            return stamp == state.stamp
+            return same
     return not _folded(medium, prefix, state.seq + 1)
 
 
