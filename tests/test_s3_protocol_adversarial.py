@@ -340,13 +340,6 @@ def test_a_lost_answer_to_a_first_write_that_landed(
     assert verify(s3_bucket_url).problems == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "probe._CHECKED is keyed by medium.url (s3://bucket/prefix) only: a second store on "
-        "the same URL but another endpoint (one that ignores If-None-Match) is never probed"
-    ),
-)
 def test_the_probe_runs_again_for_the_same_url_on_another_endpoint(
     seaweed: Any, fault_proxy: FaultProxy, s3_bucket_url: str
 ) -> None:

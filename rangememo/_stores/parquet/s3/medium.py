@@ -112,6 +112,10 @@ class S3Medium:
         self.location = location
         self.url = location.url
         self.store = location.open()  # no request yet: the probe runs on first use
+        # What the probe answers for: the same URL through another endpoint (a proxy
+        # that drops If-None-Match) is another server, probed on its own.
+        settings = location.settings()
+        self.server = (self.url, str(settings.get("endpoint")), str(settings.get("region")))
         self.locks = LeaseLocks(self, lease)
         self._checked = self._probing = False
         self._probe_lock = threading.RLock()

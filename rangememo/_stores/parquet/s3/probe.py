@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["ConditionalWritesUnsupported", "check_conditional_writes"]
 
 PROBE = ".probe"
-_CHECKED: set[str] = set()
+_CHECKED: set[tuple[str, ...]] = set()  # S3Medium.server: URL, endpoint, region
 _LOCK = threading.Lock()
 
 
@@ -35,7 +35,7 @@ def check_conditional_writes(medium: S3Medium) -> None:
     import obstore
 
     with _LOCK:
-        if medium.url in _CHECKED:
+        if medium.server in _CHECKED:
             return
     name = f"{PROBE}/{uuid.uuid4().hex}"
     try:
@@ -67,4 +67,4 @@ def check_conditional_writes(medium: S3Medium) -> None:
         except OSError:
             pass
     with _LOCK:
-        _CHECKED.add(medium.url)
+        _CHECKED.add(medium.server)
