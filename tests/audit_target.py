@@ -6,6 +6,7 @@ with the test in the same process (CliRunner runs the command in-process).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pandas as pd
@@ -34,3 +35,10 @@ def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
 async def abars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
     CALLS.append((symbol, start, end))
     return provider(symbol, start, end)
+
+
+@range_cached(key="session", step=1, store=STORE, namespace="tests.audit_target.ticks")
+def ticks(session: dt.date, start: int, end: int) -> pd.DataFrame:
+    """Keyed by a date: ``ls`` shows its key as ``(datetime.date(2024, 1, 2),)``."""
+    CALLS.append((session, start, end))
+    return pd.DataFrame({"n": range(start, end)}, index=pd.RangeIndex(start, end, name="seq"))

@@ -31,7 +31,18 @@ from ._tidy import clear, compact, gc, repair_command, verify_command
 __all__ = ["main"]
 
 
-@click.group()
+class _Group(click.Group):
+    """Reports a store it cannot read or write (permissions, a file where a folder
+    belongs, a full disk) as one line naming the path, exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
 @click.version_option(
     version=package_version(), prog_name="rangememo", message="%(prog)s %(version)s"
 )

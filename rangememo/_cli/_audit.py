@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import math
 from collections.abc import Hashable
 from typing import Any
 
@@ -45,29 +46,50 @@ def _target(path: str) -> Any:
     return obj
 
 
-def _key(text: str, names: tuple[str, ...]) -> tuple[Any, ...]:
+def _key(text: str, names: tuple[str, ...], cached: list[Any]) -> tuple[Any, ...]:
+    """The cached key ``text`` names: its repr as ``ls`` shows it, or for a function keyed
+    by one argument that argument's value (``AAPL``); a key not cached is an error, not
+    an audit of nothing that exits 0."""
+    for key in cached:
+        one = len(names) == 1 and isinstance(key, tuple) and len(key) == 1
+        if text == repr(key) or (one and text in (repr(key[0]), str(key[0]))):
+            return tuple(key)
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         value = text  # a bare word: the value of the one key argument
-    if isinstance(value, tuple) and len(value) == len(names):
-        return value
-    if len(names) == 1:
-        return (value,)
-    raise click.BadParameter(f"key {text!r}: give a tuple of {len(names)} values for {names}")
+    if not (isinstance(value, tuple) and len(value) == len(names)):
+        if len(names) != 1:
+            raise click.BadParameter(
+                f"key {text!r}: give a tuple of {len(names)} values for {names}"
+            )
+        value = (value,)
+    if value not in cached:
+        shown = ", ".join(repr(k) for k in cached[:5]) + (", ..." if len(cached) > 5 else "")
+        raise click.BadParameter(f"key {text!r} is not cached (cached keys: {shown or 'none'})")
+    return tuple(value)
 
 
 def _sample(text: str) -> float | int | str:
     if text == "all":
         return text
     try:
-        return int(text)
+        count = int(text)
     except ValueError:
         pass
+    else:
+        if count < 1:
+            raise click.BadParameter(f"--sample {text!r}: a count must be at least 1")
+        return count
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise click.BadParameter(f"--sample {text!r}: 'all', a count, or a fraction") from None
+        value = math.nan
+    if not 0 < value <= 1:
+        raise click.BadParameter(
+            f"--sample {text!r}: 'all', a count of at least 1, or a fraction in (0, 1]"
+        )
+    return value
 
 
 def _run(fn: Any, key: Hashable, sample: Any, seed: int, heal: bool) -> Any:
@@ -118,10 +140,9 @@ def audit(
             f"{function} computes its key with a callable: audit it from Python, fn.audit(...)"
         )
     names = binder.key_names
-    wanted = [_key(k, names) for k in keys]
-    if not wanted:
-        wanted = sorted(fn.cache.store.keys(fn.cache.namespace), key=repr)
-    how = _sample(sample)
+    how = _sample(sample)  # checked before any provider call
+    cached = sorted(fn.cache.store.keys(fn.cache.namespace), key=repr)
+    wanted = [_key(k, names, cached) for k in keys] if keys else cached
     reports = [_run(fn, key, how, seed, heal) for key in wanted]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in reports], indent=2))

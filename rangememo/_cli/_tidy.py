@@ -89,7 +89,7 @@ def repair_command(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def gc(ctx: click.Context, grace: float) -> None:
     """Free replaced parts no other process reads (now), orphans and temp files."""
-    removed, out = collect(open_root(ctx), grace), console()
+    removed, out = collect(_store_root(ctx), grace), console()
     for path in removed:
         out.print(f"removed {esc(path)}")
     out.print(f"{count(len(removed), 'file')} removed")
@@ -100,7 +100,7 @@ def gc(ctx: click.Context, grace: float) -> None:
 @click.pass_context
 def compact(ctx: click.Context, grace: float) -> None:
     """Merge each key's segments into large ones (readers are never blocked)."""
-    keys, merged = compact_all(open_root(ctx), grace)
+    keys, merged = compact_all(_store_root(ctx), grace)
     console().print(f"compacted {count(keys, 'key')}: {count(merged, 'segment')} merged away")
 
 
@@ -111,7 +111,7 @@ def compact(ctx: click.Context, grace: float) -> None:
 @click.pass_context
 def clear(ctx: click.Context, namespace: str | None, key: str | None, yes: bool) -> None:
     """Delete everything, one namespace, or one key."""
-    root = open_root(ctx)
+    root = _store_root(ctx)
     if namespace is None:
         if not yes:
             click.confirm(f"Delete every cached entry in {root.url}?", abort=True)

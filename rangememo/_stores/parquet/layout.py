@@ -51,6 +51,7 @@ __all__ = [
     "key_dirs",
     "key_paths",
     "namespace_dirs",
+    "ours",
     "quarantine",
     "read_key",
 ]
@@ -60,6 +61,8 @@ log = logging.getLogger("rangememo")
 FORMAT = 1
 QUARANTINE = ".quarantine"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
+_NSNAME = re.compile(r".+-[0-9a-f]{12}")  # namespace_dirname
+_KEYNAME = re.compile(r"[0-9a-f]{32}")  # key_hash
 
 
 class NewerLedger(RangememoError, OSError):
@@ -241,8 +244,16 @@ def namespace_dirs(medium: Medium) -> Iterator[tuple[str, str]]:
 
 
 def key_dirs(medium: Medium, nsname: str) -> list[str]:
-    """The key hashes of a namespace directory."""
-    return medium.list_dirs(nsname)
+    """The key hashes of a namespace directory (other folders there are not keys)."""
+    return [k for k in medium.list_dirs(nsname) if _KEYNAME.fullmatch(k)]
+
+
+def ours(nsname: str, khash: str | None = None) -> bool:
+    """Whether a directory is named as rangememo names its own: ``gc`` and ``clear`` delete
+    only these, so a store opened on a directory that holds other folders keeps them."""
+    if _NSNAME.fullmatch(nsname) is None:
+        return False
+    return khash is None or _KEYNAME.fullmatch(khash) is not None
 
 
 def stamp() -> str:

@@ -48,11 +48,17 @@ __all__ = [
     "append",
     "catch_up",
     "checkpoint",
+    "is_log_file",
     "load",
     "up_to_date",
 ]
 
 log = logging.getLogger("rangememo")
+
+
+def is_log_file(name: str) -> bool:
+    """Is ``name`` a record's or a checkpoint's file name?"""
+    return _seq(name) is not None
 
 
 def _seq(name: str) -> tuple[int, bool] | None:
@@ -73,7 +79,7 @@ def load(medium: Medium, prefix: str, ledger: type[Ledger] = Ledger) -> LogState
         ckpts = [s for s, c in names if c]
         if ckpts:
             name = checkpoint_name(prefix, max(ckpts))
-            data = medium.read(name)
+            data = _read(medium, name)
             if data is None:
                 continue
             state = _from_checkpoint(data, name, ledger)
@@ -89,7 +95,7 @@ def load(medium: Medium, prefix: str, ledger: type[Ledger] = Ledger) -> LogState
 
 def _legacy(medium: Medium, prefix: str, ledger: type[Ledger]) -> LogState | None:
     name = f"{prefix}/{LEGACY}"
-    data = medium.read(name)
+    data = _read(medium, name)
     if data is None:
         return None
     try:
@@ -97,6 +103,15 @@ def _legacy(medium: Medium, prefix: str, ledger: type[Ledger]) -> LogState | Non
     except (ValueError, KeyError, TypeError) as exc:
         raise _damaged(name, f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
     return _from_legacy(doc, name, ledger)
+
+
+def _read(medium: Medium, name: str) -> bytes | None:
+    """A log file's bytes; a directory in its place is damage (``repair`` moves it
+    aside), not an absent file a writer would then fail to create forever."""
+    try:
+        return medium.read(name)
+    except IsADirectoryError as exc:
+        raise _damaged(name, "a directory where a log file belongs") from exc
 
 
 def catch_up(
@@ -116,7 +131,7 @@ def catch_up(
     while True:
         seq = state.seq + 1
         name = record_name(prefix, seq)
-        data = medium.read(name)
+        data = _read(medium, name)
         if data is None:
             if not anchor_holds(medium, state):
                 return None

@@ -29,13 +29,14 @@ from .layout import (
     key_from_doc,
     make_paths,
     namespace_dirs,
+    ours,
     read_key,
 )
 from .leases import Leases
 from .local.locks import LockTimeout
 from .local.medium import TEMP_PREFIX, TRASH
 from .location import open_medium
-from .log import LOG, LogState, checkpoint, load
+from .log import LOG, LogState, checkpoint, is_log_file, load
 from .medium import Medium
 from .segments import Damaged, read_segment
 
@@ -184,9 +185,14 @@ def verify(where: Where) -> Report:
             continue
         for problem in _check(medium, info.paths, info.doc):
             report.problems.append((where, problem))
-        files = set(medium.list(info.paths.prefix))
+        files = set(medium.list(info.paths.prefix)) - set(medium.list_dirs(info.paths.prefix))
         for name in sorted(files - info.doc.files() - {"ledger.json", "key.json"}):
-            kind = "temp file" if _temp(name) else "orphan file (gc removes it)"
+            if _temp(name):
+                kind = "temp file"
+            elif name.startswith("seg-") and name.endswith(".parquet"):
+                kind = "orphan file (gc removes it)"
+            else:
+                kind = "not rangememo's file (left alone)"
             report.notes.append(
                 (where, f"{medium.describe(f'{info.paths.prefix}/{name}')}: {kind}")
             )
@@ -254,6 +260,8 @@ def collect(where: Where, grace: float = 60.0) -> list[str]:
 def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) -> list[str]:
     state = load(medium, paths.prefix)
     if state is None:  # a first write that never committed: nothing to keep
+        if not _abandoned(medium, paths, grace):
+            return []
         medium.remove_tree(paths.prefix)
         return [medium.describe(paths.prefix)]
     gone: list[str] = []
@@ -266,6 +274,37 @@ def _collect_key(medium: Medium, leases: Leases, paths: KeyPaths, grace: float) 
         checkpoint(medium, paths.prefix, state)  # a log that no longer names them
     swept = sweep(medium, paths.prefix, state, grace)
     return gone + [medium.describe(f"{paths.prefix}/{n}") for n in swept]
+
+
+def _abandoned(medium: Medium, paths: KeyPaths, grace: float) -> bool:
+    """Whether a key directory without a log is what a first write leaves (a ``log/``
+    folder, temp files, uncommitted segments), all older than ``grace``: anything else,
+    or a directory not named as ours, is someone's data, and ``gc`` keeps it."""
+    if not ours(paths.nsname, paths.prefix.rpartition("/")[2]):
+        return False
+    names = _first_write(medium, paths.prefix)
+    if names is None:
+        return False
+    now = time.time()
+    for name in names:
+        mtime = medium.mtime(name)
+        if mtime is not None and now - mtime < grace:
+            return False
+    return True
+
+
+def _first_write(medium: Medium, prefix: str) -> list[str] | None:
+    """The files of a key directory if they are all a first write's (else ``None``)."""
+    folders = medium.list_dirs(prefix)  # an object store lists no empty ``log/``
+    if set(folders) - {LOG} or medium.list_dirs(f"{prefix}/{LOG}"):
+        return None
+    names = [f"{prefix}/{n}" for n in medium.list(prefix) if n not in folders]
+    names += [f"{prefix}/{LOG}/{n}" for n in medium.list(f"{prefix}/{LOG}")]
+    for name in names:
+        base = name.rpartition("/")[2]
+        if not (_temp(base) or (base.startswith("seg-") and base.endswith(".parquet"))):
+            return None
+    return names
 
 
 def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> list[str]:
@@ -322,16 +361,22 @@ def compact_all(where: Where, grace: float = 0.0) -> tuple[int, int]:
 
 
 def clear_store(where: Where, nsname: str | None = None) -> None:
-    """Delete one namespace directory (each key under its lock), or everything."""
+    """Delete one namespace directory (each key under its lock), or everything.
+
+    Only what rangememo wrote: a folder of someone else's in the store's
+    directory (or in a namespace's) is left as it is.
+    """
     medium = as_medium(where)
     names = [nsname] if nsname is not None else [d for _, d in namespace_dirs(medium)]
     for name in names:
+        if not ours(name):
+            continue
         for khash in key_dirs(medium, name):
             prefix = f"{name}/{khash}"
-            with medium.lock(prefix):
-                medium.remove_tree(prefix)
-        if not key_dirs(medium, name):
-            medium.remove_tree(name)
+            if _a_key(medium, prefix):
+                with medium.lock(prefix):
+                    medium.remove_tree(prefix)
+        _drop_namespace(medium, name)
     if nsname is None:
         medium.remove_tree(QUARANTINE)
         medium.remove_tree(TRASH)
@@ -343,6 +388,23 @@ def clear_keys(where: Where, infos: list[KeyInfo]) -> int:
     for info in infos:
         with medium.lock(info.paths.prefix):
             medium.remove_tree(info.paths.prefix)
-        if not key_dirs(medium, info.paths.nsname):
-            medium.remove_tree(info.paths.nsname)
+        _drop_namespace(medium, info.paths.nsname)
     return len(infos)
+
+
+def _a_key(medium: Medium, prefix: str) -> bool:
+    """Does ``prefix`` hold a key (a log, format 1's files, or an unfinished first
+    write), not a user's folder that happens to be named like one?"""
+    if any(map(is_log_file, medium.list(f"{prefix}/{LOG}"))):
+        return True
+    if any(medium.exists(f"{prefix}/{n}") for n in ("ledger.json", "key.json")):
+        return True
+    return _first_write(medium, prefix) is not None
+
+
+def _drop_namespace(medium: Medium, nsname: str) -> None:
+    """Remove a namespace directory its last key left, if nothing but its metadata is left."""
+    if medium.list_dirs(nsname):
+        return
+    if all(n in ("namespace.json", "code.json") or _temp(n) for n in medium.list(nsname)):
+        medium.remove_tree(nsname)

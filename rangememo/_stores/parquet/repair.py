@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .damage import bad_log, repair_segment
 from .layout import NewerLedger, key_dirs, namespace_dirs
-from .log import load
+from .log import is_log_file, load
 from .maintenance import Where, as_medium, paths_of
 from .segments import Damaged, read_segment
 
@@ -54,8 +54,9 @@ def is_store(where: Where) -> bool:
     for name in dirs:
         if name.startswith("."):
             continue
-        if medium.read(f"{name}/namespace.json") is not None:
+        if medium.exists(f"{name}/namespace.json"):
             return True
-        if any(medium.list(f"{name}/{k}/log") for k in key_dirs(medium, name)):
-            return True
+        for k in key_dirs(medium, name):
+            if any(map(is_log_file, medium.list(f"{name}/{k}/log"))):
+                return True
     return False

@@ -167,10 +167,13 @@ class Flock:
             self._holds += 1
             return True
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (NotADirectoryError, FileExistsError) as exc:  # a file where the folder belongs
+            raise _not_a_folder(os.path.dirname(self.path)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -214,12 +217,20 @@ _FILES: dict[str, Any] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
+def _not_a_folder(folder: str) -> NotADirectoryError:
+    return NotADirectoryError(f"{folder} is not a folder: rangememo keeps its lock files there")
+
+
 def _file_lock(path: str) -> Any:
     # Called under _REGISTRY_LOCK. Shared holds: acquired by one thread,
     # released by another is fine.
     lock = _FILES.get(path)
     if lock is None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        folder = os.path.dirname(path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError as exc:  # a file where the folder belongs
+            raise _not_a_folder(folder) from exc
         lock = _FILES[path] = (
             Flock(path) if fcntl is not None else filelock.FileLock(path, thread_local=False)
         )
