@@ -28,7 +28,8 @@ from rangememo._stores.parquet import compaction, keywrite, logformat
 from rangememo._stores.parquet import store as store_mod
 from rangememo._stores.parquet.leases import LEASES
 from rangememo._stores.parquet.local.medium import LocalMedium
-from rangememo._stores.parquet.maintenance import collect, verify
+from rangememo._stores.parquet.maintenance import verify
+from rangememo._stores.parquet.tidy import collect
 from rangememo.testing import make_bars
 
 FIXTURE = Path(__file__).with_name("data") / "legacy_v1"

@@ -24,8 +24,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 from parquet_workers import bars_function, day, recorded
 
-from rangememo._stores.parquet.maintenance import collect, verify
+from rangememo._stores.parquet.maintenance import verify
 from rangememo._stores.parquet.segments import CRASH_ENV
+from rangememo._stores.parquet.tidy import collect
 from rangememo.testing import make_bars
 
 WORKERS = str(Path(__file__).with_name("parquet_workers.py"))

@@ -24,7 +24,8 @@ import pytest
 from rangememo import CacheWarning, ParquetStore, range_cached
 from rangememo._stores.parquet import logformat
 from rangememo._stores.parquet.layout import namespace_dirname, namespace_dirs
-from rangememo._stores.parquet.maintenance import collect, scan, verify
+from rangememo._stores.parquet.maintenance import scan, verify
+from rangememo._stores.parquet.tidy import collect
 
 NAMESPACE = "proto.adv"
 NS = f"{NAMESPACE}@v0"

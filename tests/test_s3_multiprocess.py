@@ -32,7 +32,8 @@ from s3_workers import CALLS_ENV, on_barrier
 from test_parquet_crash import CRASHES, check_store, run_worker
 
 from rangememo import CacheWarning, ParquetStore, range_cached
-from rangememo._stores.parquet.maintenance import collect, verify
+from rangememo._stores.parquet.maintenance import verify
+from rangememo._stores.parquet.tidy import collect
 from rangememo.testing import make_bars
 
 TESTS = Path(__file__).parent

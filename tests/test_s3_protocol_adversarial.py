@@ -18,9 +18,10 @@ from faultproxy import FaultProxy
 from pandas.testing import assert_frame_equal
 
 from rangememo import CacheWarning, ParquetStore, range_cached
-from rangememo._stores.parquet.maintenance import collect, verify
+from rangememo._stores.parquet.maintenance import verify
 from rangememo._stores.parquet.s3.options import S3Location
 from rangememo._stores.parquet.s3.probe import ConditionalWritesUnsupported
+from rangememo._stores.parquet.tidy import collect
 
 NS = "s3proto.values"
 FAST = {"max_retries": 1, "retry_timeout": 3, "timeout": 2, "connect_timeout": 1}

@@ -26,10 +26,11 @@ import rangememo
 from rangememo import CacheWarning, ParquetStore, range_cached
 from rangememo._cli import main as cli
 from rangememo._stores import default as default_mod
-from rangememo._stores.parquet.maintenance import collect, find, verify
+from rangememo._stores.parquet.maintenance import find, verify
 from rangememo._stores.parquet.s3.lease import LOCKS
 from rangememo._stores.parquet.s3.options import S3Location
 from rangememo._stores.parquet.s3.probe import ConditionalWritesUnsupported
+from rangememo._stores.parquet.tidy import collect
 from rangememo.testing import make_bars
 
 NS = "s3tests.bars"

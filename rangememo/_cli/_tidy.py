@@ -7,10 +7,11 @@ import warnings
 import click
 
 from .._errors import CacheWarning
-from .._stores.parquet.maintenance import clear_keys, clear_store, collect, compact_all, find
+from .._stores.parquet.maintenance import find
 from .._stores.parquet.maintenance import verify as verify_store
 from .._stores.parquet.medium import Medium
 from .._stores.parquet.repair import is_store, repair
+from .._stores.parquet.tidy import clear_keys, clear_store, collect, compact_all
 from ._common import JSON_SCHEMA, console, count, esc, json_option, json_out, open_root
 
 __all__ = ["clear", "compact", "gc", "repair_command", "verify_command"]

@@ -38,6 +38,7 @@ import joblib
 
 from ..._errors import RangememoError
 from .keyjson import key_from_json, key_to_json
+from .local.medium import TEMP_PREFIX
 from .medium import Medium
 from .segments import Segment, segment_name
 
@@ -50,6 +51,7 @@ __all__ = [
     "ensure_dirs",
     "key_dirs",
     "key_paths",
+    "is_temp",
     "namespace_dirs",
     "ours",
     "quarantine",
@@ -246,6 +248,11 @@ def namespace_dirs(medium: Medium) -> Iterator[tuple[str, str]]:
 def key_dirs(medium: Medium, nsname: str) -> list[str]:
     """The key hashes of a namespace directory (other folders there are not keys)."""
     return [k for k in medium.list_dirs(nsname) if _KEYNAME.fullmatch(k)]
+
+
+def is_temp(name: str) -> bool:
+    """A temp file's name (``LocalMedium``'s, or a crashed write's ``.<name>.tmp``)."""
+    return name.startswith(TEMP_PREFIX) or (name.startswith(".") and name.endswith(".tmp"))
 
 
 def ours(nsname: str, khash: str | None = None) -> bool:

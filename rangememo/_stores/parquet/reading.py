@@ -23,9 +23,9 @@ from .layout import (
     read_key,
 )
 from .log import load, up_to_date
-from .maintenance import sweep
 from .segments import Damaged
 from .stored_rows import StoredLedger
+from .tidy import sweep
 
 if TYPE_CHECKING:
     from .store import ParquetStore

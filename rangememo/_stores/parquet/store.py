@@ -46,10 +46,11 @@ from .leases import Leases
 from .local.medium import LocalMedium
 from .location import is_local, local_path, open_medium, url_scheme
 from .log import up_to_date
-from .maintenance import clear_store, root_of
+from .maintenance import root_of
 from .medium import StorageUnavailable
 from .reading import ALL, compact_keys, current, stored_keys
 from .resident import MemoryLayer
+from .tidy import clear_store
 from .writes import Writes
 
 __all__ = ["ParquetStore", "default_cache_dir", "url_scheme"]
