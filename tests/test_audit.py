@@ -525,3 +525,33 @@ def test_date_bounds_and_half_open_ranges(closed: str) -> None:
     report = bars.audit("A", heal=True)
     assert (report.rows_changed, report.largest_change) == (1, {"open": 3.0})
     assert_frame_equal(bars("A", s, e), answer("A", s, e))
+
+
+@pytest.mark.parametrize("kind", ["memory", "parquet"])
+def test_a_unit_change_alone_is_not_a_revision(kind: str, tmp_path: Path) -> None:
+    """A provider answering a ``datetime64[us]`` column where the key holds ``[ns]`` (pandas 3
+    parses at varying units) revised nothing: a commit casts it back, so healing could not
+    undo the "revision", and a cron job would exit 1 for ever. A changed value still is one."""
+    now = {"unit": "ns", "late": pd.Timedelta(0)}
+
+    def answer(start: Any, end: Any) -> pd.DataFrame:
+        index = pd.date_range(start, end, freq="1D", inclusive="left", name="ts").as_unit("ns")
+        when = pd.Series(index, index=index).dt.as_unit(now["unit"]) + pd.Timedelta("3us")
+        when.iloc[len(when) // 2 :] += now["late"]
+        return pd.DataFrame({"close": np.arange(len(index), dtype=float), "when": when})
+
+    store = MemoryStore() if kind == "memory" else ParquetStore(tmp_path)
+
+    @range_cached(key="symbol", step="1D", store=store, namespace="audit.units")
+    def bars(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return answer(start, end)
+
+    start, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-20")
+    first = bars("A", start, end)
+    now["unit"] = "us"
+    assert bars.audit("A").clean
+    now["late"] = pd.Timedelta("1us")
+    report = bars.audit("A", heal=True)
+    assert report.columns_changed == ("when",)
+    assert report.rows_changed == len(first) - len(first) // 2
+    assert bars.audit("A").clean, "healed"

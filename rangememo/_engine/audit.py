@@ -21,7 +21,7 @@ from typing import Any
 from .._core.audit import AuditReport, Diff, diff_answers, summarize
 from .._core.axis import Axis, parse_step
 from .._core.entry import Entry, Fetched, Part
-from .._errors import InvalidOption
+from .._errors import InvalidOption, SchemaMismatchError
 from . import control
 from .cache import RangeCache
 from .introspect import _shown, bound_key, forget_bounds
@@ -148,15 +148,36 @@ def plan_audit(
     return len(pieces), jobs
 
 
-def compare(cache: RangeCache, job: Job) -> None:
-    """The fresh answer of a job, assembled as a cached call would, against the stored one."""
-    parts = [Part.fetched(f.lo, f.hi, f) for f in job.fetched]
-    fresh = cache.assemble(job.req, None, parts, None)
+def compare(cache: RangeCache, job: Job, entry: Entry) -> None:
+    """The fresh answer of a job, assembled as a cached call would, against the stored one.
+
+    In the key's layout (``entry``'s template), as the stored rows are read: a
+    provider that now answers a ``datetime64[us]`` column where the key holds
+    ``[ns]`` has not revised a value.
+    """
+    parts = [Part.fetched(f.lo, f.hi, _as_stored(entry, f)) for f in job.fetched]
+    fresh = cache.assemble(job.req, None, parts, entry)
     job.diff = diff_answers(job.stored, fresh, cache.options.index)
     if job.diff.differs:
         log.info(
             "audit %s key=%r: %s revised (%s)", cache.namespace, job.req.key, job.shown, job.diff
         )
+
+
+def _as_stored(entry: Entry, fetched: Fetched) -> Fetched:
+    """The piece as a commit would store it: a unit change alone (pandas 3 parses
+    datetimes at varying units) cast back to the key's, so healing could not
+    undo the "revision" and the audit would report it for ever. A real schema
+    conflict is left as it came: that is a difference to report."""
+    if not len(fetched.chunk) or entry.template is None or entry.adapter is not fetched.adapter:
+        return fetched
+    try:
+        data, template, _ = entry.adapter.conform(fetched.chunk.data, entry.template)
+    except SchemaMismatchError:
+        return fetched
+    if data is fetched.chunk.data:
+        return fetched
+    return fetched.replace(chunk=fetched.chunk.replace(data=data), template=template)
 
 
 def finish_audit(
@@ -184,7 +205,7 @@ def run(
     for job in jobs:
         assert entry is not None
         job.fetched += fetch_whole(cache, job.req, entry)
-        compare(cache, job)
+        compare(cache, job, entry)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
     if options["heal"] and revised:
         with store.lock(ns, key):
@@ -213,7 +234,7 @@ async def arun(
     for job in jobs:
         assert entry is not None
         job.fetched += await afetch_whole(cache, job.req, entry)
-        compare(cache, job)
+        compare(cache, job, entry)
     revised = [f for j in jobs if j.diff is not None and j.diff.differs for f in j.fetched]
     if options["heal"] and revised:
         async with store.alock(ns, key):
