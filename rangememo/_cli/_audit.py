@@ -49,14 +49,18 @@ def _target(path: str) -> Any:
 def _key(text: str, names: tuple[str, ...], cached: list[Any]) -> tuple[Any, ...]:
     """The cached key ``text`` names: its repr as ``ls`` shows it, or for a function keyed
     by one argument that argument's value (``AAPL``); a key not cached is an error, not
-    an audit of nothing that exits 0."""
-    for key in cached:
-        one = len(names) == 1 and isinstance(key, tuple) and len(key) == 1
-        if text == repr(key) or (one and text in (repr(key[0]), str(key[0]))):
+    an audit of nothing that exits 0. Always a cached key itself: ``True`` equals ``1``
+    but is another key on disk."""
+    for key in cached:  # an exact repr first: ``1`` names (1,), not ('1',)
+        if text == repr(key):
             return tuple(key)
+    if len(names) == 1:
+        for key in cached:
+            if isinstance(key, tuple) and len(key) == 1 and text == repr(key[0]):
+                return tuple(key)
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         value = text  # a bare word: the value of the one key argument
     if not (isinstance(value, tuple) and len(value) == len(names)):
         if len(names) != 1:
@@ -64,10 +68,25 @@ def _key(text: str, names: tuple[str, ...], cached: list[Any]) -> tuple[Any, ...
                 f"key {text!r}: give a tuple of {len(names)} values for {names}"
             )
         value = (value,)
-    if value not in cached:
-        shown = ", ".join(repr(k) for k in cached[:5]) + (", ..." if len(cached) > 5 else "")
-        raise click.BadParameter(f"key {text!r} is not cached (cached keys: {shown or 'none'})")
-    return tuple(value)
+    for key in cached:
+        if _same_key(key, value):
+            return tuple(key)
+    if len(names) == 1:  # a value as str() shows it: 2024-01-02 00:00:00
+        for key in cached:
+            if isinstance(key, tuple) and len(key) == 1 and text == str(key[0]):
+                return tuple(key)
+    shown = ", ".join(repr(k) for k in cached[:5]) + (", ..." if len(cached) > 5 else "")
+    raise click.BadParameter(f"key {text!r} is not cached (cached keys: {shown or 'none'})")
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    """Equal, part by part of the same type (``1 == True == 1.0`` are three keys)."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(map(_same_key, a, b))
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _sample(text: str) -> float | int | str:

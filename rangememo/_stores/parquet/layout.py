@@ -233,9 +233,10 @@ def read_key(medium: Medium, prefix: str) -> tuple[str, Any]:
 
 
 def namespace_dirs(medium: Medium) -> Iterator[tuple[str, str]]:
-    """``(namespace, directory name)`` of every namespace in a store."""
+    """``(namespace, directory name)`` of every namespace in a store (the folders named
+    as rangememo names them: a store may share its directory with other folders)."""
     for name in medium.list_dirs(""):
-        if name.startswith("."):
+        if not ours(name):
             continue
         try:
             data = medium.read(f"{name}/namespace.json")

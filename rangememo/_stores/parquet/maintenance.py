@@ -118,6 +118,8 @@ def scan(where: Where) -> Iterator[KeyInfo]:
                 info.problem = f"{exc} (left alone)"
             else:
                 if info.doc is None:
+                    if first_write(medium, paths.prefix) is None:
+                        continue  # a user's folder named like a key, not rangememo's
                     info.problem = "no log (a first write did not finish)"
             doc = info.doc
             found = (
@@ -149,7 +151,24 @@ def find(where: Where, namespace: str | None = None, key: str | None = None) -> 
 
 
 def _matches(query: str, name: str, dirname: str) -> bool:
+    if not query:  # ``clear "$NS"`` with NS unset names nothing, not everything
+        return False
     return query in (name, dirname) or name.startswith(query) or dirname.startswith(query)
+
+
+def first_write(medium: Medium, prefix: str) -> list[str] | None:
+    """The files of a key directory without a log if they are all a first write's (a
+    ``log/`` folder, temp files, uncommitted segments); ``None``: someone else's folder."""
+    folders = medium.list_dirs(prefix)  # an object store lists no empty ``log/``
+    if set(folders) - {LOG} or medium.list_dirs(f"{prefix}/{LOG}"):
+        return None
+    names = [f"{prefix}/{n}" for n in medium.list(prefix) if n not in folders]
+    names += [f"{prefix}/{LOG}/{n}" for n in medium.list(f"{prefix}/{LOG}")]
+    for name in names:
+        base = name.rpartition("/")[2]
+        if not (is_temp(base) or (base.startswith("seg-") and base.endswith(".parquet"))):
+            return None
+    return names
 
 
 @dataclass

@@ -7,10 +7,13 @@ exactly the damaged ranges instead of warning first.
 
 from __future__ import annotations
 
+import json
+
 from .damage import bad_log, repair_segment
 from .layout import NewerLedger, key_dirs, namespace_dirs
 from .log import is_log_file, load
 from .maintenance import Where, as_medium, paths_of
+from .medium import Medium
 from .segments import Damaged, read_segment
 
 __all__ = ["repair", "is_store"]
@@ -45,18 +48,34 @@ def repair(where: Where) -> list[tuple[str, str]]:
     return done
 
 
+#: Folders only a store has at its top (``.locks`` and ``.leases`` outlive a ``clear``).
+_MARKS = {".locks", ".leases", ".trash", ".quarantine", ".probe"}
+
+
 def is_store(where: Where) -> bool:
-    """Whether ``where`` looks like a store: empty, or holding a namespace directory."""
+    """Whether ``where`` looks like a store: empty, holding a namespace directory (named
+    as rangememo names them, with its ``namespace.json`` or a key's log), or holding only
+    what a cleared store keeps (its lock folder)."""
     medium = as_medium(where)
     dirs = medium.list_dirs("")
-    if not dirs and not medium.list(""):
+    names = medium.list("")
+    if not dirs and not names:
         return True
-    for name in dirs:
-        if name.startswith("."):
-            continue
-        if medium.exists(f"{name}/namespace.json"):
+    for _, name in namespace_dirs(medium):
+        if _namespace_doc(medium, name):
             return True
         for k in key_dirs(medium, name):
             if any(map(is_log_file, medium.list(f"{name}/{k}/log"))):
                 return True
-    return False
+    mine = [n for n in names if not n.startswith(".")]
+    return not mine and any(n in _MARKS for n in dirs)
+
+
+def _namespace_doc(medium: Medium, nsname: str) -> bool:
+    """Does ``nsname`` hold rangememo's namespace.json (not another tool's file of that name)?"""
+    try:
+        data = medium.read(f"{nsname}/namespace.json")
+        doc = json.loads(data) if data is not None else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("namespace"), str)

@@ -9,6 +9,7 @@ locks are honoured: anything that changes a key holds that key's lock.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from .compaction import compact_state
 from .layout import QUARANTINE, KeyPaths, NewerLedger, is_temp, key_dirs, namespace_dirs, ours
@@ -16,7 +17,7 @@ from .leases import Leases
 from .local.locks import LockTimeout
 from .local.medium import TRASH
 from .log import LOG, LogState, checkpoint, is_log_file, load
-from .maintenance import LOCK_WAIT, KeyInfo, Where, as_medium, paths_of, scan
+from .maintenance import LOCK_WAIT, KeyInfo, Where, as_medium, first_write, paths_of, scan
 from .medium import Medium
 from .segments import Damaged
 
@@ -37,8 +38,8 @@ def collect(where: Where, grace: float = 60.0) -> list[str]:
     now = time.time()
     leases = Leases(medium)
     for _, nsname in namespace_dirs(medium):
-        for name in medium.list(nsname):  # a crashed namespace.json write
-            if is_temp(name) and now - (medium.mtime(f"{nsname}/{name}") or now) > grace:
+        for name in _files(medium, nsname, is_temp):  # a crashed namespace.json write
+            if now - (medium.mtime(f"{nsname}/{name}") or now) > grace:
                 medium.delete(f"{nsname}/{name}")
                 removed.append(medium.describe(f"{nsname}/{name}"))
         for khash in key_dirs(medium, nsname):
@@ -76,7 +77,7 @@ def _abandoned(medium: Medium, paths: KeyPaths, grace: float) -> bool:
     or a directory not named as ours, is someone's data, and ``gc`` keeps it."""
     if not ours(paths.nsname, paths.prefix.rpartition("/")[2]):
         return False
-    names = _first_write(medium, paths.prefix)
+    names = first_write(medium, paths.prefix)
     if names is None:
         return False
     now = time.time()
@@ -87,29 +88,17 @@ def _abandoned(medium: Medium, paths: KeyPaths, grace: float) -> bool:
     return True
 
 
-def _first_write(medium: Medium, prefix: str) -> list[str] | None:
-    """The files of a key directory if they are all a first write's (else ``None``)."""
-    folders = medium.list_dirs(prefix)  # an object store lists no empty ``log/``
-    if set(folders) - {LOG} or medium.list_dirs(f"{prefix}/{LOG}"):
-        return None
-    names = [f"{prefix}/{n}" for n in medium.list(prefix) if n not in folders]
-    names += [f"{prefix}/{LOG}/{n}" for n in medium.list(f"{prefix}/{LOG}")]
-    for name in names:
-        base = name.rpartition("/")[2]
-        if not (is_temp(base) or (base.startswith("seg-") and base.endswith(".parquet"))):
-            return None
-    return names
-
-
 def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> list[str]:
     """Remove temp files and segments no log names, older than ``grace`` (key locked)."""
     keep = state.files() if state is not None else set()
     now, removed = time.time(), []
+
+    def unneeded(name: str) -> bool:
+        orphan = name.startswith("seg-") and name.endswith(".parquet") and name not in keep
+        return orphan or is_temp(name)
+
     for folder in (prefix, f"{prefix}/{LOG}"):
-        for name in medium.list(folder):
-            orphan = name.startswith("seg-") and name.endswith(".parquet") and name not in keep
-            if not (orphan or is_temp(name)):
-                continue
+        for name in _files(medium, folder, unneeded):
             try:
                 mtime = medium.mtime(f"{folder}/{name}")
             except OSError:
@@ -119,6 +108,16 @@ def sweep(medium: Medium, prefix: str, state: LogState | None, grace: float) -> 
             medium.delete(f"{folder}/{name}")
             removed.append(name if folder == prefix else f"{LOG}/{name}")
     return removed
+
+
+def _files(medium: Medium, folder: str, wanted: Callable[[str], bool]) -> list[str]:
+    """The files (not folders: a user's ``.cache.tmp/``) in ``folder`` that are ``wanted``;
+    the folders are listed only when some name is (one request more on an object store)."""
+    names = [n for n in medium.list(folder) if wanted(n)]
+    if names:
+        folders = set(medium.list_dirs(folder))
+        names = [n for n in names if n not in folders]
+    return names
 
 
 def compact_all(where: Where, grace: float = 0.0) -> tuple[int, int]:
@@ -179,11 +178,18 @@ def clear_store(where: Where, nsname: str | None = None) -> None:
 def clear_keys(where: Where, infos: list[KeyInfo]) -> int:
     """Delete the given keys (each under its lock); how many were deleted."""
     medium = as_medium(where)
+    done = 0
     for info in infos:
-        with medium.lock(info.paths.prefix):
-            medium.remove_tree(info.paths.prefix)
-        _drop_namespace(medium, info.paths.nsname)
-    return len(infos)
+        paths = info.paths
+        if not (
+            ours(paths.nsname, paths.prefix.rpartition("/")[2]) and _a_key(medium, paths.prefix)
+        ):
+            continue  # a folder of someone else's that a pattern matched
+        with medium.lock(paths.prefix):
+            medium.remove_tree(paths.prefix)
+        _drop_namespace(medium, paths.nsname)
+        done += 1
+    return done
 
 
 def _a_key(medium: Medium, prefix: str) -> bool:
@@ -193,7 +199,7 @@ def _a_key(medium: Medium, prefix: str) -> bool:
         return True
     if any(medium.exists(f"{prefix}/{n}") for n in ("ledger.json", "key.json")):
         return True
-    return _first_write(medium, prefix) is not None
+    return first_write(medium, prefix) is not None
 
 
 def _drop_namespace(medium: Medium, nsname: str) -> None:

@@ -182,8 +182,12 @@ class LocalMedium:
             return []
 
     def list_dirs(self, prefix: str) -> builtins.list[str]:
+        # A link to a folder counts (a namespace kept on another disk); a link that
+        # loops or dangles does not. Maintenance touches only folders named as
+        # rangememo names its own, so a link to a user's folder is left alone.
         try:
-            return sorted(e.name for e in os.scandir(self.path(prefix)) if e.is_dir())
+            with os.scandir(self.path(prefix)) as entries:
+                return sorted(e.name for e in entries if _real_dir(e))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -262,3 +266,10 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except (FileNotFoundError, NotADirectoryError):
         pass
+
+
+def _real_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop
+        return False
