@@ -99,9 +99,11 @@ class _Wrapper:
         self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], start: Any, end: Any
     ) -> tuple[Hashable, int | None, int | None]:
         key, step = self._key(instance, args, kwargs)
-        # The key's rows bound how far past ``end`` coverage may go (see forget_bounds).
-        entry = self.cache.store.get(self.cache.namespace, key) if end is not None else None
-        lo, hi = forget_bounds(self.cache, start, end, step, entry)
+        # The key's rows bound how far past ``end`` coverage may go, and its axis
+        # refuses bounds of another kind (see forget_bounds).
+        bounded = start is not None or end is not None
+        entry = self.cache.store.get(self.cache.namespace, key) if bounded else None
+        lo, hi = forget_bounds(self.cache, start, end, step, entry, key)
         return key, lo, hi
 
 

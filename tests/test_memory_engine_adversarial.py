@@ -481,3 +481,56 @@ def test_parquet_memory_layer_evictions_never_refetch(tmp_path: Path) -> None:
         assert len(calls) == len(syms)
     finally:
         store.close()
+
+
+# -- a fetch in flight across an invalidate, a clear or a refresh ---------------------
+
+
+@pytest.mark.parametrize("how", ["invalidate-key", "invalidate-range", "clear", "clear-ns"])
+def test_a_fetch_begun_before_an_invalidate_does_not_bring_old_rows_back(how: str) -> None:
+    """Thread A is in the provider (revision 0) when the vendor revises its history and
+    the caller invalidates: A's late commit must not put revision 0 back in the cache."""
+    gate, stuck = threading.Event(), threading.Event()
+    rev = {"n": 0.0}
+    calls: list[tuple[Any, Any]] = []
+    store = MemoryStore()
+
+    def provider(start: Any, end: Any) -> pd.DataFrame:
+        n = rev["n"]
+        calls.append((start, end))
+        if n == 0 and start == pd.Timestamp(2024, 1, 6):
+            stuck.set()
+            gate.wait(10)
+        index = pd.date_range(start, end, freq="1D", name="ts")
+        return pd.DataFrame({"close": index.day.to_numpy() + n}, index=index)
+
+    @range_cached(key="symbol", step="1D", store=store, readahead=None, namespace="inflight")
+    def get(symbol: str, start: Any, end: Any) -> pd.DataFrame:
+        return provider(start, end)
+
+    jan = (pd.Timestamp(2024, 1, 1), pd.Timestamp(2024, 1, 20))
+    get("AAPL", jan[0], pd.Timestamp(2024, 1, 5))
+    slow: dict[str, pd.DataFrame] = {}
+    worker = threading.Thread(target=lambda: slow.setdefault("a", get("AAPL", *jan)))
+    worker.start()
+    assert stuck.wait(10)
+    rev["n"] = 1000.0
+    if how == "invalidate-key":
+        get.invalidate("AAPL")
+    elif how == "invalidate-range":
+        get.invalidate("AAPL", start=pd.Timestamp(2024, 1, 8), end=pd.Timestamp(2024, 1, 9))
+    elif how == "clear":
+        store.clear()
+    else:
+        store.clear(get.cache.namespace)
+    gate.set()
+    worker.join(10)
+    assert slow["a"]["close"].iloc[-1] < 1000, "the slow call answers what it fetched"
+    later = get("AAPL", *jan)
+    if how == "invalidate-range":  # only 8-9 Jan was invalidated: refetched, revised
+        assert (later.loc["2024-01-08":"2024-01-09", "close"] > 1000).all()
+    else:
+        assert (later["close"].loc["2024-01-06":] > 1000).all(), later
+    n = len(calls)
+    assert_frame_equal(get("AAPL", *jan), later)
+    assert len(calls) == n, "what the later call fetched is cached"

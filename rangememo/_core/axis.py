@@ -262,9 +262,12 @@ def axis_of(start: Any, end: Any, step: Any, closed: Closed) -> Axis:
     if start > end:
         raise InvalidRange(f"start must not be after end: start={start} > end={end}")
     try:
-        resolved = _parse_step_cached(step, kind)
-    except TypeError:  # an unhashable step: parse it uncached
-        resolved = parse_step(step, kind)
+        try:
+            resolved = _parse_step_cached(step, kind)
+        except TypeError:  # an unhashable step: parse it uncached
+            resolved = parse_step(step, kind)
+    except InvalidOption as exc:  # ints to a daily function: name what was passed
+        raise InvalidOption(f"{exc} (this call: start={start!r}, end={end!r})") from None
     timestamp_out = isinstance(start, pd.Timestamp)
     return Axis(
         kind=kind,

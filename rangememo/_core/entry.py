@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,19 @@ from .results import Adapter
 from .rows import Chunk, Rows
 from .struct import Struct
 
-__all__ = ["Entry", "Fetched", "Landed", "Part", "View", "compose", "present"]
+__all__ = ["Entry", "Fetched", "Landed", "Part", "View", "compose", "present", "ticket"]
+
+_TICKETS = itertools.count(1)
+
+
+def ticket() -> int:
+    """A number larger than every one handed out before, in this process.
+
+    Orders provider calls against replacements (``refresh``, ``invalidate``): a
+    fetch that began before a replacement of its range must not commit over it.
+    ``next`` on a count is atomic under the GIL.
+    """
+    return next(_TICKETS)
 
 
 class Landed(Struct):
@@ -45,7 +58,7 @@ class Fetched(Struct):
 
     __slots__ = (
         "lo", "hi", "chunk", "template", "adapter", "axis", "final_hi",
-        "fetched_at", "expires", "tz", "landed",
+        "fetched_at", "expires", "tz", "landed", "begun", "replaces",
     )  # fmt: skip
     lo: int
     hi: int
@@ -58,6 +71,8 @@ class Fetched(Struct):
     expires: float | None
     tz: str | None  # the timezone of the request's bounds (aware axes)
     landed: Landed | None  # set by Entry.apply: the rows as this commit left them
+    begun: int | None  # the ticket taken as the provider was called (None: unknown)
+    replaces: bool  # newer than anything in flight: refresh, an audit's heal
 
     def __init__(
         self,
@@ -72,10 +87,13 @@ class Fetched(Struct):
         expires: float | None = None,
         tz: str | None = None,
         landed: Landed | None = None,
+        begun: int | None = None,
+        replaces: bool = False,
     ) -> None:
         self.lo, self.hi, self.chunk, self.template = lo, hi, chunk, template
         self.adapter, self.axis, self.final_hi = adapter, axis, final_hi
         self.fetched_at, self.expires, self.tz, self.landed = fetched_at, expires, tz, landed
+        self.begun, self.replaces = begun, replaces
 
     __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as its dataclass was
 
@@ -164,12 +182,16 @@ class Entry:
     def nbytes(self) -> int:
         return 256 + (self.rows.nbytes if self.rows is not None else 0)
 
-    def check_axis(self, axis: tuple[AxisKind, bool], key: Any) -> None:
-        """Refuse bounds whose kind differs from what this key was cached with."""
+    def check_axis(
+        self, axis: tuple[AxisKind, bool], key: Any, bounds: tuple[Any, Any] | None = None
+    ) -> None:
+        """Refuse bounds whose kind differs from what this key was cached with
+        (``bounds``, the caller's ``(start, end)``, are named in the message)."""
         if self.axis is not None and self.axis != axis:
+            given = f" (start={bounds[0]!r}, end={bounds[1]!r})" if bounds is not None else ""
             raise BoundsTypeError(
                 f"key {key!r} was cached with {_axis_text(self.axis)} bounds, "
-                f"this call has {_axis_text(axis)} bounds"
+                f"this call has {_axis_text(axis)} bounds{given}"
             )
 
     def view(self, lo: int, hi: int) -> View:

@@ -16,10 +16,10 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .._core.entry import Part, View
+from .._core.entry import Part, View, ticket
 from .cache import RangeCache
 from .control import stale
-from .flights import ROUNDS, Flight, debug_on, finish, reply, resolve, short
+from .flights import ROUNDS, Flight, debug_on, finish, newest, reply, resolve, short
 from .options import Request
 from .progress import Progress, progress_bar
 from .trace import Trace, clock
@@ -74,6 +74,7 @@ async def acall(
             continue
         mine += flown
         rounds += 1
+        view = newest(cache, req, view, mine)
         if rounds >= ROUNDS or not short(cache, req, view, mine):
             break
     if cache.readahead.unused:
@@ -272,6 +273,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: Flight, sem: asyncio.
                         await cache.limit.aacquire()
                     t0 = clock() if flight.timed else 0.0
                     started = cache.options.clock()  # what is final: as of the call's start
+                    begun = ticket()  # older than any refresh or invalidate after this
                     try:
                         result = await cache.fn(*args, **kwargs)
                     except BaseException:
@@ -280,6 +282,7 @@ async def _afetch(cache: RangeCache, req: Request, flight: Flight, sem: asyncio.
                     if flight.timed:
                         flight.provider_s += clock() - t0
                     fetched = cache.digest(req, gap, result, entry, started)
+                    fetched.begun = begun
                 flight.rows += len(fetched.chunk)
                 t0 = clock() if flight.timed else 0.0
                 try:

@@ -127,7 +127,7 @@ def plan_audit(
     if entry is None or entry.axis is None or entry.rows is None:
         return 0, []
     axis = _axis(cache, entry, step)
-    lo, hi = forget_bounds(cache, start, end, step, entry)
+    lo, hi = forget_bounds(cache, start, end, step, entry, key)
     a = lo if lo is not None else -(2**63)
     b = hi if hi is not None else 2**63 - 1
     pieces: list[tuple[int, int]] = []
@@ -210,6 +210,7 @@ def run(
     if options["heal"] and revised:
         with store.lock(ns, key):
             for f in revised:
+                f.replaces = True  # over any fetch still in flight (MemoryStore)
                 try:
                     store.put(ns, key, f)
                 except OSError as exc:
@@ -239,6 +240,7 @@ async def arun(
     if options["heal"] and revised:
         async with store.alock(ns, key):
             for f in revised:
+                f.replaces = True
                 try:
                     await store.aput(ns, key, f)
                 except OSError as exc:

@@ -138,8 +138,15 @@ class RangeCache(Answers):
         """The moment of ``entry`` this call answers from (``None``: nothing cached)."""
         if entry is None:
             return None
-        entry.check_axis(req.axis.signature, req.key)
+        if entry.axis != req.axis.signature:
+            self.check_axis(req, entry)
         return entry.view(req.lo, req.hi)
+
+    def check_axis(self, req: Request, entry: Entry) -> None:
+        """:meth:`Entry.check_axis`, naming the caller's bounds."""
+        args = req.bound.arguments
+        bounds = (args.get(self.binder.start), args.get(self.binder.end))
+        entry.check_axis(req.axis.signature, req.key, bounds)
 
     def hit(self, req: Request, view: View | None) -> tuple[bool, Any]:
         """Serve ``req`` from ``view`` if it is fully covered."""

@@ -103,7 +103,7 @@ def disabled() -> contextlib.AbstractContextManager[None]:
 def _not_cached(cache: RangeCache, req: Request, entry: Any, why: str = "") -> NotCached:
     ledger = None
     if entry is not None:
-        entry.check_axis(req.axis.signature, req.key)
+        cache.check_axis(req, entry)
         ledger = entry.ledger
     now = cache.now()
     gaps = ledger.missing(req.lo, req.hi, now) if ledger is not None else [(req.lo, req.hi)]

@@ -14,10 +14,10 @@ import contextvars
 import logging
 from typing import Any
 
-from .._core.entry import Part, View
+from .._core.entry import Part, View, ticket
 from .cache import RangeCache
 from .control import stale
-from .flights import ROUNDS, Flight, debug_on, finish, reply, resolve, short
+from .flights import ROUNDS, Flight, debug_on, finish, newest, reply, resolve, short
 from .options import Request
 from .progress import progress_bar
 from .trace import Trace, clock
@@ -63,6 +63,7 @@ def call(
             continue  # a flight landed after our read: read and plan afresh
         mine += flown
         rounds += 1
+        view = newest(cache, req, view, mine)
         if rounds >= ROUNDS or not short(cache, req, view, mine):
             break
     if cache.readahead.unused:
@@ -154,6 +155,7 @@ def _fetch(cache: RangeCache, req: Request, flight: Flight) -> None:
                         cache.limit.acquire()
                     t0 = clock() if flight.timed else 0.0
                     started = cache.options.clock()  # what is final: as of the call's start
+                    begun = ticket()  # older than any refresh or invalidate after this
                     try:
                         result = cache.fn(*args, **kwargs)
                     except BaseException:
@@ -162,6 +164,7 @@ def _fetch(cache: RangeCache, req: Request, flight: Flight) -> None:
                     if flight.timed:
                         flight.provider_s += clock() - t0
                     fetched = cache.digest(req, gap, result, entry, started)
+                    fetched.begun = begun
                 flight.rows += len(fetched.chunk)
                 t0 = clock() if flight.timed else 0.0
                 try:

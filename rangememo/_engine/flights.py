@@ -60,12 +60,30 @@ class Flight:
         self.before: tuple[tuple[int, int], ...] | None = None  # gap's missing part when planned
 
 
-def finish(cache: RangeCache, req: Request, view: View | None, mine: list[Flight]) -> Any:
+def _latest(mine: list[Flight]) -> Entry | None:
     latest = None
     for f in mine:
         if f.entry is not None and (latest is None or latest.version < f.entry.version):
             latest = f.entry
-    return cache.assemble(req, view, [p for f in mine for p in f.parts], latest)
+    return latest
+
+
+def finish(cache: RangeCache, req: Request, view: View | None, mine: list[Flight]) -> Any:
+    return cache.assemble(req, view, [p for f in mine for p in f.parts], _latest(mine))
+
+
+def newest(cache: RangeCache, req: Request, view: View | None, mine: list[Flight]) -> View | None:
+    """The view a call on a shared store answers from once its flights are in.
+
+    Its flights read the key's newest log under the lock. What another process
+    changed outside their gaps (a whole-key invalidate, a refresh) is in that
+    log but not in a view read before, within the store's ``refresh`` window: the
+    rest of the answer comes from the newest log too, never old rows beside new.
+    """
+    if not cache.store.shared:
+        return view
+    latest = _latest(mine)
+    return view if latest is None else latest.view(req.lo, req.hi)
 
 
 #: Rounds of planning one call may take. A flight claims only what its rows

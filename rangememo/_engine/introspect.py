@@ -100,7 +100,12 @@ def _shown(axis: Axis, lo: int, hi: int) -> tuple[Any, Any]:
 
 
 def forget_bounds(
-    cache: RangeCache, start: Any, end: Any, step: Any, entry: Entry | None = None
+    cache: RangeCache,
+    start: Any,
+    end: Any,
+    step: Any,
+    entry: Entry | None = None,
+    key: Hashable = None,
 ) -> tuple[int | None, int | None]:
     """``invalidate`` bounds as ``[lo, hi)`` of coverage (``None``: unbounded).
 
@@ -118,6 +123,8 @@ def forget_bounds(
         step,
         cache.options.closed,
     )
+    if entry is not None:  # aware bounds on a naive key would forget a shifted range
+        entry.check_axis(axis.signature, key, (start, end))
     lo = axis.encode(start) if start is not None else None
     if end is None:
         return lo, None

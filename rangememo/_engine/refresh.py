@@ -140,7 +140,7 @@ def _answer(
 
 def _start(cache: RangeCache, req: Request, entry: Entry | None) -> None:
     if entry is not None:
-        entry.check_axis(req.axis.signature, req.key)
+        cache.check_axis(req, entry)
 
 
 def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -155,6 +155,7 @@ def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any
         fetched = fetch_whole(cache, req, entry)
         latest, stored = entry, True
         for f in joined(fetched):
+            f.replaces = True  # over any fetch still in flight (MemoryStore)
             try:
                 latest = store.put(ns, req.key, f)
             except OSError as exc:
@@ -175,6 +176,7 @@ async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[s
         fetched = await afetch_whole(cache, req, entry)
         latest, stored = entry, True
         for f in joined(fetched):
+            f.replaces = True  # over any fetch still in flight (MemoryStore)
             try:
                 latest = await store.aput(ns, req.key, f)
             except OSError as exc:

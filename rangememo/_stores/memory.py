@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, MutableMapping
 from typing import Any, Literal
 
 import cachetools
 
-from .._core.entry import Entry, Fetched
+from .._core.entry import Entry, Fetched, ticket
 from .._errors import CacheWarning, InvalidOption
 from .._warn import warn
 from .base import Store
@@ -107,6 +108,7 @@ class MemoryStore(Store):
         # cachetools mappings are not thread-safe; reads on the hot path go
         # through ``dict``-like ``get`` under the GIL, writes take this lock.
         self._lock = threading.RLock()
+        self._marks = _Marks()
 
     def __repr__(self) -> str:
         if not self._own:
@@ -144,6 +146,13 @@ class MemoryStore(Store):
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
         with self._lock:
             entry = self._map.get((namespace, key))
+            if fetched.replaces:
+                self._marks.mark(namespace, key, fetched.lo, fetched.hi)
+            elif self._marks.overtaken(namespace, key, fetched):
+                # Begun before a refresh or invalidate of its range (this store has
+                # no lock that keeps fetches apart): its rows are older than what
+                # replaced them, so they are not committed. Its caller is answered.
+                return entry if entry is not None else Entry()
             if entry is None:
                 entry = Entry()
             with entry.lock:
@@ -167,6 +176,7 @@ class MemoryStore(Store):
         self, namespace: str, key: Hashable, lo: int | None = None, hi: int | None = None
     ) -> None:
         with self._lock:
+            self._marks.mark(namespace, key, lo, hi)
             if lo is None and hi is None:
                 self._map.pop((namespace, key), None)
                 return
@@ -180,6 +190,7 @@ class MemoryStore(Store):
 
     def clear(self, namespace: str | None = None) -> None:
         with self._lock:
+            self._marks.clear(namespace)
             if namespace is None:
                 self._map.clear()
                 return
@@ -189,3 +200,50 @@ class MemoryStore(Store):
     def keys(self, namespace: str) -> list[Hashable]:
         with self._lock:
             return [k[1] for k in list(self._map) if k[0] == namespace]
+
+
+class _Marks:
+    """What was replaced when: ranges refreshed or forgotten, per key, and clears.
+
+    A fetch carries the ticket taken as its provider call began; one begun
+    before a replacement of its range commits nothing (ParquetStore needs no
+    such record: its key lock keeps a fetch and a refresh apart). Bounded: the
+    oldest keys' marks go first, which only a fetch in flight across thousands
+    of other keys' replacements could notice.
+    """
+
+    KEYS = 4096  # keys with marks kept
+    PER_KEY = 16  # marks kept per key (a fetch in flight across more is rare)
+
+    def __init__(self) -> None:
+        self.keys: OrderedDict[tuple[str, Hashable], list[tuple[int, int, int]]] = OrderedDict()
+        self.cleared: dict[str | None, int] = {}
+
+    def mark(self, namespace: str, key: Hashable, lo: int | None, hi: int | None) -> None:
+        a = lo if lo is not None else -(2**63)
+        b = hi if hi is not None else 2**63 - 1
+        marks = self.keys.setdefault((namespace, key), [])
+        marks.append((a, b, ticket()))
+        del marks[: -self.PER_KEY]
+        self.keys.move_to_end((namespace, key))
+        if len(self.keys) > self.KEYS:
+            self.keys.popitem(last=False)
+
+    def clear(self, namespace: str | None) -> None:
+        self.cleared[namespace] = ticket()
+        if namespace is None:
+            self.keys.clear()
+        else:
+            for k in [k for k in self.keys if k[0] == namespace]:
+                del self.keys[k]
+
+    def overtaken(self, namespace: str, key: Hashable, fetched: Fetched) -> bool:
+        begun = fetched.begun
+        if begun is None:
+            return False
+        if max(self.cleared.get(namespace, 0), self.cleared.get(None, 0)) > begun:
+            return True
+        marks = self.keys.get((namespace, key))
+        if not marks:
+            return False
+        return any(t > begun and a < fetched.hi and fetched.lo < b for a, b, t in marks)
