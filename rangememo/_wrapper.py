@@ -31,6 +31,7 @@ from ._engine import refresh as refreshing
 from ._engine.adrive import acall
 from ._engine.cache import RangeCache
 from ._engine.drive import call
+from ._engine.flights import detach
 from ._engine.introspect import coverage as coverage_of
 from ._engine.introspect import forget_bounds, key_and_step
 from ._engine.stats import CacheInfo
@@ -70,6 +71,7 @@ class _Wrapper:
     def cache_clear(self) -> None:
         """Forget every entry of this function and reset its counters."""
         self.cache.store.clear(self.cache.namespace)
+        detach(self.cache)  # a call after this waits for no fetch begun before
         self.cache.stats.reset()
 
     def __repr__(self) -> str:
@@ -189,6 +191,7 @@ class RangeCached(_Wrapper, Generic[P, R]):
     ) -> None:
         key, lo, hi = self._forget(instance, args, kwargs, start, end)
         self.cache.store.forget(self.cache.namespace, key, lo, hi)
+        detach(self.cache, key, lo, hi)  # a call after this waits for no older fetch
 
     def audit(
         self,
@@ -297,6 +300,7 @@ class AsyncRangeCached(LooksAsync, _Wrapper, Generic[P, R]):
     ) -> None:
         key, lo, hi = self._forget(instance, args, kwargs, start, end)
         await self.cache.store.aforget(self.cache.namespace, key, lo, hi)
+        detach(self.cache, key, lo, hi)
 
     async def audit(
         self,

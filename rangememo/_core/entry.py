@@ -58,7 +58,7 @@ class Fetched(Struct):
 
     __slots__ = (
         "lo", "hi", "chunk", "template", "adapter", "axis", "final_hi",
-        "fetched_at", "expires", "tz", "landed", "begun", "replaces",
+        "fetched_at", "expires", "tz", "landed", "begun", "replaces", "dropped",
     )  # fmt: skip
     lo: int
     hi: int
@@ -73,6 +73,7 @@ class Fetched(Struct):
     landed: Landed | None  # set by Entry.apply: the rows as this commit left them
     begun: int | None  # the ticket taken as the provider was called (None: unknown)
     replaces: bool  # newer than anything in flight: refresh, an audit's heal
+    dropped: bool  # set by a store that kept nothing of it (overtaken, see MemoryStore)
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class Fetched(Struct):
         self.lo, self.hi, self.chunk, self.template = lo, hi, chunk, template
         self.adapter, self.axis, self.final_hi = adapter, axis, final_hi
         self.fetched_at, self.expires, self.tz, self.landed = fetched_at, expires, tz, landed
-        self.begun, self.replaces = begun, replaces
+        self.begun, self.replaces, self.dropped = begun, replaces, False
 
     __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as its dataclass was
 

@@ -24,6 +24,7 @@ from .._core.entry import Entry, Fetched, Part
 from .._errors import InvalidOption, SchemaMismatchError
 from . import control
 from .cache import RangeCache
+from .flights import detach
 from .introspect import _shown, bound_key, forget_bounds
 from .options import Request
 from .policy import to_units
@@ -217,6 +218,7 @@ def run(
                     cache.commit_failed(exc, jobs[0].req)
         with cache.lock:
             cache.landings.note(key)  # planners that read before us read again
+        detach(cache, key, min(f.lo for f in revised), max(f.hi for f in revised))
     return finish_audit(cache, key, total, jobs, options["heal"])
 
 
@@ -247,6 +249,7 @@ async def arun(
                     cache.commit_failed(exc, jobs[0].req)
         with cache.lock:
             cache.landings.note(key)
+        detach(cache, key, min(f.lo for f in revised), max(f.hi for f in revised))
     return finish_audit(cache, key, total, jobs, options["heal"])
 
 

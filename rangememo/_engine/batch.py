@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .._core.entry import ticket
 from .._core.grid import fit
 from .._core.members import members_of, split
 from .._core.planner import plan_gaps
 from .._errors import CacheWarning, InvalidOption
 from .._warn import warn
 from .cache import RangeCache
+from .flights import note_begun
 from .member_locks import MemberLocks
 from .options import Request
 
@@ -148,7 +150,7 @@ class Batcher:
 
     # -- step 2: fetch -----------------------------------------------------------
     def keep(
-        self, keys: dict[Hashable, Hashable], call: Call, result: Any
+        self, keys: dict[Hashable, Hashable], call: Call, result: Any, begun: int
     ) -> list[tuple[Any, ...]]:
         """Split one answer into the table; return the table keys it added."""
         (start, end), members = call
@@ -167,7 +169,7 @@ class Batcher:
         with self.lock:
             for member, piece in pieces.items():
                 slot = (keys[member], start, end)
-                self.pieces[slot] = piece
+                self.pieces[slot] = (piece, begun)  # begun: see flights.note_begun
                 added.append(slot)
         return added
 
@@ -190,8 +192,9 @@ class Batcher:
         def one(call: Call) -> list[Any]:
             (start, end), members = call
             args, kwargs = self.with_members(bound, list(members), start, end)
+            begun = ticket()
             result = self._call(args, kwargs)
-            return self.keep(keys, call, result)
+            return self.keep(keys, call, result, begun)
 
         slots: list[Any] = []
         errors: list[tuple[Call, BaseException]] = []
@@ -218,8 +221,9 @@ class Batcher:
             (start, end), members = call
             args, kwargs = self.with_members(bound, list(members), start, end)
             async with sem:
+                begun = ticket()
                 result = await self._acall(args, kwargs)
-            return self.keep(keys, call, result)
+            return self.keep(keys, call, result, begun)
 
         done = await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)
         slots: list[Any] = []
@@ -258,10 +262,13 @@ class Batcher:
         a = bound.arguments
         slot = (binder.key(a), a[binder.start], a[binder.end])
         with self.lock:
-            piece = self.pieces.pop(slot, _MISSING)
-        if piece is not _MISSING:
-            # The engine counted a provider call for this gap; the batch call did.
-            self.cache.stats.count(calls=-1)
+            kept = self.pieces.pop(slot, _MISSING)
+        if kept is _MISSING:
+            return bound, kept
+        # The engine counted a provider call for this gap; the batch call did.
+        self.cache.stats.count(calls=-1)
+        piece, begun = kept
+        note_begun(begun)  # the engine's ticket is later than the batch call's
         return bound, piece
 
     def _member(self, *args: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from .._core.entry import Part, View, ticket
 from .cache import RangeCache
 from .control import stale
-from .flights import ROUNDS, Flight, debug_on, finish, newest, reply, resolve, short
+from .flights import ROUNDS, Flight, began, debug_on, finish, newest, reply, resolve, short
 from .options import Request
 from .progress import progress_bar
 from .trace import Trace, clock
@@ -164,7 +164,7 @@ def _fetch(cache: RangeCache, req: Request, flight: Flight) -> None:
                     if flight.timed:
                         flight.provider_s += clock() - t0
                     fetched = cache.digest(req, gap, result, entry, started)
-                    fetched.begun = begun
+                    fetched.begun = began(begun)
                 flight.rows += len(fetched.chunk)
                 t0 = clock() if flight.timed else 0.0
                 try:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import contextvars
 import sys
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from .._core.entry import Entry, Part, View
@@ -120,3 +122,53 @@ def reply(cache: RangeCache, req: Request, tr: Trace | None, result: Any, answer
     if tr is not None:
         tr.emit(cache.namespace, req, result, answer)
     return result if answer else None
+
+
+_ALL: Any = object()
+
+
+# -- replacements and the fetches they overtake ---------------------------------------
+
+#: The ticket a batched provider call took as it began, for the member piece the
+#: engine's ``_fetch`` is handed next (the batch called the provider earlier).
+_BEGUN: contextvars.ContextVar[int | None] = contextvars.ContextVar("rangememo_begun", default=None)
+
+
+def note_begun(begun: int) -> None:
+    """Say when the provider call behind the piece about to be handed over began."""
+    _BEGUN.set(begun)
+
+
+def began(begun: int) -> int:
+    """The ticket of the piece just fetched: ``begun``, or a batch call's earlier one."""
+    earlier = _BEGUN.get()
+    if earlier is None:
+        return begun
+    _BEGUN.set(None)
+    return min(begun, earlier)
+
+
+def detach(
+    cache: RangeCache, key: Hashable = _ALL, lo: int | None = None, hi: int | None = None
+) -> None:
+    """Stop sharing the flights of ``key`` (every key: ``_ALL``) that overlap ``[lo, hi)``.
+
+    Called once a refresh, invalidate or clear is done: a call that starts after it
+    must not wait for a fetch begun before it (the store drops that fetch's rows,
+    and the call would answer with them). Callers already waiting keep waiting.
+    """
+    a = lo if lo is not None else -(2**63)
+    b = hi if hi is not None else 2**63 - 1
+    with cache.lock:
+        keys = list(cache.inflight) if key is _ALL else [key]
+        for k in keys:
+            flights = cache.inflight.get(k)
+            if not flights:
+                continue
+            kept = [f for f in flights if not (f.lo < b and a < f.hi)]
+            if len(kept) != len(flights):
+                cache.landings.note(k)  # planners that read before us read again
+            if kept:
+                flights[:] = kept
+            else:
+                del cache.inflight[k]

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .._core.entry import Entry, Fetched, Part
+from .._core.entry import Entry, Fetched, Part, ticket
 from .._core.planner import Gap, plan_gaps
 from .._core.rows import Chunk
 from .cache import RangeCache
+from .flights import began, detach
 from .options import Request
 
 __all__ = [
@@ -44,12 +45,14 @@ def fetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> list[Fe
             if cache.limit is not None:
                 cache.limit.acquire()
             started = cache.options.clock()
+            begun = ticket()  # a later refresh or invalidate wins over this one
             try:
                 result = cache.fn(*call_args, **call_kwargs)
             except BaseException:
                 cache.stats.count(errors=1)
                 raise
             pending = cache.digest(req, gap, result, entry, started)
+            pending.begun = began(begun)
         fetched.append(pending)
     return fetched
 
@@ -64,12 +67,14 @@ async def afetch_whole(cache: RangeCache, req: Request, entry: Entry | None) -> 
             if cache.limit is not None:
                 await cache.limit.aacquire()
             started = cache.options.clock()
+            begun = ticket()  # a later refresh or invalidate wins over this one
             try:
                 result = await cache.fn(*call_args, **call_kwargs)
             except BaseException:
                 cache.stats.count(errors=1)
                 raise
             pending = cache.digest(req, gap, result, entry, started)
+            pending.begun = began(begun)
         fetched.append(pending)
     return fetched
 
@@ -116,11 +121,18 @@ def joined(pieces: list[Fetched]) -> list[Fetched]:
         first.lo, pieces[-1].hi, chunk, template, adapter, first.axis, final_hi,
         min(f.fetched_at for f in pieces), min(expiries) if expiries else None, first.tz,
     )  # fmt: skip
+    begun = [f.begun for f in pieces]
+    one.begun = None if None in begun else min(b for b in begun if b is not None)
     return [one]
 
 
 def _answer(
-    cache: RangeCache, req: Request, fetched: list[Fetched], latest: Entry | None, stored: bool
+    cache: RangeCache,
+    req: Request,
+    fetched: list[Fetched],
+    commits: list[Fetched],
+    latest: Entry | None,
+    stored: bool,
 ) -> Any:
     """The answer as the commit left the rows (what the next hit serves), read under the lock.
 
@@ -130,7 +142,10 @@ def _answer(
     """
     with cache.lock:
         cache.landings.note(req.key)  # planners that read before us read again
-    if stored and latest is not None:
+    detach(cache, req.key, req.lo, req.hi)  # a call after this one waits for no older fetch
+    # Overtaken by a later refresh or an invalidate while it fetched, the store
+    # kept nothing of it: its caller gets the rows it fetched, as any fetch's does.
+    if stored and latest is not None and not any(f.dropped for f in commits):
         view = latest.view(req.lo, req.hi)
         if view.rows is not None:
             return view.read(req.lo, req.rows_hi, req.tz)
@@ -153,15 +168,15 @@ def refresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any
         entry = store.get(ns, req.key)
         _start(cache, req, entry)
         fetched = fetch_whole(cache, req, entry)
-        latest, stored = entry, True
-        for f in joined(fetched):
+        latest, stored, commits = entry, True, joined(fetched)
+        for f in commits:
             f.replaces = True  # over any fetch still in flight (MemoryStore)
             try:
                 latest = store.put(ns, req.key, f)
             except OSError as exc:
                 stored = False
                 cache.commit_failed(exc, req)
-        return _answer(cache, req, fetched, latest, stored)
+        return _answer(cache, req, fetched, commits, latest, stored)
 
 
 async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -174,12 +189,12 @@ async def arefresh_call(cache: RangeCache, args: tuple[Any, ...], kwargs: dict[s
         entry = await store.aget(ns, req.key)
         _start(cache, req, entry)
         fetched = await afetch_whole(cache, req, entry)
-        latest, stored = entry, True
-        for f in joined(fetched):
+        latest, stored, commits = entry, True, joined(fetched)
+        for f in commits:
             f.replaces = True  # over any fetch still in flight (MemoryStore)
             try:
                 latest = await store.aput(ns, req.key, f)
             except OSError as exc:
                 stored = False
                 cache.commit_failed(exc, req)
-        return _answer(cache, req, fetched, latest, stored)
+        return _answer(cache, req, fetched, commits, latest, stored)

@@ -146,13 +146,14 @@ class MemoryStore(Store):
     def put(self, namespace: str, key: Hashable, fetched: Fetched) -> Entry:
         with self._lock:
             entry = self._map.get((namespace, key))
-            if fetched.replaces:
-                self._marks.mark(namespace, key, fetched.lo, fetched.hi)
-            elif self._marks.overtaken(namespace, key, fetched):
+            if self._marks.overtaken(namespace, key, fetched):
                 # Begun before a refresh or invalidate of its range (this store has
                 # no lock that keeps fetches apart): its rows are older than what
                 # replaced them, so they are not committed. Its caller is answered.
+                fetched.dropped = True
                 return entry if entry is not None else Entry()
+            if fetched.replaces:
+                self._marks.mark(namespace, key, fetched.lo, fetched.hi)
             if entry is None:
                 entry = Entry()
             with entry.lock:
@@ -222,12 +223,21 @@ class _Marks:
     def mark(self, namespace: str, key: Hashable, lo: int | None, hi: int | None) -> None:
         a = lo if lo is not None else -(2**63)
         b = hi if hi is not None else 2**63 - 1
+        whole = (-(2**63), 2**63 - 1)
         marks = self.keys.setdefault((namespace, key), [])
         marks.append((a, b, ticket()))
-        del marks[: -self.PER_KEY]
+        if len(marks) > self.PER_KEY:
+            # The oldest marks go, but not what they say: a fetch of the key begun
+            # before the newest one dropped is overtaken whatever its range.
+            floor = max(t for _, _, t in marks[: -self.PER_KEY + 1])
+            marks[: -self.PER_KEY + 1] = [(*whole, floor)]
         self.keys.move_to_end((namespace, key))
         if len(self.keys) > self.KEYS:
-            self.keys.popitem(last=False)
+            _, dropped = self.keys.popitem(last=False)
+            # Likewise for every key: a fetch begun before it is dropped. Only
+            # fetches in flight across thousands of replacements refetch for it.
+            floor = max(t for _, _, t in dropped)
+            self.cleared[None] = max(self.cleared.get(None, 0), floor)
 
     def clear(self, namespace: str | None) -> None:
         self.cleared[namespace] = ticket()
