@@ -134,8 +134,14 @@ def test_cache_clear_during_a_call_keeps_the_answer_whole(make_store):
     rec.hooks[2] = get.cache_clear  # the first of the two gaps [0, 9], [20, 30]
     assert_frame_equal(get("AAA", day(0), day(30)), bars("AAA", 0, 30))
     assert_frame_equal(get("AAA", day(0), day(30)), bars("AAA", 0, 30))
-    # The clear came before the first gap's commit: only what it dropped is fetched again.
-    assert rec.calls[3:] == [(day(10), day(19))]
+    if isinstance(get.cache.store, MemoryStore):
+        # The first gap's fetch began before the clear: it commits nothing (its rows
+        # may be what the clear was for; decisions.md), so 0..19 is fetched again.
+        assert rec.calls[3:] == [(day(0), day(19))]
+    else:
+        # The key lock orders a ParquetStore's commit and clear (the clear, called
+        # from inside the provider, re-enters the lock): only what it dropped.
+        assert rec.calls[3:] == [(day(10), day(19))]
 
 
 async def test_cache_clear_during_an_async_call_keeps_the_answer_whole(make_store):
@@ -155,7 +161,9 @@ def test_invalidate_of_the_whole_key_mid_call(make_store):
     get("AAA", day(0), day(20))
     rec.hooks[2] = lambda: get.invalidate("AAA")
     assert_frame_equal(get("AAA", day(0), day(30)), bars("AAA", 0, 30))
-    assert get.coverage("AAA") == [(day(21), day(30))]
+    # MemoryStore: the gap's fetch began before the invalidate and commits nothing.
+    kept = [] if isinstance(get.cache.store, MemoryStore) else [(day(21), day(30))]
+    assert get.coverage("AAA") == kept
 
 
 def test_readers_racing_an_invalidator_always_get_whole_answers(make_store):

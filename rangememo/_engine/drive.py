@@ -63,9 +63,12 @@ def call(
             continue  # a flight landed after our read: read and plan afresh
         mine += flown
         rounds += 1
-        view = newest(cache, req, view, mine)
-        if rounds >= ROUNDS or not short(cache, req, view, mine):
+        fresh = newest(cache, req, view, mine)
+        if not short(cache, req, fresh, mine):
+            view = fresh
             break
+        if rounds >= ROUNDS:
+            break  # the snapshot the call began from is the answer, as before
     if cache.readahead.unused:
         cache.used(req)  # rows another call fetched ahead, which this one waited for
     return reply(cache, req, tr, finish(cache, req, view, mine) if answer else None, answer)

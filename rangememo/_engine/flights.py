@@ -75,14 +75,17 @@ def finish(cache: RangeCache, req: Request, view: View | None, mine: list[Flight
 
 
 def newest(cache: RangeCache, req: Request, view: View | None, mine: list[Flight]) -> View | None:
-    """The view a call on a shared store answers from once its flights are in.
+    """The view a call on a lagging store answers from once its flights are in.
 
     Its flights read the key's newest log under the lock. What another process
-    changed outside their gaps (a whole-key invalidate, a refresh) is in that
-    log but not in a view read before, within the store's ``refresh`` window: the
-    rest of the answer comes from the newest log too, never old rows beside new.
+    changed outside their gaps before the call (a whole-key invalidate, a
+    refresh) is in that log but not in a view read within the store's ``refresh``
+    window: the rest of the answer comes from the newest log too, never old rows
+    beside new. (A store whose every read is checked, MemoryStore or a local
+    ParquetStore by default, keeps the call's snapshot: what changes during a
+    call only affects later calls.)
     """
-    if not cache.store.shared:
+    if not cache.store.lags:
         return view
     latest = _latest(mine)
     return view if latest is None else latest.view(req.lo, req.hi)

@@ -28,6 +28,11 @@ class Store(ABC):
     #: around fetch-and-commit and re-reads the entry once it holds it.
     shared = False
 
+    #: An entry read outside :meth:`lock` may be older than the store (a shared
+    #: store that revalidates at most every so often): a call that fetched under
+    #: the lock answers from the newest entry it read there.
+    lags = False
+
     #: Entries outlive the process. A persistent store refuses a default
     #: namespace that only this process could tell apart (a closure over a
     #: client object); an in-process one (``False``) accepts it.

@@ -138,6 +138,7 @@ class ParquetStore(Writes, Store):
         self.refresh = (
             refresh if refresh is not None else (REFRESH_LOCAL if self.local else REFRESH_REMOTE)
         )
+        self.lags = self.refresh > 0  # a key read within ``refresh`` is not checked
         self._memory_option = memory  # "auto" stays "auto" for a worker on another machine
         self.memory: int = default_budget() if memory == "auto" else memory
         self.compact_at = max(compact_at, 2)
