@@ -11,6 +11,7 @@ import json
 
 from .damage import bad_log, repair_segment
 from .layout import NewerLedger, key_dirs, namespace_dirs
+from .leases import LEASE_NAME, LEASES
 from .log import is_log_file, load
 from .maintenance import Where, as_medium, paths_of
 from .medium import Medium
@@ -55,7 +56,8 @@ _MARKS = {".locks", ".leases", ".trash", ".quarantine", ".probe"}
 def is_store(where: Where) -> bool:
     """Whether ``where`` looks like a store: empty, holding a namespace directory (named
     as rangememo names them, with its ``namespace.json`` or a key's log), or holding only
-    what a cleared store keeps (its lock folder)."""
+    what a cleared store keeps (its lock folder, or a live process's reader lease: on an
+    object store nothing else of a cleared store is left beside a user's objects)."""
     medium = as_medium(where)
     dirs = medium.list_dirs("")
     names = medium.list("")
@@ -67,6 +69,8 @@ def is_store(where: Where) -> bool:
         for k in key_dirs(medium, name):
             if any(map(is_log_file, medium.list(f"{name}/{k}/log"))):
                 return True
+    if any(LEASE_NAME.fullmatch(n) for n in medium.list(LEASES)):
+        return True
     mine = [n for n in names if not n.startswith(".")]
     return not mine and any(n in _MARKS for n in dirs)
 

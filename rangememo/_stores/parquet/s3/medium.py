@@ -205,7 +205,9 @@ class S3Medium:
             # ``list_with_delimiter`` pages through a prefix itself.
             found = obstore.list_with_delimiter(self.store, prefix or None)
         cut = len(prefix) + 1 if prefix else 0
-        files = [str(o["path"])[cut:] for o in found["objects"]]
+        # SeaweedFS lists an emptied "directory" as an object named as the prefix
+        # itself: it is no file (a key whose log was deleted is no user's object).
+        files = [n for o in found["objects"] if (n := str(o["path"])[cut:])]
         dirs = [str(p)[cut:].rstrip("/") for p in found["common_prefixes"]]
         return files, dirs
 
