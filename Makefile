@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/pyright examples
 
 test: lint
-	$(BIN)/python -m pytest -m "not slow" --cov=rangememo --cov-branch --cov-report=term tests
+	$(BIN)/python -m pytest -m "not slow" --durations=25 --cov=rangememo --cov-branch --cov-report=term tests
 
 # The documentation site, built as CI would: any warning (a broken link, a
 # docstring mkdocstrings cannot parse, a page missing from the nav) fails it.
