@@ -205,6 +205,21 @@ def test_a_cleared_store_is_still_a_store(tmp_path: Path) -> None:
         assert result.exit_code == 0, (command, result.output)
 
 
+def test_a_reader_lease_marks_a_store_beside_a_users_files(tmp_path: Path) -> None:
+    """What a cleared S3 store leaves while its processes run: only reader leases."""
+    (tmp_path / "readme.txt").write_text("mine")
+    leases = tmp_path / ".leases"
+    leases.mkdir()
+    (leases / "notes.json").write_text("{}")  # not named as a lease: still no store
+    assert run(tmp_path, "gc").exit_code == 1
+    (leases / "build_host-4242-0123abcd.json").write_text('{"pid": 4242, "keys": []}')
+    for command in ("verify", "gc", "compact", "repair"):
+        result = run(tmp_path, command)
+        assert result.exit_code == 0, (command, result.output)
+    assert (tmp_path / "readme.txt").read_text() == "mine"
+    assert (leases / "notes.json").read_text() == "{}"
+
+
 def test_a_store_root_that_is_a_symlink(tmp_path: Path) -> None:
     real, link = tmp_path / "real", tmp_path / "link"
     real.mkdir()

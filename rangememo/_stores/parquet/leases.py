@@ -36,7 +36,7 @@ log = logging.getLogger("rangememo")
 
 LEASES = ".leases"
 #: How a reader lease is named (``<host>-<pid>-<8 hex>.json``): what tells a store apart.
-LEASE_NAME = re.compile(r".+-[0-9]+-[0-9a-f]{8}\.json")
+LEASE_NAME = re.compile(r"[^/]*-[0-9]+-[0-9a-f]{8}\.json")
 #: Seconds a lease stays valid after its last heartbeat.
 EXPIRY = 120.0
 #: A used lease is rewritten this often at most (and when it names a new key).
