@@ -29,8 +29,11 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict examples
 	$(BIN)/pyright examples
 
+# Two workers, one per core of the CI machine; a test file stays on one worker (its
+# module fixtures, its SeaweedFS server). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -m "not slow" --durations=25 --cov=rangememo --cov-branch --cov-report=term tests
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=25 --cov=rangememo --cov-branch --cov-report=term tests
 
 # The documentation site, built as CI would: any warning (a broken link, a
 # docstring mkdocstrings cannot parse, a page missing from the nav) fails it.

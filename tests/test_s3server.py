@@ -7,9 +7,11 @@ the S3 medium maps to its own errors.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -195,7 +197,7 @@ def test_stop_kills_the_server_and_cleans_up() -> None:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
 
 
-def test_killed_parent_takes_the_server_down(tmp_path: Path) -> None:
+def test_killed_parent_takes_the_server_down() -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
@@ -206,8 +208,18 @@ def test_killed_parent_takes_the_server_down(tmp_path: Path) -> None:
         time.sleep(60)
         """
     )
-    # The SIGKILLed parent cannot remove its temp dir: keep it under tmp_path.
-    env = dict(os.environ, TMPDIR=str(tmp_path))
+    # The SIGKILLed parent cannot remove its temp dir: keep it in one of ours. A short
+    # one: weed listens on a unix socket inside it, and a socket's path holds at most
+    # 107 bytes (pytest-xdist's tmp_path, ``.../popen-gw0/<test name>/``, is too deep).
+    short = tempfile.mkdtemp(prefix="rm-kill-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    try:
+        _kill_parent_of_a_server(script, short)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _kill_parent_of_a_server(script: str, tmpdir: str) -> None:
+    env = dict(os.environ, TMPDIR=tmpdir)
     parent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
     )
