@@ -11,12 +11,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, ParamSpec, TypeVar
 
+from ._awrapper import AsyncRangeCached
 from ._engine import batch_control as bc
 from ._engine import control
 from ._engine.batch import Batcher
 from ._engine.batch_drive import arun, run
 from ._pickling import reduce_wrapper
-from ._wrapper import AsyncRangeCached, RangeCached
+from ._wrapper import RangeCached
 
 __all__ = ["AsyncBatchRangeCached", "BatchRangeCached", "batched"]
 

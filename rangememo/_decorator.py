@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
+from ._awrapper import AsyncRangeCached
 from ._core.axis import Closed
 from ._engine.binding import KeySpec
 from ._engine.cache import RangeCache
@@ -15,7 +16,7 @@ from ._engine.options import Options, _utcnow
 from ._errors import InvalidOption
 from ._stores.base import Store
 from ._stores.default import default_store
-from ._wrapper import AsyncRangeCached, RangeCached
+from ._wrapper import RangeCached
 
 __all__ = ["AsyncRangeCached", "RangeCached", "default_store", "range_cached"]
 

@@ -86,7 +86,9 @@ def test_engine_knows_only_the_store_interface() -> None:
         if _layer(module) == "_engine":
             stores = {d for d in deps if _layer(d) == "_stores" and d != "_stores.base"}
             above = {
-                d for d in deps if _layer(d) in {"_decorator", "_wrapper", "_bound", "_cli", ""}
+                d
+                for d in deps
+                if _layer(d) in {"_decorator", "_wrapper", "_awrapper", "_bound", "_cli", ""}
             }
             assert not stores, f"{module} imports concrete stores {sorted(stores)}"
             assert not above, f"{module} imports {sorted(above)}"
@@ -98,7 +100,7 @@ def test_stores_import_neither_engine_nor_front_door() -> None:
             bad = {
                 d
                 for d in deps
-                if _layer(d) in {"_engine", "_decorator", "_wrapper", "_bound", "_cli"}
+                if _layer(d) in {"_engine", "_decorator", "_wrapper", "_awrapper", "_bound", "_cli"}
             }
             assert not bad, f"{module} imports {sorted(bad)}"
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core.audit import AuditReport, Diff, diff_answers, summarize
-from .._core.axis import Axis, parse_step
+from .._core.axis import Axis
 from .._core.entry import Entry, Fetched, Part
+from .._core.steps import parse_step
 from .._errors import InvalidOption, SchemaMismatchError
 from . import control
 from .cache import RangeCache

@@ -12,11 +12,12 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from .._core.axis import Axis, axis_of, span_ns
+from .._core.axis import Axis, axis_of
 from .._core.entry import Entry, Part, View
 from .._core.grid import fit
 from .._core.ledger import Ledger
 from .._core.planner import Gap, Policy, plan_gaps
+from .._core.steps import span_ns
 from .._errors import CacheWarning, InvalidOption
 from .._stores.base import Store
 from .._warn import remember_caller, warn

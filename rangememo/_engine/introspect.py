@@ -7,8 +7,9 @@ import datetime as dt
 from collections.abc import Hashable
 from typing import Any, NamedTuple
 
-from .._core.axis import Axis, axis_of, parse_step
+from .._core.axis import Axis, axis_of
 from .._core.entry import Entry
+from .._core.steps import parse_step
 from .bounds import coerce_bounds
 from .cache import RangeCache
 

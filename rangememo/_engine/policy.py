@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._core.axis import Axis, span_ns
+from .._core.axis import Axis
 from .._core.ledger import Pair
+from .._core.steps import span_ns
 from .._errors import InvalidOption
 
 __all__ = ["RateLimit", "SessionCalendar", "to_units"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.axis import span_ns
+from .._core.steps import span_ns
 from .._errors import InvalidOption
 
 __all__ = ["check_options", "is_auto"]
