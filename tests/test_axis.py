@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rangememo import InvalidOption, InvalidRange, RangememoError
-from rangememo._core.axis import axis_of, parse_step
+from rangememo._core.axis import axis_of
+from rangememo._core.steps import parse_step
 
 NY = zoneinfo.ZoneInfo("America/New_York")
 EPOCH = pd.Timestamp("1970-01-01")

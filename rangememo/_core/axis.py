@@ -20,9 +20,9 @@ import pandas as pd
 
 from .._errors import BoundsTypeError, InvalidOption, InvalidRange
 from .steps import DAY_NS as _DAY_NS
-from .steps import AxisKind, parse_step, parse_step_cached, span_ns
+from .steps import AxisKind, parse_step, parse_step_cached
 
-__all__ = ["Axis", "AxisKind", "Closed", "axis_of", "parse_step", "span_ns"]
+__all__ = ["Axis", "AxisKind", "Closed", "axis_of"]
 
 Closed = Literal["both", "left"]
 # Positions are int64; the extremes are sentinels ("from the start", "to the end").
